@@ -1,0 +1,29 @@
+# The two commands: `make run` (the whole service on 127.0.0.1:$(PORT)) and `make test`.
+# Each installs what it needs first and skips what is already there.
+PORT ?= 5001
+VENV := .venv
+BIN := $(VENV)/bin
+RESONATE := .resonate/bin/resonate
+
+.PHONY: run test lint install
+
+run: install
+	PORT=$(PORT) $(BIN)/honcho start -f Procfile.dev -p $(PORT)
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+install: $(VENV)/.installed $(RESONATE)
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+$(RESONATE):
+	scripts/build-resonate $(RESONATE)

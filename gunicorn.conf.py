@@ -1,0 +1,16 @@
+"""Gunicorn settings read from the repo root; `gunicorn wsgi:app` picks this file up by itself.
+
+The bind address is left to gunicorn: $PORT on all interfaces when set (the Procfile way),
+127.0.0.1:8000 otherwise; `make run` passes --bind 127.0.0.1:$PORT.
+"""
+
+import os
+
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# A gateway request is a couple of engine calls; a stuck one is a bug, not work.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# On SIGTERM, in-flight requests get this long to finish.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+# The control socket sits at one fixed path per user: several gateways on a machine would clash.
+control_socket_disable = True
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None

@@ -1,0 +1,326 @@
+"""The one module that calls the Resonate SDK (resonate-sdk 0.4.10 against server v0.7.0).
+
+The gateway and the workers speak to this module only, so that a new engine version touches this
+file and nothing else. Two halves:
+
+* `Engine` is what the gateway uses: promise create-with-invoke, get, settle, search. It makes
+  exactly one HTTP attempt per call with a timeout (the SDK's own store retries forever) and starts
+  no threads, so it is safe in gunicorn's pre-fork workers.
+* `run_worker`, `call`, `start` and `step` are what the `workers` package uses inside durable
+  functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from resonate.cmd_queue import Claim, CommandQ
+from resonate.encoders import Base64Encoder, JsonEncoder
+from resonate.errors import ResonateError
+from resonate.resonate import Resonate
+from resonate.stores.record import DurablePromiseRecord, TaskRecord
+from resonate.stores.remote import RemotePromiseStore, RemoteStore
+from resonate.targets import poll
+from resonate.task_sources.poller import Poller
+
+_log = logging.getLogger(__name__)
+
+# Job states as the product names them, from the server's promise states.
+PENDING = "pending"
+RESOLVED = "resolved"
+REJECTED = "rejected"
+CANCELED = "canceled"
+TIMEDOUT = "timedout"
+_STATES = {
+    "PENDING": PENDING,
+    "RESOLVED": RESOLVED,
+    "REJECTED": REJECTED,
+    "REJECTED_CANCELED": CANCELED,
+    "REJECTED_TIMEDOUT": TIMEDOUT,
+}
+
+
+class EngineError(Exception):
+    """Base of every error this module raises."""
+
+
+class EngineUnavailable(EngineError):
+    """The Resonate server did not answer in time (down, restarting, overloaded)."""
+
+
+class PromiseNotFound(EngineError):
+    """No promise has this id."""
+
+
+class PromiseConflict(EngineError):
+    """A promise with this id exists with a different idempotency key (other arguments)."""
+
+
+class EngineRejected(EngineError):
+    """The server refused the request as invalid."""
+
+
+@dataclass(frozen=True)
+class Promise:
+    """A durable promise as the gateway sees it, decoded to plain JSON values."""
+
+    id: str
+    state: str
+    value: Any
+    tags: dict[str, str]
+    created_on: int
+    completed_on: int | None
+    invocation: dict[str, Any] | None
+
+    @property
+    def pending(self) -> bool:
+        return self.state == PENDING
+
+    @property
+    def func(self) -> str | None:
+        return (self.invocation or {}).get("func")
+
+
+def idempotency_key(*parts: Any) -> str:
+    """A stable key for a call: the same arguments always give the same key."""
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _decode_json(raw: str | None) -> Any:
+    """Plain JSON decoding: never imports the classes named in error payloads."""
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def _describe_error(value: Any) -> Any:
+    """Turns the SDK's encoded exception into {"type", "message"} for HTTP clients."""
+    if isinstance(value, dict) and "__type" in value:
+        attributes = value.get("attributes") or {}
+        return {
+            "type": str(value["__type"]).rsplit(".", 1)[-1],
+            "message": attributes.get("message", ""),
+            **{k: v for k, v in attributes.items() if k != "message"},
+        }
+    return value
+
+
+def _to_promise(record: DurablePromiseRecord) -> Promise:
+    state = _STATES.get(record.state, record.state.lower())
+    value = _decode_json(record.value.data)
+    if state == REJECTED:
+        value = _describe_error(value)
+    invocation = _decode_json(record.param.data)
+    return Promise(
+        id=record.id,
+        state=state,
+        value=value,
+        tags=record.tags or {},
+        created_on=record.created_on,
+        completed_on=record.completed_on,
+        invocation=invocation if isinstance(invocation, dict) else None,
+    )
+
+
+class Engine:
+    """The gateway's handle on the Resonate server's promise store."""
+
+    def __init__(self, url: str, timeout_seconds: float = 5.0) -> None:
+        self.url = url.rstrip("/")
+        self._timeout = timeout_seconds
+        self._session = requests.Session()
+        self._encoder = Base64Encoder()
+        self._json = JsonEncoder()
+        self._promises = RemotePromiseStore(self.url, self._call_once, self._encoder)
+
+    def _call_once(self, request: requests.Request) -> requests.Response:
+        """One attempt, mapped to this module's errors (the SDK would retry 5xx forever)."""
+        try:
+            response = self._session.send(request.prepare(), timeout=self._timeout)
+        except requests.RequestException as exc:
+            raise EngineUnavailable(f"Resonate server unreachable: {exc}") from exc
+        if response.ok:
+            return response
+        if response.status_code == 404:
+            raise PromiseNotFound(request.url)
+        if response.status_code == 409:
+            raise PromiseConflict(request.url)
+        if response.status_code < 500:
+            raise EngineRejected(f"{response.status_code}: {response.text[:200]}")
+        raise EngineUnavailable(f"Resonate server answered {response.status_code}")
+
+    def _sdk(self, operation: Callable[..., DurablePromiseRecord], **kwargs: Any) -> Promise:
+        try:
+            return _to_promise(operation(**kwargs))
+        except ResonateError as exc:  # raised by the SDK itself, e.g. on encoding
+            raise EngineRejected(str(exc)) from exc
+
+    def invoke(
+        self,
+        promise_id: str,
+        func: str,
+        args: Iterable[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        group: str,
+        timeout_seconds: int,
+        tags: dict[str, str] | None = None,
+    ) -> Promise:
+        """Creates the promise that runs `func` on a worker of `group`, or returns the existing one.
+
+        Same id and same arguments return the stored promise (no second run); same id with other
+        arguments raises PromiseConflict.
+        """
+        args = list(args)
+        kwargs = kwargs or {}
+        return self._sdk(
+            self._promises.create,
+            id=promise_id,
+            ikey=idempotency_key(func, args, kwargs),
+            strict=False,
+            headers=None,
+            data=self._json.encode({"func": func, "args": args, "kwargs": kwargs}),
+            timeout=int(time.time() * 1000) + timeout_seconds * 1000,
+            tags={**(tags or {}), "resonate:invoke": poll(group)},
+        )
+
+    def create(
+        self, promise_id: str, *, timeout_seconds: int, tags: dict[str, str] | None = None
+    ) -> Promise:
+        """A plain promise that something outside (a webhook, a person) will settle."""
+        return self._sdk(
+            self._promises.create,
+            id=promise_id,
+            ikey=idempotency_key("promise", promise_id),
+            strict=False,
+            headers=None,
+            data=None,
+            timeout=int(time.time() * 1000) + timeout_seconds * 1000,
+            tags=tags or {},
+        )
+
+    def get(self, promise_id: str) -> Promise:
+        return self._sdk(self._promises.get, id=quote(promise_id, safe=""))
+
+    def resolve(self, promise_id: str, value: Any) -> Promise:
+        """Resolves once; a replay with the same value returns the settled promise unchanged."""
+        return self._settle(self._promises.resolve, promise_id, value)
+
+    def reject(self, promise_id: str, value: Any) -> Promise:
+        return self._settle(self._promises.reject, promise_id, value)
+
+    def cancel(self, promise_id: str, value: Any = None) -> Promise:
+        return self._settle(self._promises.cancel, promise_id, value)
+
+    def _settle(
+        self, operation: Callable[..., DurablePromiseRecord], promise_id: str, value: Any
+    ) -> Promise:
+        return self._sdk(
+            operation,
+            id=quote(promise_id, safe=""),
+            ikey=idempotency_key(operation.__name__, promise_id, value),
+            strict=False,
+            headers=None,
+            data=self._json.encode(value),
+        )
+
+    def search(
+        self,
+        pattern: str = "*",
+        state: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[Promise], str | None]:
+        """Lists promises whose id matches `pattern` (the SDK 0.4.10 has no search call)."""
+        params: dict[str, Any] = {"id": pattern, "limit": limit}
+        if state:
+            params["state"] = state
+        if cursor:
+            params["cursor"] = cursor
+        response = self._call_once(
+            requests.Request("get", f"{self.url}/promises", params=params)
+        )
+        body = response.json()
+        promises = [_to_promise(DurablePromiseRecord.decode(p, self._encoder))
+                    for p in body.get("promises") or []]
+        return promises, body.get("cursor")
+
+    def ping(self) -> None:
+        """Raises EngineUnavailable unless the server answers."""
+        self._call_once(
+            requests.Request("get", f"{self.url}/promises", params={"id": "*", "limit": 1})
+        )
+
+
+# --- the worker half ------------------------------------------------------------------------
+
+
+class _ReconnectingPoller(Poller):
+    """The SDK's poller, but it survives a server killed mid-stream.
+
+    SDK 0.4.10 reconnects only on ConnectionError; a stream cut by a SIGKILLed server raises
+    ChunkedEncodingError, which ends the whole worker process (os._exit).
+    """
+
+    def _run(self, cmd_queue: CommandQ, pid: str) -> None:
+        url = f"{self._url}/{self._group}/{pid}"
+        while True:
+            try:
+                with requests.get(url, stream=True, timeout=(5, None)) as response:
+                    if response.ok:
+                        self._enqueue_tasks(response, cmd_queue)
+            except requests.RequestException as exc:
+                _log.warning("poller: connection to %s lost (%s), reconnecting", url, exc)
+            time.sleep(1)
+
+    def _enqueue_tasks(self, response: requests.Response, cmd_queue: CommandQ) -> None:
+        for line in response.iter_lines(chunk_size=None, decode_unicode=True):
+            if not line or not line.strip().startswith("data:"):
+                continue
+            message = self._encoder.decode(line.strip()[5:])
+            if "task" in message:
+                cmd_queue.put(Claim(TaskRecord.decode(message["task"], encoder=self._encoder)))
+
+
+def run_worker(
+    group: str, functions: Iterable[Callable[..., Any]], url: str, poll_url: str
+) -> Resonate:
+    """Starts a Resonate node that polls `group` and runs the registered durable functions."""
+    resonate = Resonate(
+        store=RemoteStore(url=url), task_source=_ReconnectingPoller(url=poll_url, group=group)
+    )
+    for function in functions:
+        resonate.register(function)
+    return resonate
+
+
+def call(ctx: Any, group: str, func: str, *args: Any, promise_id: str | None = None) -> Any:
+    """Yield this to run `func` on a worker of `group` and wait for its result (await chain)."""
+    return ctx.rfc(func, *args).options(id=promise_id, send_to=poll(group))
+
+
+def start(ctx: Any, group: str, func: str, *args: Any, promise_id: str | None = None) -> Any:
+    """Yield this to start `func` on `group` without waiting; yield the handle later to await."""
+    return ctx.rfi(func, *args).options(id=promise_id, send_to=poll(group))
+
+
+def step(ctx: Any, func: Callable[..., Any], *args: Any) -> Any:
+    """Yield this to run a checkpointed local step: once it completed, a replay skips it."""
+    return ctx.lfc(func, *args)
+
+
+def sleep(ctx: Any, seconds: int) -> Any:
+    """Yield this to sleep durably: a worker restarted mid-sleep wakes at the same time."""
+    return ctx.sleep(seconds)

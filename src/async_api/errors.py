@@ -1,0 +1,93 @@
+"""Every error leaves the gateway as JSON: {"error": {"code", "message", "details"?}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify
+from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
+
+from async_api.engine import EngineRejected, EngineUnavailable, PromiseConflict, PromiseNotFound
+
+
+class ApiError(HTTPException):
+    """An HTTP error with a machine-readable code, raised by routes."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = status
+        self.error_code = code
+        self.details = details
+        self.extra_headers = headers or {}
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = details
+    response = jsonify({"error": error})
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def _snake(name: str) -> str:
+    return name.lower().replace(" ", "_").replace("-", "_").replace("'", "")
+
+
+def _handle_http_exception(exc: HTTPException) -> Response:
+    if isinstance(exc, ApiError):
+        return error_response(exc.code, exc.error_code, exc.description, exc.details,
+                              exc.extra_headers)
+    status = exc.code or 500
+    details = None
+    # flask-smorest/webargs put per-field validation messages here
+    data = getattr(exc, "data", None) or {}
+    message = exc.description or exc.name
+    if isinstance(data, dict) and data.get("messages"):
+        details = data["messages"]
+        message = "The request is not valid; details says which fields are wrong."
+    response = error_response(status, _snake(exc.name), message, details)
+    for name, value in exc.get_headers():
+        if name.lower() not in ("content-type", "content-length"):
+            response.headers[name] = value
+    return response
+
+
+def _handle_engine_unavailable(exc: EngineUnavailable) -> Response:
+    retry_after = current_app.extensions["async_api.settings"].retry_after_seconds
+    return error_response(ServiceUnavailable.code, "engine_unavailable",
+                          "The workflow engine is unavailable; retry shortly.",
+                          headers={"Retry-After": str(retry_after)})
+
+
+def _handle_not_found(exc: PromiseNotFound) -> Response:
+    return error_response(404, "not_found", "No job has this id.")
+
+
+def _handle_conflict(exc: PromiseConflict) -> Response:
+    return error_response(409, "conflict",
+                          "This id is already used by a request with a different body.")
+
+
+def _handle_engine_rejected(exc: EngineRejected) -> Response:
+    return error_response(400, "bad_request", "The workflow engine refused the request.")
+
+
+def _handle_unexpected(exc: Exception) -> Response:
+    return error_response(InternalServerError.code, "internal_error", "Unexpected server error.")
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(HTTPException, _handle_http_exception)
+    app.register_error_handler(EngineUnavailable, _handle_engine_unavailable)
+    app.register_error_handler(PromiseNotFound, _handle_not_found)
+    app.register_error_handler(PromiseConflict, _handle_conflict)
+    app.register_error_handler(EngineRejected, _handle_engine_rejected)
+    app.register_error_handler(Exception, _handle_unexpected)

@@ -1,0 +1,55 @@
+"""POST /begin starts the durable function `foo`; GET /wait reads its state without blocking."""
+
+from flask import url_for
+from flask_smorest import Blueprint
+
+from async_api import body, ids
+from async_api.engine import PENDING, RESOLVED
+from async_api.resources import engine, settings
+from async_api.schemas import ErrorResponseSchema
+from async_api.schemas.polling import (
+    BeginQuerySchema,
+    BeginResponseSchema,
+    WaitQuerySchema,
+    WaitResponseSchema,
+)
+
+blp = Blueprint("polling", __name__, description="Start a durable job, then poll for its result.")
+
+DEFAULT_BODY = {"foo": "bar"}
+
+
+@blp.route("/begin", methods=["POST"])
+@blp.arguments(BeginQuerySchema, location="query", error_status_code=400)
+@blp.response(202, BeginResponseSchema)
+@blp.alt_response(409, schema=ErrorResponseSchema, description="Id reused with another body.")
+@blp.alt_response(415, schema=ErrorResponseSchema, description="The body is not JSON.")
+def begin(query: dict) -> tuple:
+    """Start `foo(body)` on worker group `worker`; the same id and body never run twice."""
+    config = settings()
+    job_id = ids.checked(query["id"], config) if "id" in query else ids.mint()
+    data = body.read_json(default=DEFAULT_BODY, max_depth=config.max_json_depth)
+    promise = engine().invoke(
+        job_id, "foo", [data], group="worker", timeout_seconds=config.job_timeout_seconds
+    )
+    wait_url = url_for("polling.wait", id=job_id)
+    return {"promise": job_id, "status": promise.state, "wait": wait_url}, {"Location": wait_url}
+
+
+@blp.route("/wait")
+@blp.arguments(WaitQuerySchema, location="query", error_status_code=400)
+@blp.response(200, WaitResponseSchema)
+@blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown id.")
+def wait(query: dict) -> tuple | dict:
+    """The job's state now: pending (with Retry-After), resolved, or rejected with the error."""
+    config = settings()
+    promise = engine().get(ids.checked(query["id"], config))
+    answer = {"status": promise.state, "promise_id": promise.id}
+    if promise.state == PENDING:
+        answer["message"] = "Processing in progress"
+        return answer, {"Retry-After": str(config.retry_after_seconds)}
+    if promise.state == RESOLVED:
+        answer["result"] = promise.value
+    else:
+        answer["error"] = promise.value
+    return answer

@@ -1,0 +1,30 @@
+"""Schemas of /begin and /wait: the keys existing polling clients read."""
+
+from marshmallow import fields
+
+from async_api.schemas import QuerySchema, Schema
+
+
+class BeginQuerySchema(QuerySchema):
+    id = fields.String(metadata={"description": "Job id; a UUID is minted when absent."})
+
+
+class BeginResponseSchema(Schema):
+    promise = fields.String(required=True)
+    status = fields.String(required=True, metadata={"example": "pending"})
+    wait = fields.String(required=True, metadata={"example": "/wait?id=job-001"})
+
+
+class WaitQuerySchema(QuerySchema):
+    id = fields.String(required=True)
+
+
+class WaitResponseSchema(Schema):
+    status = fields.String(
+        required=True,
+        metadata={"description": "pending, resolved, rejected, canceled or timedout"},
+    )
+    promise_id = fields.String(required=True)
+    message = fields.String()
+    result = fields.Raw(allow_none=True)
+    error = fields.Raw(allow_none=True)

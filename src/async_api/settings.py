@@ -1,0 +1,47 @@
+"""Settings come from environment variables (12-factor); every one has a safe local default."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else int(raw)
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else float(raw)
+
+
+@dataclass(frozen=True)
+class Settings:
+    resonate_url: str = "http://127.0.0.1:8001"
+    resonate_poll_url: str = "http://127.0.0.1:8002"
+    # How long the gateway waits on one engine call before answering 503.
+    engine_timeout_seconds: float = 5.0
+    # A job that has not finished by then is settled as timed out by the server.
+    job_timeout_seconds: int = 24 * 3600
+    max_body_bytes: int = 1024 * 1024
+    max_id_length: int = 200
+    max_json_depth: int = 32
+    retry_after_seconds: int = 1
+    id_pattern: re.Pattern[str] = field(
+        default=re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*"), compare=False
+    )
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            resonate_url=os.environ.get("RESONATE_URL", cls.resonate_url),
+            resonate_poll_url=os.environ.get("RESONATE_POLL_URL", cls.resonate_poll_url),
+            engine_timeout_seconds=_env_float("ENGINE_TIMEOUT_SECONDS", cls.engine_timeout_seconds),
+            job_timeout_seconds=_env_int("JOB_TIMEOUT_SECONDS", cls.job_timeout_seconds),
+            max_body_bytes=_env_int("MAX_BODY_BYTES", cls.max_body_bytes),
+            max_id_length=_env_int("MAX_ID_LENGTH", cls.max_id_length),
+            max_json_depth=_env_int("MAX_JSON_DEPTH", cls.max_json_depth),
+            retry_after_seconds=_env_int("RETRY_AFTER_SECONDS", cls.retry_after_seconds),
+        )

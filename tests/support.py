@@ -1,0 +1,190 @@
+"""Real processes for the tests: a Resonate server on free ports, workers, gunicorn gateways."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05):
+    """Polls `predicate` until it returns something truthy; fails the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except (requests.RequestException, OSError) as exc:
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last_error})")
+
+
+class Process:
+    """A child process whose output goes to a log file, started in its own process group."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.args = args
+        self.env = env
+        self.log_path = log_dir / f"{name}.log"
+        self.popen: subprocess.Popen | None = None
+
+    def start(self) -> Process:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        self.popen = subprocess.Popen(
+            self.args, cwd=ROOT, env={**os.environ, **self.env}, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.popen is not None
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, the crash the product must survive."""
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM, then SIGKILL to the whole group if it lingers."""
+        if not self.alive():
+            return
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.pid, signal.SIGKILL)
+            self.popen.wait(10)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class EngineServer(Process):
+    """The real Resonate server (scripts/resonate-serve) on four free loopback ports."""
+
+    def __init__(self, data_dir: Path, log_dir: Path, extra_env: dict[str, str] | None = None):
+        self.http_port, self.poll_port = free_port(), free_port()
+        env = {
+            "RESONATE_DATA_DIR": str(data_dir),
+            "RESONATE_HTTP_ADDR": f"127.0.0.1:{self.http_port}",
+            "RESONATE_POLL_ADDR": f"127.0.0.1:{self.poll_port}",
+            "RESONATE_GRPC_ADDR": f"127.0.0.1:{free_port()}",
+            "RESONATE_METRICS_ADDR": f"127.0.0.1:{free_port()}",
+            "RESONATE_TASK_ENQUEUE_DELAY": "1s",
+            **(extra_env or {}),
+        }
+        super().__init__("resonate", [str(ROOT / "scripts" / "resonate-serve")], env, log_dir)
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.poll_url = f"http://127.0.0.1:{self.poll_port}"
+
+    def start(self) -> EngineServer:
+        super().start()
+        wait_until(self.ready, 30, "the Resonate server to answer")
+        return self
+
+    def ready(self) -> bool:
+        if not self.alive():
+            raise AssertionError(f"Resonate server exited:\n{self.log()}")
+        return requests.get(f"{self.url}/promises", params={"id": "*", "limit": 1},
+                            timeout=1).ok
+
+    def client_env(self) -> dict[str, str]:
+        return {"RESONATE_URL": self.url, "RESONATE_POLL_URL": self.poll_url}
+
+
+class Stack:
+    """One Resonate server with the workers and gateways that use it."""
+
+    def __init__(self, tmp_dir: Path, engine_env: dict[str, str] | None = None) -> None:
+        self.dir = tmp_dir
+        self.ledger_path = tmp_dir / "ledger.sqlite"
+        self.engine = EngineServer(tmp_dir / "engine", tmp_dir, engine_env)
+        self.workers: list[Process] = []
+        self.gateways: list[Process] = []
+        self.gateway_url = ""
+
+    def env(self) -> dict[str, str]:
+        return {**self.engine.client_env(), "LEDGER_PATH": str(self.ledger_path),
+                "PYTHONUNBUFFERED": "1"}
+
+    def start_worker(self, group: str = "worker") -> Process:
+        name = f"worker-{group}-{len(self.workers)}"
+        worker = Process(name, [str(BIN / "python"), "-m", "workers", "--group", group],
+                         self.env(), self.dir)
+        worker.start()
+        self.workers.append(worker)
+        wait_until(lambda: "serving group" in worker.log() or not worker.alive(), 20,
+                   f"{name} to start")
+        assert worker.alive(), worker.log()
+        return worker
+
+    def start_gateway(self, extra_env: dict[str, str] | None = None, workers: int = 2) -> Process:
+        port = free_port()
+        gateway = Process(
+            f"gateway-{len(self.gateways)}",
+            [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}",
+             "--workers", str(workers)],
+            {**self.env(), **(extra_env or {})}, self.dir,
+        )
+        gateway.start()
+        gateway.url = f"http://127.0.0.1:{port}"
+        self.gateways.append(gateway)
+        wait_until(lambda: requests.get(f"{gateway.url}/healthz", timeout=1).ok, 30,
+                   "gunicorn to answer")
+        if not self.gateway_url:
+            self.gateway_url = gateway.url
+        return gateway
+
+    def stop(self) -> None:
+        for process in [*self.gateways, *self.workers, self.engine]:
+            process.stop()
+
+    # --- client helpers ------------------------------------------------------------------
+
+    def begin(self, job_id: str | None = None, body: Any = None) -> requests.Response:
+        params = {"id": job_id} if job_id else {}
+        return requests.post(f"{self.gateway_url}/begin", params=params, json=body, timeout=10)
+
+    def poll(self, job_id: str) -> requests.Response:
+        return requests.get(f"{self.gateway_url}/wait", params={"id": job_id}, timeout=10)
+
+    def wait_settled(self, job_id: str, timeout: float = 30) -> dict:
+        """Polls /wait like a client would until the job is no longer pending."""
+        def settled() -> dict | None:
+            response = self.poll(job_id)
+            if response.status_code == 200 and response.json()["status"] != "pending":
+                return response.json()
+            return None
+        return wait_until(settled, timeout, f"job {job_id} to settle", interval=0.1)
+
+    def promise_exists(self, promise_id: str) -> bool:
+        """Asks the engine directly, e.g. whether a workflow reached a given step."""
+        return requests.get(f"{self.engine.url}/promises/{promise_id}", timeout=2).ok

@@ -1,0 +1,1 @@
+"""The worker package: `python -m workers --group G` runs the durable functions of group G."""
