@@ -8,6 +8,10 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.support import Stack
+from workers.functions import GROUPS
+
+# The shared gateway signs-checks webhooks with this and gives quotes one second.
+GATEWAY_ENV = {"WEBHOOK_SECRET": "test-webhook-secret", "QUOTE_TIMEOUT_SECONDS": "1"}
 
 
 @pytest.fixture(scope="session")
@@ -16,8 +20,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     shared = Stack(tmp_path_factory.mktemp("stack"))
     try:
         shared.engine.start()
-        shared.start_worker("worker")
-        shared.start_gateway()
+        for group in GROUPS:
+            shared.start_worker(group)
+        shared.start_gateway(GATEWAY_ENV)
         yield shared
     finally:
         shared.stop()

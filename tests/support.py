@@ -135,10 +135,10 @@ class Stack:
         return {**self.engine.client_env(), "LEDGER_PATH": str(self.ledger_path),
                 "PYTHONUNBUFFERED": "1"}
 
-    def start_worker(self, group: str = "worker") -> Process:
+    def start_worker(self, group: str = "worker", env: dict[str, str] | None = None) -> Process:
         name = f"worker-{group}-{len(self.workers)}"
         worker = Process(name, [str(BIN / "python"), "-m", "workers", "--group", group],
-                         self.env(), self.dir)
+                         {**self.env(), **(env or {})}, self.dir)
         worker.start()
         self.workers.append(worker)
         wait_until(lambda: "serving group" in worker.log() or not worker.alive(), 20,
@@ -183,6 +183,19 @@ class Stack:
             if response.status_code == 200 and response.json()["status"] != "pending":
                 return response.json()
             return None
+        return wait_until(settled, timeout, f"job {job_id} to settle", interval=0.1)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
+        return requests.post(f"{self.gateway_url}{path}", json=body, timeout=10, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.get(f"{self.gateway_url}{path}", timeout=10, **kwargs)
+
+    def job_settled(self, job_id: str, timeout: float = 30) -> dict:
+        """Polls GET /jobs/<id> until the job is neither running nor waiting."""
+        def settled() -> dict | None:
+            job = self.get(f"/jobs/{job_id}").json()
+            return job if job["status"] not in ("running", "waiting_for_approval") else None
         return wait_until(settled, timeout, f"job {job_id} to settle", interval=0.1)
 
     def promise_exists(self, promise_id: str) -> bool:

@@ -1,22 +1,35 @@
-"""The business functions: durable generators run by the workers, grouped by worker group."""
+"""The business functions: durable generators run by the workers, grouped by worker group.
+
+Every side effect runs inside a checkpointed step (`engine.step`) and writes one ledger row, so
+a replay after a crash skips what already completed and the tests can count real executions.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import os
 import time
 from collections.abc import Callable, Generator
 from typing import Any
 
 from async_api import engine
+from async_api.settings import Settings
 from workers import ledger
 from workers.errors import JobFailed
+
+Workflow = Generator[Any, Any, Any]
 
 
 def canonical(data: Any) -> str:
     return json.dumps(data, sort_keys=True, separators=(", ", ": "))
 
 
-def foo(ctx: Any, data: Any) -> Generator[Any, Any, dict[str, Any]]:
+# --- worker group "worker" ---------------------------------------------------------------------
+
+
+def foo(ctx: Any, data: Any) -> Workflow:
     """The /begin job. Demo knobs in the body: "sleep": N waits N seconds durably first,
     "fail": "why" rejects the job with that reason."""
     options = data if isinstance(data, dict) else {}
@@ -28,7 +41,122 @@ def foo(ctx: Any, data: Any) -> Generator[Any, Any, dict[str, Any]]:
     return {"result": f"Processed: {canonical(data)}", "timestamp": int(time.time())}
 
 
+UNAVAILABLE = "unavailable"  # an item of this name fails validation (demo knob)
+
+
+@functools.cache
+def _engine() -> engine.Engine:
+    """A client of the promise store, to look at the job a step belongs to."""
+    return engine.Engine(Settings.from_env().resonate_url)
+
+
+def order_step(ctx: Any, step: str, order_id: str, items: list[str]) -> dict[str, Any]:
+    """One business step of an order. ORDER_STEP_SECONDS makes each step slow (fault tests).
+
+    A step raises only for transient trouble (the SDK retries it); a business "no" is a value.
+    A job cancelled meanwhile stops before its next effect.
+    """
+    if _engine().get(f"order:{order_id}").state == engine.CANCELED:
+        return {"step": step, "ok": False, "why": "the job was cancelled"}
+    time.sleep(float(os.environ.get("ORDER_STEP_SECONDS", "0")))
+    if step == "validate" and UNAVAILABLE in items:
+        return {"step": step, "ok": False, "why": f"an item is {UNAVAILABLE}"}
+    ledger.record(ctx, step, order_id)  # last: only a completed step leaves a row
+    return {"step": step, "ok": True}
+
+
+def process_order(ctx: Any, order_id: str, items: list[str]) -> Workflow:
+    """Validate, charge, ship: each a checkpoint, so a survivor resumes after the last one."""
+    for step in ("validate", "charge", "ship"):
+        outcome = yield engine.step(ctx, order_step, step, order_id, items)
+        if not outcome["ok"]:
+            raise JobFailed(f"{step} failed: {outcome['why']}")
+    return {"order_id": order_id, "items": items, "status": "shipped",
+            "steps": ["validate", "charge", "ship"]}
+
+
+def approve_then_ship(ctx: Any, order_id: str) -> Workflow:
+    """Waits, durably and for as long as it takes, for the approval webhook, then ships."""
+    decision = yield engine.signal(ctx, f"approval:{order_id}")
+    if not (isinstance(decision, dict) and decision.get("approved") is True):
+        return {"order_id": order_id, "status": "rejected"}
+    yield engine.step(ctx, order_step, "ship", order_id, [])
+    return {"order_id": order_id, "status": "shipped"}
+
+
+def start_report(ctx: Any, report: str, child_id: str) -> Workflow:
+    """Detached chain: starts build_report on group db and returns without waiting for it."""
+    yield engine.start(ctx, "db", "build_report", report, promise_id=child_id)
+    return {"started": child_id, "report": report}
+
+
+def fan_out_workflow(ctx: Any, count: int) -> Workflow:
+    """Fan-out: starts `count` steps at once on group worker, awaits them all, combines."""
+    handles = []
+    for index in range(count):
+        handles.append((yield engine.start(ctx, "worker", "square", index)))
+    results = []
+    for handle in handles:
+        results.append((yield handle))
+    return {"results": results, "total": sum(results)}
+
+
+def square(ctx: Any, number: int) -> Workflow:
+    value = yield engine.step(ctx, _square_step, number)
+    return value
+
+
+def _square_step(ctx: Any, number: int) -> int:
+    return number * number
+
+
+# --- worker group "pricing" --------------------------------------------------------------------
+
+
+def unit_price_cents(sku: str) -> int:
+    return 100 + int(hashlib.sha256(sku.encode()).hexdigest(), 16) % 900
+
+
+def compute_quote(ctx: Any, sku: str, qty: int) -> Workflow:
+    """Prices an order. A sku starting with "slow-" takes 5 s (to show the 504 path)."""
+    if sku.startswith("slow-"):
+        yield engine.sleep(ctx, 5)
+    yield engine.step(ctx, ledger.record, "quote", f"{sku}:{qty}")
+    return {"sku": sku, "qty": qty, "price": unit_price_cents(sku) * qty / 100}
+
+
+# --- worker groups "business" and "db": an await chain across groups -------------------------
+
+
+def place_order(ctx: Any, customer: str, item: str) -> Workflow:
+    """Await chain: asks group db for the customer's history and uses the answer."""
+    history = yield engine.call(ctx, "db", "query_orders", customer)
+    yield engine.step(ctx, ledger.record, "place_order", f"{customer}:{item}")
+    return {"customer": customer, "item": item, "previous_orders": len(history["orders"]),
+            "placed": True}
+
+
+def query_orders(ctx: Any, customer: str) -> Workflow:
+    orders = yield engine.step(ctx, _orders_of, customer)
+    return {"customer": customer, "orders": orders}
+
+
+def _orders_of(ctx: Any, customer: str) -> list[str]:
+    """Stands in for a database query."""
+    return [f"{customer}-order-{n}" for n in range(len(customer) % 4)]
+
+
+def build_report(ctx: Any, report: str) -> Workflow:
+    """The detached child: slower than its parent on purpose."""
+    yield engine.sleep(ctx, 1)
+    yield engine.step(ctx, ledger.record, "build_report", report)
+    return {"report": report, "rows": len(report) * 10}
+
+
 # Which functions each worker group serves: `python -m workers --group G`.
 GROUPS: dict[str, list[Callable[..., Any]]] = {
-    "worker": [foo],
+    "worker": [foo, process_order, approve_then_ship, start_report, fan_out_workflow, square],
+    "pricing": [compute_quote],
+    "business": [place_order],
+    "db": [query_orders, build_report],
 }

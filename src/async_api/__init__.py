@@ -5,10 +5,14 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
+from async_api import body
 from async_api.engine import Engine
 from async_api.errors import register_error_handlers
-from async_api.resources import health, polling
+from async_api.resources import docs, flows, health, jobs, orders, polling, quotes, webhooks
 from async_api.settings import Settings
+
+API_BLUEPRINTS = (health.blp, polling.blp, jobs.blp, orders.blp, webhooks.blp, quotes.blp,
+                  flows.blp)
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Flask:
@@ -22,13 +26,17 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL=docs.ASSETS_URL,
     )
     app.extensions["async_api.settings"] = settings
     app.extensions["async_api.engine"] = engine or Engine(
         settings.resonate_url, settings.engine_timeout_seconds
     )
     api = Api(app)
-    for blueprint in (health.blp, polling.blp):
+    for blueprint in API_BLUEPRINTS:
         api.register_blueprint(blueprint)
+    app.register_blueprint(docs.blp)
+    body.install(app)
     register_error_handlers(app)  # after Api(), which installs its own HTTP error handler
     return app

@@ -1,11 +1,13 @@
-"""Reads a request's JSON body with the product's rules: 415, 400 and 413 as JSON errors."""
+"""Checks every request's JSON body once, before any route: 415, 400 and 413 as JSON errors.
+
+Routes then read `request.get_json()` (or webargs does), knowing the body is sane.
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from flask import request
+from flask import Flask, current_app, request
 
 from async_api.errors import ApiError
 
@@ -22,18 +24,26 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def read_json(default: Any, max_depth: int) -> Any:
-    """The decoded body, or `default` when the body is empty."""
+def check_json_body() -> None:
     raw = request.get_data(cache=True)  # past MAX_CONTENT_LENGTH this raises 413
     if not raw.strip():
-        return default
+        return
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type",
                        "Send the body as JSON with Content-Type: application/json.")
     try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}") from exc
+        value = request.get_json()
+    except Exception as exc:  # werkzeug's BadRequest, or RecursionError on absurd nesting
+        raise ApiError(400, "malformed_json", "The body is not valid JSON.") from exc
+    max_depth = current_app.extensions["async_api.settings"].max_json_depth
     if _depth(value) > max_depth:
         raise ApiError(400, "too_deep", f"The JSON body nests deeper than {max_depth} levels.")
-    return value
+
+
+def read_json(default: Any) -> Any:
+    """The body checked by `check_json_body`, or `default` when it is empty."""
+    return request.get_json() if request.get_data(cache=True).strip() else default
+
+
+def install(app: Flask) -> None:
+    app.before_request(check_json_body)

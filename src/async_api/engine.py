@@ -12,9 +12,11 @@ file and nothing else. Two halves:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -22,16 +24,27 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
+from resonate import utils as sdk_utils
 from resonate.cmd_queue import Claim, CommandQ
+from resonate.dataclasses import DurablePromise
 from resonate.encoders import Base64Encoder, JsonEncoder
 from resonate.errors import ResonateError
 from resonate.resonate import Resonate
-from resonate.stores.record import DurablePromiseRecord, TaskRecord
-from resonate.stores.remote import RemotePromiseStore, RemoteStore
+from resonate.stores.record import (
+    DurablePromiseRecord,
+    InvokeMsg,
+    ResumeMsg,
+    TaskRecord,
+    Value,
+)
+from resonate.stores.remote import RemotePromiseStore, RemoteStore, RemoteTaskStore
 from resonate.targets import poll
 from resonate.task_sources.poller import Poller
 
 _log = logging.getLogger(__name__)
+
+# Marks the promises the gateway created as jobs, so that listing jobs skips workflow steps.
+JOB_TAG = "async-api:job"
 
 # Job states as the product names them, from the server's promise states.
 PENDING = "pending"
@@ -64,8 +77,20 @@ class PromiseConflict(EngineError):
     """A promise with this id exists with a different idempotency key (other arguments)."""
 
 
+class PromiseAlreadySettled(EngineError):
+    """The promise was already settled another way (e.g. resolved, then a cancel arrives)."""
+
+
 class EngineRejected(EngineError):
     """The server refused the request as invalid."""
+
+
+class JobSettledElsewhere(Exception):
+    """What a workflow sees for a promise that was canceled or timed out under it."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -157,6 +182,8 @@ class Engine:
             raise PromiseNotFound(request.url)
         if response.status_code == 409:
             raise PromiseConflict(request.url)
+        if response.status_code == 403:
+            raise PromiseAlreadySettled(request.url)
         if response.status_code < 500:
             raise EngineRejected(f"{response.status_code}: {response.text[:200]}")
         raise EngineUnavailable(f"Resonate server answered {response.status_code}")
@@ -193,22 +220,24 @@ class Engine:
             headers=None,
             data=self._json.encode({"func": func, "args": args, "kwargs": kwargs}),
             timeout=int(time.time() * 1000) + timeout_seconds * 1000,
-            tags={**(tags or {}), "resonate:invoke": poll(group)},
+            tags={**(tags or {}), JOB_TAG: "true", "resonate:invoke": poll(group)},
         )
 
-    def create(
-        self, promise_id: str, *, timeout_seconds: int, tags: dict[str, str] | None = None
-    ) -> Promise:
-        """A plain promise that something outside (a webhook, a person) will settle."""
+    def create_signal(self, promise_id: str) -> Promise:
+        """The promise a workflow awaits with `signal()` and a webhook settles.
+
+        Created with the key the SDK uses for the same promise, so whichever of the gateway and
+        the workflow comes first creates it and the other gets the same promise back.
+        """
         return self._sdk(
             self._promises.create,
             id=promise_id,
-            ikey=idempotency_key("promise", promise_id),
+            ikey=sdk_utils.string_to_uuid(promise_id),
             strict=False,
             headers=None,
             data=None,
-            timeout=int(time.time() * 1000) + timeout_seconds * 1000,
-            tags=tags or {},
+            timeout=sys.maxsize,
+            tags={},
         )
 
     def get(self, promise_id: str) -> Promise:
@@ -236,17 +265,17 @@ class Engine:
             data=self._json.encode(value),
         )
 
-    def search(
-        self,
-        pattern: str = "*",
-        state: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
+    def search_jobs(
+        self, state: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> tuple[list[Promise], str | None]:
-        """Lists promises whose id matches `pattern` (the SDK 0.4.10 has no search call)."""
-        params: dict[str, Any] = {"id": pattern, "limit": limit}
+        """Jobs newest first, one page; the SDK 0.4.10 has no search call.
+
+        The server filters by pending, resolved or rejected only: canceled and timed out jobs
+        are in `rejected` pages, so callers filter those pages further.
+        """
+        params: dict[str, Any] = {"id": "*", "limit": limit, f"tags[{JOB_TAG}]": "true"}
         if state:
-            params["state"] = state
+            params["state"] = {CANCELED: REJECTED, TIMEDOUT: REJECTED}.get(state, state)
         if cursor:
             params["cursor"] = cursor
         response = self._call_once(
@@ -294,12 +323,70 @@ class _ReconnectingPoller(Poller):
                 cmd_queue.put(Claim(TaskRecord.decode(message["task"], encoder=self._encoder)))
 
 
+def _as_seen_by_workflow(record: DurablePromiseRecord) -> DurablePromiseRecord:
+    """A canceled or timed-out promise, shown to the SDK as a rejection it can handle.
+
+    SDK 0.4.10 asserts that a settled promise is resolved or rejected: meeting a canceled one
+    (a job canceled from the gateway while its worker ran) ends the worker process.
+    """
+    if record.state not in ("REJECTED_CANCELED", "REJECTED_TIMEDOUT"):
+        return record
+    reason = JobSettledElsewhere(f"{record.id} was {_STATES[record.state]} before it finished")
+    return dataclasses.replace(
+        record, state="REJECTED", value=Value(data=JsonEncoder().encode(reason), headers=None)
+    )
+
+
+class _WorkflowPromiseStore(RemotePromiseStore):
+    """The SDK's promise store, tolerant of promises settled by someone else (a cancel)."""
+
+    def create(self, **kwargs: Any) -> DurablePromiseRecord:
+        return _as_seen_by_workflow(super().create(**kwargs))
+
+    def get(self, **kwargs: Any) -> DurablePromiseRecord:
+        return _as_seen_by_workflow(super().get(**kwargs))
+
+    def resolve(self, **kwargs: Any) -> DurablePromiseRecord:
+        return self._settle(super().resolve, kwargs)
+
+    def reject(self, **kwargs: Any) -> DurablePromiseRecord:
+        return self._settle(super().reject, kwargs)
+
+    def _settle(
+        self, operation: Callable[..., DurablePromiseRecord], kwargs: dict[str, Any]
+    ) -> DurablePromiseRecord:
+        try:
+            return _as_seen_by_workflow(operation(**kwargs))
+        except ResonateError as exc:
+            if exc.code != "STORE_FORBIDDEN":  # 403: settled already, e.g. canceled
+                raise
+            return self.get(id=kwargs["id"])
+
+
+class _WorkflowTaskStore(RemoteTaskStore):
+    def claim(self, **kwargs: Any) -> InvokeMsg | ResumeMsg:
+        message = super().claim(**kwargs)
+        if isinstance(message, ResumeMsg):
+            return ResumeMsg(
+                root_durable_promise=message.root_durable_promise,
+                leaf_durable_promise=_as_seen_by_workflow(message.leaf_durable_promise),
+            )
+        return message
+
+
+class _WorkflowStore(RemoteStore):
+    def __init__(self, url: str) -> None:
+        super().__init__(url=url)
+        self.promises = _WorkflowPromiseStore(self.url, self._call, self._encoder)
+        self.tasks = _WorkflowTaskStore(self.url, self._call, self._encoder)
+
+
 def run_worker(
     group: str, functions: Iterable[Callable[..., Any]], url: str, poll_url: str
 ) -> Resonate:
     """Starts a Resonate node that polls `group` and runs the registered durable functions."""
     resonate = Resonate(
-        store=RemoteStore(url=url), task_source=_ReconnectingPoller(url=poll_url, group=group)
+        store=_WorkflowStore(url), task_source=_ReconnectingPoller(url=poll_url, group=group)
     )
     for function in functions:
         resonate.register(function)
@@ -319,6 +406,12 @@ def start(ctx: Any, group: str, func: str, *args: Any, promise_id: str | None = 
 def step(ctx: Any, func: Callable[..., Any], *args: Any) -> Any:
     """Yield this to run a checkpointed local step: once it completed, a replay skips it."""
     return ctx.lfc(func, *args)
+
+
+def signal(ctx: Any, promise_id: str) -> Any:
+    """Yield this to wait, durably and for as long as it takes, until someone settles the
+    promise `promise_id` (e.g. a webhook); evaluates to the value it was resolved with."""
+    return ctx.rfc(DurablePromise(id=promise_id, timeout=sys.maxsize))
 
 
 def sleep(ctx: Any, seconds: int) -> Any:

@@ -26,12 +26,13 @@ class ApiError(HTTPException):
 
 def error_response(
     status: int, code: str, message: str, details: Any = None,
-    headers: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None,
 ) -> Response:
+    """The one shape of every error; `extra` adds top-level keys (e.g. a job to poll)."""
     error: dict[str, Any] = {"code": code, "message": message}
     if details:
         error["details"] = details
-    response = jsonify({"error": error})
+    response = jsonify({"error": error, **(extra or {})})
     response.status_code = status
     response.headers.update(headers or {})
     return response

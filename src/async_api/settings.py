@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 def _env_int(name: str, default: int) -> int:
@@ -28,10 +27,11 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_id_length: int = 200
     max_json_depth: int = 32
+    # How long POST /price-quote waits for the worker before answering 504.
+    quote_timeout_seconds: float = 3.0
+    # Signs approval webhooks (HMAC-SHA256 of the body); unset: webhooks are not checked.
+    webhook_secret: str = ""
     retry_after_seconds: int = 1
-    id_pattern: re.Pattern[str] = field(
-        default=re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*"), compare=False
-    )
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -43,5 +43,7 @@ class Settings:
             max_body_bytes=_env_int("MAX_BODY_BYTES", cls.max_body_bytes),
             max_id_length=_env_int("MAX_ID_LENGTH", cls.max_id_length),
             max_json_depth=_env_int("MAX_JSON_DEPTH", cls.max_json_depth),
+            quote_timeout_seconds=_env_float("QUOTE_TIMEOUT_SECONDS", cls.quote_timeout_seconds),
+            webhook_secret=os.environ.get("WEBHOOK_SECRET", ""),
             retry_after_seconds=_env_int("RETRY_AFTER_SECONDS", cls.retry_after_seconds),
         )

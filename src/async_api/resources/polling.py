@@ -6,9 +6,8 @@ from flask_smorest import Blueprint
 from async_api import body, ids
 from async_api.engine import PENDING, RESOLVED
 from async_api.resources import engine, settings
-from async_api.schemas import ErrorResponseSchema
+from async_api.schemas import ErrorResponseSchema, OptionalIdQuerySchema
 from async_api.schemas.polling import (
-    BeginQuerySchema,
     BeginResponseSchema,
     WaitQuerySchema,
     WaitResponseSchema,
@@ -20,7 +19,7 @@ DEFAULT_BODY = {"foo": "bar"}
 
 
 @blp.route("/begin", methods=["POST"])
-@blp.arguments(BeginQuerySchema, location="query", error_status_code=400)
+@blp.arguments(OptionalIdQuerySchema, location="query", error_status_code=400)
 @blp.response(202, BeginResponseSchema)
 @blp.alt_response(409, schema=ErrorResponseSchema, description="Id reused with another body.")
 @blp.alt_response(415, schema=ErrorResponseSchema, description="The body is not JSON.")
@@ -28,7 +27,7 @@ def begin(query: dict) -> tuple:
     """Start `foo(body)` on worker group `worker`; the same id and body never run twice."""
     config = settings()
     job_id = ids.checked(query["id"], config) if "id" in query else ids.mint()
-    data = body.read_json(default=DEFAULT_BODY, max_depth=config.max_json_depth)
+    data = body.read_json(default=DEFAULT_BODY)
     promise = engine().invoke(
         job_id, "foo", [data], group="worker", timeout_seconds=config.job_timeout_seconds
     )

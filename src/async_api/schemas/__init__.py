@@ -1,6 +1,11 @@
 """Marshmallow schemas, one module per resource; they also feed the OpenAPI document."""
 
-from marshmallow import EXCLUDE, Schema, fields
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from async_api.ids import ID_PATTERN, ID_RULE
+
+# For fields that become part of a job id.
+ID_CHARACTERS = validate.Regexp(ID_PATTERN, error=f"Use {ID_RULE}.")
 
 
 class QuerySchema(Schema):
@@ -8,6 +13,11 @@ class QuerySchema(Schema):
 
     class Meta:
         unknown = EXCLUDE
+
+
+class OptionalIdQuerySchema(QuerySchema):
+    id = fields.String(metadata={"description": "Client-chosen job id; re-sending it reconnects "
+                                                "to the same run."})
 
 
 class ApiErrorSchema(Schema):

@@ -1,12 +1,8 @@
 """Schemas of /begin and /wait: the keys existing polling clients read."""
 
-from marshmallow import fields
+from marshmallow import Schema, fields
 
-from async_api.schemas import QuerySchema, Schema
-
-
-class BeginQuerySchema(QuerySchema):
-    id = fields.String(metadata={"description": "Job id; a UUID is minted when absent."})
+from async_api.schemas import QuerySchema
 
 
 class BeginResponseSchema(Schema):

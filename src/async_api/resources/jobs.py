@@ -1,0 +1,60 @@
+"""The job API: submit an order job, read any job's state, list jobs, cancel a running job."""
+
+from flask_smorest import Blueprint
+
+from async_api import ids, jobs
+from async_api.engine import PENDING, PromiseAlreadySettled
+from async_api.errors import ApiError
+from async_api.resources import engine, settings
+from async_api.schemas import ErrorResponseSchema
+from async_api.schemas.jobs import JobListQuerySchema, JobListSchema, JobSchema, OrderJobSchema
+
+blp = Blueprint("jobs", __name__, description="Durable jobs: submit, poll, list, cancel.")
+
+
+@blp.route("/jobs", methods=["POST"])
+@blp.arguments(OrderJobSchema)
+@blp.response(202, JobSchema)
+@blp.alt_response(409, schema=ErrorResponseSchema, description="Same order, other items.")
+def submit_job(order: dict) -> tuple:
+    """Process an order; the id is `order:{order_id}`, so a retried submit reconnects."""
+    job_id = f"order:{order['order_id']}"
+    return jobs.start(engine(), settings(), job_id, "process_order",
+                      [order["order_id"], order["items"]], group="worker")
+
+
+@blp.route("/jobs")
+@blp.arguments(JobListQuerySchema, location="query")
+@blp.response(200, JobListSchema)
+def list_jobs(query: dict) -> dict:
+    """Jobs newest first, one page at a time; pass `next_cursor` back as `cursor`."""
+    wanted = jobs.ENGINE_STATE.get(query.get("state"))
+    found, cursor = engine().search_jobs(wanted, query["limit"], query.get("cursor"))
+    # The engine pages canceled and timed-out jobs together with failed ones.
+    return {"jobs": [jobs.view(p) for p in found if wanted in (None, p.state)],
+            "next_cursor": cursor}
+
+
+@blp.route("/jobs/<job_id>")
+@blp.response(200, JobSchema)
+@blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown job.")
+def get_job(job_id: str) -> dict:
+    """The job's state now; never waits for the job."""
+    return jobs.view(engine().get(ids.checked(job_id, settings())), engine())
+
+
+@blp.route("/jobs/<job_id>/cancel", methods=["POST"])
+@blp.response(200, JobSchema)
+@blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown job.")
+@blp.alt_response(409, schema=ErrorResponseSchema, description="The job already finished.")
+def cancel_job(job_id: str) -> dict:
+    """Cancel a running job; its worker may finish the step it is in, but not flip the job."""
+    job_id = ids.checked(job_id, settings())
+    promise = engine().get(job_id)
+    try:
+        if promise.state == PENDING:
+            return jobs.view(engine().cancel(job_id, {"message": "cancelled by request"}))
+    except PromiseAlreadySettled:
+        promise = engine().get(job_id)
+    raise ApiError(409, "already_settled",
+                   f"The job is already {jobs.STATUS[promise.state]}; it cannot be cancelled.")

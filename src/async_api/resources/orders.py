@@ -1,0 +1,26 @@
+"""Human in the loop: an order job that waits, durably, for an approval webhook."""
+
+from flask_smorest import Blueprint
+
+from async_api import ids, jobs
+from async_api.resources import engine, settings
+from async_api.schemas import ErrorResponseSchema
+from async_api.schemas.jobs import JobSchema
+
+blp = Blueprint("orders", __name__, description="Orders that wait for a person's approval.")
+
+
+def approval_id(order_id: str) -> str:
+    return f"approval:{order_id}"
+
+
+@blp.route("/orders/<order_id>/approve-and-ship", methods=["POST"])
+@blp.response(202, JobSchema)
+@blp.alt_response(409, schema=ErrorResponseSchema, description="The id runs another job.")
+def approve_and_ship(order_id: str) -> tuple:
+    """Start `approve_then_ship`; it waits for POST /webhooks/approval/<order_id>."""
+    order_id = ids.checked(order_id, settings())
+    # Created here too, so that a webhook arriving before the worker gets to it is not lost.
+    engine().create_signal(approval_id(order_id))
+    return jobs.start(engine(), settings(), f"order:{order_id}", "approve_then_ship", [order_id],
+                      group="worker", tags={jobs.APPROVAL_TAG: approval_id(order_id)})

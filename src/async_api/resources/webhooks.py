@@ -1,0 +1,60 @@
+"""Webhooks: outside systems settle the promises that workflows wait on.
+
+Authenticated by an HMAC-SHA256 signature of the raw body when WEBHOOK_SECRET is set:
+header `X-Signature-256: sha256=<hex digest>`.
+"""
+
+import hashlib
+import hmac
+
+from flask import request
+from flask_smorest import Blueprint
+
+from async_api import ids, jobs
+from async_api.engine import PromiseAlreadySettled
+from async_api.errors import ApiError
+from async_api.resources import engine, settings
+from async_api.resources.orders import approval_id
+from async_api.schemas import ErrorResponseSchema
+from async_api.schemas.orders import ApprovalResponseSchema, ApprovalSchema
+
+blp = Blueprint("webhooks", __name__, description="Callbacks from outside systems.")
+
+SIGNATURE_HEADER = "X-Signature-256"
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The header value a sender computes: sha256=<hex HMAC of the raw body>."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _check_signature() -> None:
+    secret = settings().webhook_secret
+    if not secret:
+        return
+    given = request.headers.get(SIGNATURE_HEADER, "")
+    if not hmac.compare_digest(given.encode(), sign(secret, request.get_data()).encode()):
+        raise ApiError(401, "bad_signature",
+                       f"{SIGNATURE_HEADER} is missing or does not match the body.")
+
+
+@blp.route("/webhooks/approval/<order_id>", methods=["POST"])
+@blp.arguments(ApprovalSchema)
+@blp.response(200, ApprovalResponseSchema)
+@blp.alt_response(401, schema=ErrorResponseSchema, description="Bad or missing signature.")
+@blp.alt_response(404, schema=ErrorResponseSchema, description="No order awaits approval.")
+@blp.alt_response(409, schema=ErrorResponseSchema, description="Already decided otherwise.")
+def approval(decision: dict, order_id: str) -> dict:
+    """Approve or reject an order; a replay of the same decision changes nothing."""
+    _check_signature()
+    order_id = ids.checked(order_id, settings())
+    job = engine().get(f"order:{order_id}")
+    if job.tags.get(jobs.APPROVAL_TAG) != approval_id(order_id):
+        raise ApiError(404, "not_found", "No order with this id awaits approval.")
+    try:
+        engine().resolve(approval_id(order_id), decision)
+    except PromiseAlreadySettled as exc:
+        raise ApiError(409, "already_decided",
+                       "This order was already decided with another answer.") from exc
+    return {"order_id": order_id, "decision": decision,
+            "job": jobs.view(engine().get(job.id), engine())}

@@ -1,0 +1,140 @@
+"""The job API end to end: submit, poll, list, cancel, checkpointed steps."""
+
+from __future__ import annotations
+
+from tests.support import wait_until
+from workers import ledger
+
+
+def test_an_order_job_runs_its_steps_once_and_a_retry_reconnects(stack, nonce):
+    order = {"order_id": f"A-{nonce}", "items": ["x", "y"]}
+    job_id = f"order:A-{nonce}"
+
+    first = stack.post("/jobs", order)
+    assert first.status_code == 202
+    assert first.json()["job_id"] == job_id
+    assert first.json()["status"] == "running"
+    assert first.json()["links"] == {"self": f"/jobs/{job_id}", "cancel": f"/jobs/{job_id}/cancel"}
+    assert first.headers["Location"] == f"/jobs/{job_id}"
+
+    done = stack.job_settled(job_id)
+    assert done["status"] == "done"
+    assert done["result"] == {"order_id": f"A-{nonce}", "items": ["x", "y"], "status": "shipped",
+                              "steps": ["validate", "charge", "ship"]}
+
+    retry = stack.post("/jobs", order)
+    assert retry.status_code == 202
+    assert retry.json()["status"] == "done"
+    for step in ("validate", "charge", "ship"):
+        assert ledger.count(step, f"A-{nonce}", stack.ledger_path) == 1
+
+
+def test_a_failed_validation_fails_the_job_with_a_reason(stack, nonce):
+    stack.post("/jobs", {"order_id": f"F-{nonce}", "items": ["unavailable"]})
+
+    job = stack.job_settled(f"order:F-{nonce}")
+
+    assert job["status"] == "failed"
+    assert job["reason"]["type"] == "JobFailed"
+    assert "validate failed" in job["reason"]["message"]
+    assert ledger.count("charge", f"F-{nonce}", stack.ledger_path) == 0
+
+
+def test_the_same_order_id_with_other_items_is_a_conflict(stack, nonce):
+    stack.post("/jobs", {"order_id": f"C-{nonce}", "items": ["x"]})
+
+    response = stack.post("/jobs", {"order_id": f"C-{nonce}", "items": ["z"]})
+
+    assert response.status_code == 409
+
+
+def test_invalid_orders_get_422_with_messages_per_field(stack):
+    cases = [
+        ({"order_id": "A1", "items": []}, "items"),
+        ({"order_id": "A1", "items": "x"}, "items"),
+        ({"order_id": 7, "items": ["x"]}, "order_id"),
+        ({"order_id": "A1", "items": ["x"], "colour": "red"}, "colour"),
+        ({"items": ["x"]}, "order_id"),
+        ({"order_id": "has space", "items": ["x"]}, "order_id"),
+    ]
+    for body, field in cases:
+        response = stack.post("/jobs", body)
+        assert response.status_code == 422, body
+        assert field in response.json()["error"]["details"]["json"], body
+
+
+def test_unknown_jobs_are_404_and_ids_may_hold_colons(stack):
+    response = stack.get("/jobs/order:does-not-exist")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    assert stack.post("/jobs/order:does-not-exist/cancel").status_code == 404
+
+
+def test_listing_filters_by_state_and_pages_with_a_cursor(stack, nonce):
+    for n in range(3):
+        stack.post("/jobs", {"order_id": f"L{n}-{nonce}", "items": ["x"]})
+    for n in range(3):
+        stack.job_settled(f"order:L{n}-{nonce}")
+
+    first = stack.get("/jobs", params={"state": "done", "limit": 2}).json()
+    assert len(first["jobs"]) == 2
+    assert {job["status"] for job in first["jobs"]} == {"done"}
+    assert first["next_cursor"]
+    second = stack.get("/jobs", params={"state": "done", "limit": 2,
+                                        "cursor": first["next_cursor"]}).json()
+    seen = [job["job_id"] for job in first["jobs"] + second["jobs"]]
+    assert len(seen) == len(set(seen)), "pages must not overlap"
+    # newest first: the last order submitted leads the first page
+    assert first["jobs"][0]["job_id"] == f"order:L2-{nonce}"
+
+    bad = stack.get("/jobs", params={"state": "sleeping"})
+    assert bad.status_code == 422
+
+
+def test_cancel_wins_over_a_running_job_and_the_worker_survives(make_stack, nonce):
+    stack = make_stack()
+    stack.engine.start()
+    slow_worker = stack.start_worker("worker", env={"ORDER_STEP_SECONDS": "1"})
+    stack.start_gateway()
+    job_id = f"order:X-{nonce}"
+    stack.post("/jobs", {"order_id": f"X-{nonce}", "items": ["x"]})
+    wait_until(lambda: ledger.count("validate", f"X-{nonce}", stack.ledger_path), 15,
+               "the first step to complete")
+
+    cancelled = stack.post(f"/jobs/{job_id}/cancel")
+
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    # the worker finishes the step it is in ("charge"), then stops before "ship"
+    wait_until(lambda: ledger.count("charge", f"X-{nonce}", stack.ledger_path), 15,
+               "the running step to finish")
+    again = stack.post(f"/jobs/{job_id}/cancel")
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "already_settled"
+    assert stack.get(f"/jobs/{job_id}").json()["status"] == "cancelled"
+    assert slow_worker.alive(), slow_worker.log()
+    # and the same worker still takes new work
+    stack.post("/jobs", {"order_id": f"Y-{nonce}", "items": ["y"]})
+    assert stack.job_settled(f"order:Y-{nonce}")["status"] == "done"
+    assert stack.get(f"/jobs/{job_id}").json()["status"] == "cancelled"
+    assert ledger.count("charge", f"X-{nonce}", stack.ledger_path) == 1
+    assert ledger.count("ship", f"X-{nonce}", stack.ledger_path) == 0
+
+
+def test_a_worker_killed_between_steps_does_not_redo_a_completed_step(make_stack, nonce):
+    stack = make_stack()
+    stack.engine.start()
+    doomed = stack.start_worker("worker", env={"ORDER_STEP_SECONDS": "1"})
+    stack.start_gateway()
+    order_id = f"K-{nonce}"
+    stack.post("/jobs", {"order_id": order_id, "items": ["x"]})
+    wait_until(lambda: ledger.count("charge", order_id, stack.ledger_path), 15,
+               "two steps to complete")
+
+    doomed.kill()  # in the middle of "ship", or just before it
+    stack.start_worker("worker")
+
+    assert stack.job_settled(f"order:{order_id}", timeout=60)["status"] == "done"
+    assert ledger.count("validate", order_id, stack.ledger_path) == 1
+    assert ledger.count("charge", order_id, stack.ledger_path) == 1
+    assert ledger.count("ship", order_id, stack.ledger_path) == 1
