@@ -138,3 +138,11 @@ def test_a_worker_killed_between_steps_does_not_redo_a_completed_step(make_stack
     assert ledger.count("validate", order_id, stack.ledger_path) == 1
     assert ledger.count("charge", order_id, stack.ledger_path) == 1
     assert ledger.count("ship", order_id, stack.ledger_path) == 1
+
+
+def test_workflow_steps_and_approval_promises_are_not_jobs(stack, nonce):
+    stack.post("/jobs", {"order_id": f"N-{nonce}", "items": ["x"]})
+    stack.job_settled(f"order:N-{nonce}")
+
+    assert stack.promise_exists(f"order:N-{nonce}.1")  # the engine has the step...
+    assert stack.get(f"/jobs/order:N-{nonce}.1").status_code == 404  # ...the job API hides it

@@ -7,7 +7,17 @@ from typing import Any
 
 from flask import url_for
 
-from async_api.engine import CANCELED, PENDING, REJECTED, RESOLVED, TIMEDOUT, Engine, Promise
+from async_api.engine import (
+    CANCELED,
+    JOB_TAG,
+    PENDING,
+    REJECTED,
+    RESOLVED,
+    TIMEDOUT,
+    Engine,
+    Promise,
+)
+from async_api.errors import ApiError
 from async_api.settings import Settings
 
 # The job API's words for the engine's promise states.
@@ -22,6 +32,14 @@ ENGINE_STATE = {status: state for state, status in STATUS.items()}
 WAITING_FOR_APPROVAL = "waiting_for_approval"
 # A job started by approve-and-ship carries the id of the approval promise it awaits.
 APPROVAL_TAG = "async-api:approval"
+
+
+def find(engine: Engine, job_id: str) -> Promise:
+    """The job with this id; workflow steps and approval promises are not jobs (404)."""
+    promise = engine.get(job_id)
+    if JOB_TAG not in promise.tags:
+        raise ApiError(404, "not_found", "No job has this id.")
+    return promise
 
 
 def links(job_id: str) -> dict[str, str]:

@@ -40,7 +40,7 @@ def list_jobs(query: dict) -> dict:
 @blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown job.")
 def get_job(job_id: str) -> dict:
     """The job's state now; never waits for the job."""
-    return jobs.view(engine().get(ids.checked(job_id, settings())), engine())
+    return jobs.view(jobs.find(engine(), ids.checked(job_id, settings())), engine())
 
 
 @blp.route("/jobs/<job_id>/cancel", methods=["POST"])
@@ -50,7 +50,7 @@ def get_job(job_id: str) -> dict:
 def cancel_job(job_id: str) -> dict:
     """Cancel a running job; its worker may finish the step it is in, but not flip the job."""
     job_id = ids.checked(job_id, settings())
-    promise = engine().get(job_id)
+    promise = jobs.find(engine(), job_id)
     try:
         if promise.state == PENDING:
             return jobs.view(engine().cancel(job_id, {"message": "cancelled by request"}))

@@ -48,7 +48,7 @@ def approval(decision: dict, order_id: str) -> dict:
     """Approve or reject an order; a replay of the same decision changes nothing."""
     _check_signature()
     order_id = ids.checked(order_id, settings())
-    job = engine().get(f"order:{order_id}")
+    job = jobs.find(engine(), f"order:{order_id}")
     if job.tags.get(jobs.APPROVAL_TAG) != approval_id(order_id):
         raise ApiError(404, "not_found", "No order with this id awaits approval.")
     try:

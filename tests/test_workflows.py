@@ -1,0 +1,170 @@
+"""Human in the loop, the synchronous quote, and the three RPC flows, end to end."""
+
+from __future__ import annotations
+
+import json
+
+import requests
+
+from async_api.resources.webhooks import SIGNATURE_HEADER, sign
+from tests.conftest import GATEWAY_ENV
+from tests.support import wait_until
+from workers import ledger
+from workers.functions import unit_price_cents
+
+SECRET = GATEWAY_ENV["WEBHOOK_SECRET"]
+
+
+def send_webhook(stack, order_id: str, payload: dict, secret: str | None = SECRET):
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers[SIGNATURE_HEADER] = sign(secret, body)
+    return requests.post(f"{stack.gateway_url}/webhooks/approval/{order_id}", data=body,
+                         headers=headers, timeout=10)
+
+
+def test_an_order_waits_for_approval_then_ships_once(stack, nonce):
+    order_id = f"H-{nonce}"
+    started = stack.post(f"/orders/{order_id}/approve-and-ship")
+    assert started.status_code == 202
+    assert started.json()["job_id"] == f"order:{order_id}"
+
+    waiting = wait_until(
+        lambda: stack.get(f"/jobs/order:{order_id}").json()["status"] == "waiting_for_approval",
+        15, "the job to wait for approval")
+    assert waiting
+    job = stack.get(f"/jobs/order:{order_id}").json()
+    assert job["waiting_for"] == f"approval:{order_id}"
+
+    approved = send_webhook(stack, order_id, {"approved": True})
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["decision"] == {"approved": True}
+    replay = send_webhook(stack, order_id, {"approved": True})
+    assert replay.status_code == 200  # harmless
+    changed_mind = send_webhook(stack, order_id, {"approved": False})
+    assert changed_mind.status_code == 409
+
+    done = stack.job_settled(f"order:{order_id}")
+    assert done["status"] == "done"
+    assert done["result"] == {"order_id": order_id, "status": "shipped"}
+    assert ledger.count("ship", order_id, stack.ledger_path) == 1
+
+
+def test_a_rejected_order_does_not_ship(stack, nonce):
+    order_id = f"R-{nonce}"
+    stack.post(f"/orders/{order_id}/approve-and-ship")
+
+    assert send_webhook(stack, order_id, {"approved": False}).status_code == 200
+
+    done = stack.job_settled(f"order:{order_id}")
+    assert done["result"] == {"order_id": order_id, "status": "rejected"}
+    assert ledger.count("ship", order_id, stack.ledger_path) == 0
+
+
+def test_webhook_signature_payload_and_unknown_orders(stack, nonce):
+    order_id = f"S-{nonce}"
+    stack.post(f"/orders/{order_id}/approve-and-ship")
+
+    unsigned = send_webhook(stack, order_id, {"approved": True}, secret=None)
+    assert unsigned.status_code == 401
+    assert unsigned.json()["error"]["code"] == "bad_signature"
+    forged = send_webhook(stack, order_id, {"approved": True}, secret="guessed")
+    assert forged.status_code == 401
+    assert send_webhook(stack, order_id, {"approved": "yes"}).status_code == 422
+    assert send_webhook(stack, f"nobody-{nonce}", {"approved": True}).status_code == 404
+    # a plain job with the same id shape is not an order awaiting approval
+    stack.post("/jobs", {"order_id": f"P-{nonce}", "items": ["x"]})
+    assert send_webhook(stack, f"P-{nonce}", {"approved": True}).status_code == 404
+    assert stack.get(f"/jobs/order:{order_id}").json()["status"] == "waiting_for_approval"
+
+
+def test_a_quick_quote_answers_200(stack):
+    response = stack.post("/price-quote", {"sku": "widget-1", "qty": 3})
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {"quote_id": "quote:widget-1:3", "sku": "widget-1", "qty": 3,
+                               "price": unit_price_cents("widget-1") * 3 / 100}
+
+
+def test_a_slow_quote_answers_504_then_the_stored_result(stack, nonce):
+    sku = f"slow-{nonce}"
+    late = stack.post("/price-quote", {"sku": sku, "qty": 2})
+
+    assert late.status_code == 504
+    assert late.json()["job_id"] == f"quote:{sku}:2"
+    assert late.json()["wait"] == f"/jobs/quote:{sku}:2"
+    assert late.json()["error"]["code"] == "timeout"
+
+    assert stack.job_settled(f"quote:{sku}:2")["status"] == "done"
+    cached = stack.post("/price-quote", {"sku": sku, "qty": 2})
+    assert cached.status_code == 200
+    assert cached.json()["price"] == unit_price_cents(sku) * 2 / 100
+    assert ledger.count("quote", f"{sku}:2", stack.ledger_path) == 1
+
+
+def test_quote_input_is_validated(stack):
+    for body in ({"sku": "a", "qty": 0}, {"sku": "a", "qty": "2"}, {"sku": "", "qty": 1},
+                 {"qty": 1}, {"sku": "a b", "qty": 1}):
+        assert stack.post("/price-quote", body).status_code == 422, body
+
+
+def test_await_chain_uses_the_answer_of_another_group(stack, nonce):
+    job_id = f"chain-{nonce}"
+    started = stack.post(f"/await-chain?id={job_id}", {"customer": "bob", "item": "pen"})
+    assert started.status_code == 202
+
+    done = stack.job_settled(job_id)
+
+    assert done["result"] == {"customer": "bob", "item": "pen", "previous_orders": 3,
+                              "placed": True}
+
+
+def test_detached_child_finishes_after_its_parent(stack, nonce):
+    job_id = f"detached-{nonce}"
+    started = stack.post(f"/detached-chain?id={job_id}", {"report": f"r-{nonce}"})
+    assert started.status_code == 202
+    child_id = started.json()["child_job_id"]
+    assert child_id == f"{job_id}:report"
+
+    parent = stack.job_settled(job_id)
+    assert parent["result"] == {"started": child_id, "report": f"r-{nonce}"}
+    assert stack.get(f"/jobs/{child_id}").json()["status"] == "running"
+    child = stack.job_settled(child_id)
+    assert child["result"] == {"report": f"r-{nonce}", "rows": len(f"r-{nonce}") * 10}
+    assert ledger.count("build_report", f"r-{nonce}", stack.ledger_path) == 1
+
+
+def test_fan_out_combines_all_results(stack, nonce):
+    job_id = f"fan-{nonce}"
+    assert stack.post(f"/fan-out-workflow?id={job_id}", {"count": 5}).status_code == 202
+
+    done = stack.job_settled(job_id)
+
+    assert done["result"] == {"results": [0, 1, 4, 9, 16], "total": 30}
+
+
+def test_flows_use_a_fixed_id_without_one(stack):
+    first = stack.post("/fan-out-workflow")
+    again = stack.post("/fan-out-workflow")
+
+    assert first.json()["job_id"] == again.json()["job_id"] == "fan-out-workflow"
+    assert stack.job_settled("fan-out-workflow")["result"]["total"] == 5
+
+
+def test_openapi_document_and_docs_page(stack):
+    spec = stack.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    for path in ("/begin", "/wait", "/jobs", "/jobs/{job_id}", "/jobs/{job_id}/cancel",
+                 "/orders/{order_id}/approve-and-ship", "/webhooks/approval/{order_id}",
+                 "/price-quote", "/await-chain", "/detached-chain", "/fan-out-workflow"):
+        assert path in spec["paths"], path
+    submit = spec["paths"]["/jobs"]["post"]
+    assert "requestBody" in submit
+    assert {"202", "409", "422"} <= set(submit["responses"])
+    assert "OrderJob" in spec["components"]["schemas"]
+
+    page = stack.get("/docs")
+    assert page.status_code == 200
+    assert "swagger-ui" in page.text
+    assert stack.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
