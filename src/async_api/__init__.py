@@ -9,7 +9,15 @@ from async_api import body
 from async_api.engine import Engine
 from async_api.errors import register_error_handlers
 from async_api.resources import docs, flows, health, jobs, orders, polling, quotes, webhooks
+from async_api.schemas import ErrorResponseSchema
 from async_api.settings import Settings
+
+
+class DocumentedApi(Api):
+    """flask-smorest's Api, documenting the error body this gateway really sends."""
+
+    ERROR_SCHEMA = ErrorResponseSchema
+
 
 API_BLUEPRINTS = (health.blp, polling.blp, jobs.blp, orders.blp, webhooks.blp, quotes.blp,
                   flows.blp)
@@ -33,7 +41,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.extensions["async_api.engine"] = engine or Engine(
         settings.resonate_url, settings.engine_timeout_seconds
     )
-    api = Api(app)
+    api = DocumentedApi(app)
     for blueprint in API_BLUEPRINTS:
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.blp)

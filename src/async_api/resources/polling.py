@@ -19,6 +19,11 @@ DEFAULT_BODY = {"foo": "bar"}
 
 
 @blp.route("/begin", methods=["POST"])
+@blp.doc(requestBody={
+    "required": False,
+    "description": 'Any JSON value, passed to `foo`; `{"foo": "bar"}` when empty.',
+    "content": {"application/json": {"schema": {}, "example": {"foo": "hello"}}},
+})
 @blp.arguments(OptionalIdQuerySchema, location="query", error_status_code=400)
 @blp.response(202, BeginResponseSchema)
 @blp.alt_response(409, schema=ErrorResponseSchema, description="Id reused with another body.")
