@@ -198,6 +198,10 @@ class Stack:
             return job if job["status"] not in ("running", "waiting_for_approval") else None
         return wait_until(settled, timeout, f"job {job_id} to settle", interval=0.1)
 
+    def promise_state(self, promise_id: str) -> str | None:
+        """Asks the engine directly, e.g. whether a workflow step is durably done."""
+        response = requests.get(f"{self.engine.url}/promises/{promise_id}", timeout=2)
+        return response.json()["state"] if response.ok else None
+
     def promise_exists(self, promise_id: str) -> bool:
-        """Asks the engine directly, e.g. whether a workflow reached a given step."""
-        return requests.get(f"{self.engine.url}/promises/{promise_id}", timeout=2).ok
+        return self.promise_state(promise_id) is not None

@@ -94,7 +94,7 @@ def test_listing_filters_by_state_and_pages_with_a_cursor(stack, nonce):
 def test_cancel_wins_over_a_running_job_and_the_worker_survives(make_stack, nonce):
     stack = make_stack()
     stack.engine.start()
-    slow_worker = stack.start_worker("worker", env={"ORDER_STEP_SECONDS": "1"})
+    slow_worker = stack.start_worker("worker", env={"STEP_PAUSE_SECONDS": "1"})
     stack.start_gateway()
     job_id = f"order:X-{nonce}"
     stack.post("/jobs", {"order_id": f"X-{nonce}", "items": ["x"]})
@@ -124,11 +124,12 @@ def test_cancel_wins_over_a_running_job_and_the_worker_survives(make_stack, nonc
 def test_a_worker_killed_between_steps_does_not_redo_a_completed_step(make_stack, nonce):
     stack = make_stack()
     stack.engine.start()
-    doomed = stack.start_worker("worker", env={"ORDER_STEP_SECONDS": "1"})
+    doomed = stack.start_worker("worker", env={"STEP_PAUSE_SECONDS": "1"})
     stack.start_gateway()
     order_id = f"K-{nonce}"
     stack.post("/jobs", {"order_id": order_id, "items": ["x"]})
-    wait_until(lambda: ledger.count("charge", order_id, stack.ledger_path), 15,
+    # "charge" durably done: its promise resolved, not just its ledger row written
+    wait_until(lambda: stack.promise_state(f"order:{order_id}.2") == "RESOLVED", 15,
                "two steps to complete")
 
     doomed.kill()  # in the middle of "ship", or just before it

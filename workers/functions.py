@@ -44,6 +44,11 @@ def foo(ctx: Any, data: Any) -> Workflow:
 UNAVAILABLE = "unavailable"  # an item of this name fails validation (demo knob)
 
 
+def pause() -> None:
+    """STEP_PAUSE_SECONDS slows every business step down, so fault tests can kill mid-step."""
+    time.sleep(float(os.environ.get("STEP_PAUSE_SECONDS", "0")))
+
+
 @functools.cache
 def _engine() -> engine.Engine:
     """A client of the promise store, to look at the job a step belongs to."""
@@ -51,14 +56,14 @@ def _engine() -> engine.Engine:
 
 
 def order_step(ctx: Any, step: str, order_id: str, items: list[str]) -> dict[str, Any]:
-    """One business step of an order. ORDER_STEP_SECONDS makes each step slow (fault tests).
+    """One business step of an order.
 
     A step raises only for transient trouble (the SDK retries it); a business "no" is a value.
     A job cancelled meanwhile stops before its next effect.
     """
     if _engine().get(f"order:{order_id}").state == engine.CANCELED:
         return {"step": step, "ok": False, "why": "the job was cancelled"}
-    time.sleep(float(os.environ.get("ORDER_STEP_SECONDS", "0")))
+    pause()
     if step == "validate" and UNAVAILABLE in items:
         return {"step": step, "ok": False, "why": f"an item is {UNAVAILABLE}"}
     ledger.record(ctx, step, order_id)  # last: only a completed step leaves a row
@@ -117,6 +122,8 @@ def square(ctx: Any, number: int) -> Workflow:
 
 
 def _square_step(ctx: Any, number: int) -> int:
+    pause()
+    ledger.record(ctx, "square", str(number))
     return number * number
 
 
@@ -153,6 +160,8 @@ def query_orders(ctx: Any, customer: str) -> Workflow:
 
 def _orders_of(ctx: Any, customer: str) -> list[str]:
     """Stands in for a database query."""
+    pause()
+    ledger.record(ctx, "query_orders", customer)
     return [f"{customer}-order-{n}" for n in range(len(customer) % 4)]
 
 

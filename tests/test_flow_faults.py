@@ -1,0 +1,80 @@
+"""A worker SIGKILLed in the middle of each workflow; survivors of the same group finish it.
+
+Steps write their ledger row as their last act, so "exactly one row" means exactly one
+completed execution, whatever was killed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import requests
+
+from async_api.resources.webhooks import SIGNATURE_HEADER, sign
+from tests.support import wait_until
+from workers import ledger
+
+SLOW = {"STEP_PAUSE_SECONDS": "1.5"}
+
+
+def started_stack(make_stack, groups: list[str], env: dict[str, str] | None = None):
+    stack = make_stack()
+    stack.engine.start()
+    workers = {group: stack.start_worker(group, env=env) for group in groups}
+    stack.start_gateway({"WEBHOOK_SECRET": "s3cret"})
+    return stack, workers
+
+
+def test_await_chain_survives_the_death_of_both_sides(make_stack, nonce):
+    stack, workers = started_stack(make_stack, ["business", "db"], SLOW)
+    job_id = f"chain-{nonce}"
+    stack.post(f"/await-chain?id={job_id}", {"customer": f"c-{nonce}", "item": "pen"})
+    wait_until(lambda: stack.promise_exists(f"{job_id}.1"), 15, "the call into group db")
+
+    workers["db"].kill()  # in the middle of query_orders
+    workers["business"].kill()  # while it awaits the answer
+    stack.start_worker("db")
+    stack.start_worker("business")
+
+    done = stack.job_settled(job_id, timeout=60)
+    assert done["status"] == "done"
+    assert done["result"]["placed"] is True
+    assert ledger.count("query_orders", f"c-{nonce}", stack.ledger_path) == 1
+    assert ledger.count("place_order", f"c-{nonce}:pen", stack.ledger_path) == 1
+
+
+def test_fan_out_survives_a_worker_killed_mid_way(make_stack, nonce):
+    stack, workers = started_stack(make_stack, ["worker"], SLOW)
+    job_id = f"fan-{nonce}"
+    stack.post(f"/fan-out-workflow?id={job_id}", {"count": 4})
+    # the step of the first square durably done (not just its ledger row written)
+    wait_until(lambda: stack.promise_state(f"{job_id}.1.1") == "RESOLVED", 20, "a first step")
+
+    workers["worker"].kill()
+    stack.start_worker("worker")
+    stack.start_worker("worker")  # two survivors share what is left
+
+    done = stack.job_settled(job_id, timeout=90)
+    assert done["result"] == {"results": [0, 1, 4, 9], "total": 14}
+    for number in range(4):
+        assert ledger.count("square", str(number), stack.ledger_path) == 1
+
+
+def test_an_approval_wait_survives_a_worker_restart(make_stack, nonce):
+    stack, workers = started_stack(make_stack, ["worker"])
+    order_id = f"W-{nonce}"
+    stack.post(f"/orders/{order_id}/approve-and-ship")
+    wait_until(lambda: stack.get(f"/jobs/order:{order_id}").json()["status"]
+               == "waiting_for_approval", 15, "the job to wait for approval")
+
+    workers["worker"].kill()
+    body = json.dumps({"approved": True}).encode()
+    approved = requests.post(f"{stack.gateway_url}/webhooks/approval/{order_id}", data=body,
+                             headers={"Content-Type": "application/json",
+                                      SIGNATURE_HEADER: sign("s3cret", body)}, timeout=10)
+    assert approved.status_code == 200  # accepted while no worker runs at all
+    stack.start_worker("worker")
+
+    done = stack.job_settled(f"order:{order_id}", timeout=60)
+    assert done["result"] == {"order_id": order_id, "status": "shipped"}
+    assert ledger.count("ship", order_id, stack.ledger_path) == 1
