@@ -19,10 +19,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Shared by the tests that harm nothing: one server, one worker per group, one gateway."""
     shared = Stack(tmp_path_factory.mktemp("stack"))
     try:
-        shared.engine.start()
-        for group in GROUPS:
-            shared.start_worker(group)
-        shared.start_gateway(GATEWAY_ENV)
+        shared.start(list(GROUPS), gateway_env=GATEWAY_ENV)
         yield shared
     finally:
         shared.stop()

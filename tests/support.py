@@ -163,6 +163,18 @@ class Stack:
             self.gateway_url = gateway.url
         return gateway
 
+    def start(
+        self,
+        groups: list[str],
+        worker_env: dict[str, str] | None = None,
+        gateway_env: dict[str, str] | None = None,
+    ) -> dict[str, Process]:
+        """Server, one worker per group, one gateway; returns the workers by group."""
+        self.engine.start()
+        workers = {group: self.start_worker(group, env=worker_env) for group in groups}
+        self.start_gateway(gateway_env)
+        return workers
+
     def stop(self) -> None:
         for process in [*self.gateways, *self.workers, self.engine]:
             process.stop()

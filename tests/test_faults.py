@@ -10,9 +10,7 @@ from workers import ledger
 
 def test_a_killed_worker_is_replaced_and_the_job_finishes_once(make_stack, nonce):
     stack = make_stack()
-    stack.engine.start()
-    doomed = stack.start_worker("worker")
-    stack.start_gateway()
+    doomed = stack.start(["worker"])["worker"]
     job_id, body = f"slow-{nonce}", {"sleep": 3, "nonce": nonce}
 
     assert stack.begin(job_id, body).status_code == 202
@@ -29,9 +27,7 @@ def test_a_killed_worker_is_replaced_and_the_job_finishes_once(make_stack, nonce
 
 def test_a_restarted_server_keeps_results_and_finishes_pending_work(make_stack, nonce):
     stack = make_stack()
-    stack.engine.start()
-    worker = stack.start_worker("worker")
-    stack.start_gateway()
+    worker = stack.start(["worker"])["worker"]
     done_id, pending_id = f"before-{nonce}", f"during-{nonce}"
     stack.begin(done_id, {"nonce": nonce})
     before = stack.wait_settled(done_id)

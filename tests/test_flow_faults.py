@@ -17,16 +17,9 @@ from workers import ledger
 SLOW = {"STEP_PAUSE_SECONDS": "1.5"}
 
 
-def started_stack(make_stack, groups: list[str], env: dict[str, str] | None = None):
-    stack = make_stack()
-    stack.engine.start()
-    workers = {group: stack.start_worker(group, env=env) for group in groups}
-    stack.start_gateway({"WEBHOOK_SECRET": "s3cret"})
-    return stack, workers
-
-
 def test_await_chain_survives_the_death_of_both_sides(make_stack, nonce):
-    stack, workers = started_stack(make_stack, ["business", "db"], SLOW)
+    stack = make_stack()
+    workers = stack.start(["business", "db"], SLOW)
     job_id = f"chain-{nonce}"
     stack.post(f"/await-chain?id={job_id}", {"customer": f"c-{nonce}", "item": "pen"})
     wait_until(lambda: stack.promise_exists(f"{job_id}.1"), 15, "the call into group db")
@@ -44,7 +37,8 @@ def test_await_chain_survives_the_death_of_both_sides(make_stack, nonce):
 
 
 def test_fan_out_survives_a_worker_killed_mid_way(make_stack, nonce):
-    stack, workers = started_stack(make_stack, ["worker"], SLOW)
+    stack = make_stack()
+    workers = stack.start(["worker"], SLOW)
     job_id = f"fan-{nonce}"
     stack.post(f"/fan-out-workflow?id={job_id}", {"count": 4})
     # the step of the first square durably done (not just its ledger row written)
@@ -61,7 +55,8 @@ def test_fan_out_survives_a_worker_killed_mid_way(make_stack, nonce):
 
 
 def test_an_approval_wait_survives_a_worker_restart(make_stack, nonce):
-    stack, workers = started_stack(make_stack, ["worker"])
+    stack = make_stack()
+    workers = stack.start(["worker"], gateway_env={"WEBHOOK_SECRET": "s3cret"})
     order_id = f"W-{nonce}"
     stack.post(f"/orders/{order_id}/approve-and-ship")
     wait_until(lambda: stack.get(f"/jobs/order:{order_id}").json()["status"]

@@ -93,9 +93,7 @@ def test_listing_filters_by_state_and_pages_with_a_cursor(stack, nonce):
 
 def test_cancel_wins_over_a_running_job_and_the_worker_survives(make_stack, nonce):
     stack = make_stack()
-    stack.engine.start()
-    slow_worker = stack.start_worker("worker", env={"STEP_PAUSE_SECONDS": "1"})
-    stack.start_gateway()
+    slow_worker = stack.start(["worker"], {"STEP_PAUSE_SECONDS": "1"})["worker"]
     job_id = f"order:X-{nonce}"
     stack.post("/jobs", {"order_id": f"X-{nonce}", "items": ["x"]})
     wait_until(lambda: ledger.count("validate", f"X-{nonce}", stack.ledger_path), 15,
@@ -123,9 +121,7 @@ def test_cancel_wins_over_a_running_job_and_the_worker_survives(make_stack, nonc
 
 def test_a_worker_killed_between_steps_does_not_redo_a_completed_step(make_stack, nonce):
     stack = make_stack()
-    stack.engine.start()
-    doomed = stack.start_worker("worker", env={"STEP_PAUSE_SECONDS": "1"})
-    stack.start_gateway()
+    doomed = stack.start(["worker"], {"STEP_PAUSE_SECONDS": "1"})["worker"]
     order_id = f"K-{nonce}"
     stack.post("/jobs", {"order_id": order_id, "items": ["x"]})
     # "charge" durably done: its promise resolved, not just its ledger row written

@@ -4,7 +4,11 @@ Each takes an optional `?id=`; without one it uses the flow's fixed id (the rout
 re-sending reconnects to the same run.
 """
 
+import functools
+from collections.abc import Callable
+
 from flask_smorest import Blueprint
+from marshmallow import Schema
 
 from async_api import ids, jobs
 from async_api.resources import engine, settings
@@ -20,27 +24,37 @@ from async_api.schemas.jobs import JobSchema
 blp = Blueprint("flows", __name__, description="Workflows that call other worker groups.")
 
 
+def flow_route(
+    path: str, body_schema: type[Schema], answer_schema: type[Schema] = JobSchema
+) -> Callable[[Callable], Callable]:
+    """What every flow route shares: POST, an optional ?id=, a body, 202 or 409."""
+    decorators = [
+        blp.route(path, methods=["POST"]),
+        blp.arguments(OptionalIdQuerySchema, location="query"),
+        blp.arguments(body_schema),
+        blp.response(202, answer_schema),
+        blp.alt_response(409, schema=ErrorResponseSchema, description="Id reused, other body."),
+    ]
+
+    def decorate(view: Callable) -> Callable:
+        return functools.reduce(lambda wrapped, decorator: decorator(wrapped),
+                                reversed(decorators), view)
+    return decorate
+
+
 def _start(query: dict, default_id: str, func: str, args: list, group: str) -> tuple:
     job_id = ids.checked(query.get("id", default_id), settings())
     return jobs.start(engine(), settings(), job_id, func, args, group=group)
 
 
-@blp.route("/await-chain", methods=["POST"])
-@blp.arguments(OptionalIdQuerySchema, location="query")
-@blp.arguments(AwaitChainSchema)
-@blp.response(202, JobSchema)
-@blp.alt_response(409, schema=ErrorResponseSchema, description="Id reused with another body.")
+@flow_route("/await-chain", AwaitChainSchema)
 def await_chain(query: dict, body: dict) -> tuple:
     """`place_order` (group business) awaits `query_orders` (group db) and uses its answer."""
     return _start(query, "await-chain", "place_order", [body["customer"], body["item"]],
                   "business")
 
 
-@blp.route("/detached-chain", methods=["POST"])
-@blp.arguments(OptionalIdQuerySchema, location="query")
-@blp.arguments(DetachedChainSchema)
-@blp.response(202, DetachedJobSchema)
-@blp.alt_response(409, schema=ErrorResponseSchema, description="Id reused with another body.")
+@flow_route("/detached-chain", DetachedChainSchema, DetachedJobSchema)
 def detached_chain(query: dict, body: dict) -> tuple:
     """`start_report` starts `build_report` (group db) and finishes without waiting for it."""
     job_id = ids.checked(query.get("id", "detached-chain"), settings())
@@ -50,11 +64,7 @@ def detached_chain(query: dict, body: dict) -> tuple:
     return {**answer, "child_job_id": child_id}, status, headers
 
 
-@blp.route("/fan-out-workflow", methods=["POST"])
-@blp.arguments(OptionalIdQuerySchema, location="query")
-@blp.arguments(FanOutSchema)
-@blp.response(202, JobSchema)
-@blp.alt_response(409, schema=ErrorResponseSchema, description="Id reused with another body.")
+@flow_route("/fan-out-workflow", FanOutSchema)
 def fan_out_workflow(query: dict, body: dict) -> tuple:
     """`fan_out_workflow` runs `count` squares at once on group worker and sums them."""
     return _start(query, "fan-out-workflow", "fan_out_workflow", [body["count"]], "worker")
