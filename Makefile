@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RESONATE := .resonate/bin/resonate
 
-.PHONY: run test lint install
+.PHONY: run test lint install bench
 
 run: install
 	PORT=$(PORT) $(BIN)/honcho start -f Procfile.dev -p $(PORT)
@@ -27,3 +27,6 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 $(RESONATE):
 	scripts/build-resonate $(RESONATE)
+
+bench: install
+	$(BIN)/python -m bench.throughput

@@ -146,12 +146,12 @@ class Stack:
         assert worker.alive(), worker.log()
         return worker
 
-    def start_gateway(self, extra_env: dict[str, str] | None = None, workers: int = 2) -> Process:
+    def start_gateway(self, extra_env: dict[str, str] | None = None) -> Process:
+        """gunicorn with the repo's gunicorn.conf.py (WEB_CONCURRENCY workers, default 2)."""
         port = free_port()
         gateway = Process(
             f"gateway-{len(self.gateways)}",
-            [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(workers)],
+            [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}"],
             {**self.env(), **(extra_env or {})}, self.dir,
         )
         gateway.start()

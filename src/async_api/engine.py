@@ -17,7 +17,9 @@ import hashlib
 import json
 import logging
 import sys
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -297,13 +299,20 @@ class Engine:
 
 
 class _ReconnectingPoller(Poller):
-    """The SDK's poller, but it survives a server killed mid-stream.
+    """The SDK's poller, but it survives a server killed mid-stream, and waits for `open`.
 
     SDK 0.4.10 reconnects only on ConnectionError; a stream cut by a SIGKILLed server raises
-    ChunkedEncodingError, which ends the whole worker process (os._exit).
+    ChunkedEncodingError, which ends the whole worker process (os._exit). And it polls as soon as
+    the node is built, before functions are registered: a task arriving then ends it too.
     """
 
+    def __init__(self, url: str, group: str) -> None:
+        super().__init__(url=url, group=group)
+        self.open = threading.Event()
+        self._queued: OrderedDict[tuple[str, int], None] = OrderedDict()
+
     def _run(self, cmd_queue: CommandQ, pid: str) -> None:
+        self.open.wait()
         url = f"{self._url}/{self._group}/{pid}"
         while True:
             try:
@@ -320,7 +329,23 @@ class _ReconnectingPoller(Poller):
                 continue
             message = self._encoder.decode(line.strip()[5:])
             if "task" in message:
-                cmd_queue.put(Claim(TaskRecord.decode(message["task"], encoder=self._encoder)))
+                task = TaskRecord.decode(message["task"], encoder=self._encoder)
+                if self._first_time(task):
+                    cmd_queue.put(Claim(task))
+
+    def _first_time(self, task: TaskRecord) -> bool:
+        """The server re-sends a task it has not seen claimed yet (every task-enqueue-delay).
+
+        A busy worker would queue each copy and claim them all, the late ones in vain: its
+        backlog then grows faster than it drains. One claim per task and counter is enough.
+        """
+        key = (task.task_id, task.counter)
+        if key in self._queued:
+            return False
+        self._queued[key] = None
+        if len(self._queued) > 100_000:
+            self._queued.popitem(last=False)
+        return True
 
 
 def _as_seen_by_workflow(record: DurablePromiseRecord) -> DurablePromiseRecord:
@@ -381,15 +406,33 @@ class _WorkflowStore(RemoteStore):
         self.tasks = _WorkflowTaskStore(self.url, self._call, self._encoder)
 
 
+def _skip_stale_claims(scheduler: Any) -> None:
+    """A task the server re-sent while this worker was busy is claimed by whoever came first;
+    the late claim gets a 403, on which SDK 0.4.10 ends the process. Skip it instead."""
+    handle_claim = scheduler._handle_claim
+
+    def handle_claim_once(claim: Claim) -> list[Any]:
+        try:
+            return handle_claim(claim)
+        except ResonateError as exc:
+            if exc.code not in ("STORE_FORBIDDEN", "STORE_NOT_FOUND"):
+                raise
+            _log.info("task %s was claimed already; skipped", claim.record.task_id)
+            return []
+
+    scheduler._handle_claim = handle_claim_once
+
+
 def run_worker(
     group: str, functions: Iterable[Callable[..., Any]], url: str, poll_url: str
 ) -> Resonate:
     """Starts a Resonate node that polls `group` and runs the registered durable functions."""
-    resonate = Resonate(
-        store=_WorkflowStore(url), task_source=_ReconnectingPoller(url=poll_url, group=group)
-    )
+    poller = _ReconnectingPoller(url=poll_url, group=group)
+    resonate = Resonate(store=_WorkflowStore(url), task_source=poller)
+    _skip_stale_claims(resonate._scheduler)
     for function in functions:
         resonate.register(function)
+    poller.open.set()  # only now may tasks arrive
     return resonate
 
 
