@@ -35,7 +35,7 @@ def foo(ctx: Any, data: Any) -> Workflow:
     options = data if isinstance(data, dict) else {}
     if options.get("sleep"):
         yield engine.sleep(ctx, int(options["sleep"]))
-    yield engine.step(ctx, ledger.record, "foo", canonical(data))
+    yield engine.step(ctx, foo_effect, canonical(data))
     if "fail" in options:
         raise JobFailed(str(options["fail"]))
     return {"result": f"Processed: {canonical(data)}", "timestamp": int(time.time())}
@@ -53,6 +53,12 @@ def pause() -> None:
 def _engine() -> engine.Engine:
     """A client of the promise store, to look at the job a step belongs to."""
     return engine.Engine(Settings.from_env().resonate_url)
+
+
+def foo_effect(ctx: Any, key: str) -> None:
+    """What `foo` does to the world: here, one ledger row."""
+    pause()
+    ledger.record(ctx, "foo", key)
 
 
 def order_step(ctx: Any, step: str, order_id: str, items: list[str]) -> dict[str, Any]:
