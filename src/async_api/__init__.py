@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
+from async_api import auth
 from async_api.engine import Engine
 from async_api.errors import register_error_handlers
 from async_api.resources import health, polling
@@ -22,11 +23,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS=auth.spec_options(settings),
     )
     app.extensions["async_api.settings"] = settings
     app.extensions["async_api.engine"] = engine or Engine(
         settings.resonate_url, settings.engine_timeout_seconds
     )
+    auth.install(app, settings)
     api = Api(app)
     for blueprint in (health.blp, polling.blp):
         api.register_blueprint(blueprint)

@@ -12,6 +12,11 @@ def _env_int(name: str, default: int) -> int:
     return default if raw in (None, "") else int(raw)
 
 
+def _env_list(name: str) -> tuple[str, ...]:
+    """A comma-separated variable as a tuple, blanks dropped."""
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
 def _env_float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     return default if raw in (None, "") else float(raw)
@@ -29,6 +34,8 @@ class Settings:
     max_id_length: int = 200
     max_json_depth: int = 32
     retry_after_seconds: int = 1
+    # Bearer tokens the gateway accepts (API_TOKENS, comma-separated); empty turns auth off.
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
     id_pattern: re.Pattern[str] = field(
         default=re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*"), compare=False
     )
@@ -44,4 +51,5 @@ class Settings:
             max_id_length=_env_int("MAX_ID_LENGTH", cls.max_id_length),
             max_json_depth=_env_int("MAX_JSON_DEPTH", cls.max_json_depth),
             retry_after_seconds=_env_int("RETRY_AFTER_SECONDS", cls.retry_after_seconds),
+            api_tokens=_env_list("API_TOKENS"),
         )
