@@ -5,12 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 RESONATE := .resonate/bin/resonate
 
-.PHONY: run test lint install
+.PHONY: run test lint install postgres
 
 run: install
 	PORT=$(PORT) $(BIN)/honcho start -f Procfile.dev -p $(PORT)
 
-test: install
+# The end-to-end tests also run on a private PostgreSQL cluster: its binaries are installed once.
+test: install postgres
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -27,3 +28,6 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 $(RESONATE):
 	scripts/build-resonate $(RESONATE)
+
+postgres:
+	scripts/ensure-postgres

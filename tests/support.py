@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -72,11 +76,15 @@ class Process:
             os.kill(self.pid, signal.SIGKILL)
             self.popen.wait(10)
 
-    def stop(self, timeout: float = 15) -> None:
-        """SIGTERM, then SIGKILL to the whole group if it lingers."""
+    def stop(self, timeout: float = 15, group: bool = False) -> None:
+        """SIGTERM (to the whole process group with `group`), then SIGKILL to the group if it
+        lingers."""
         if not self.alive():
             return
-        self.popen.send_signal(signal.SIGTERM)
+        if group:
+            os.killpg(self.pid, signal.SIGTERM)
+        else:
+            self.popen.send_signal(signal.SIGTERM)
         try:
             self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -120,6 +128,72 @@ class EngineServer(Process):
         return {"RESONATE_URL": self.url, "RESONATE_POLL_URL": self.poll_url}
 
 
+class PostgresCluster:
+    """A private PostgreSQL cluster on a free loopback port, in a temp dir, gone after the tests.
+
+    Built from Debian's binaries (scripts/ensure-postgres installs them). Postgres refuses to run
+    as root, so as root every command runs as the `postgres` OS user; the temp dir sits outside
+    pytest's root-only tmp tree so that user can reach it. TCP clients log in with a password
+    (scram), as a real deployment would; fsync is off because the tests kill the Resonate
+    server, never Postgres.
+    """
+
+    def __init__(self) -> None:
+        candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                            key=lambda path: int(Path(path).parts[-3]))
+        if not candidates:
+            raise AssertionError("PostgreSQL is not installed: run scripts/ensure-postgres")
+        self.bin = Path(candidates[-1]).parent
+        self.port = free_port()
+        self.password = secrets.token_hex(16)
+        self.dir = Path(tempfile.mkdtemp(prefix="async-api-pg-"))
+        self.data = self.dir / "data"
+        self._databases = 0
+
+    def _run(self, program: str, *args: str) -> str:
+        runas = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        result = subprocess.run([*runas, str(self.bin / program), *args], cwd=self.dir,
+                                capture_output=True, text=True, timeout=60)
+        if result.returncode:
+            raise AssertionError(f"{program} failed:\n{result.stdout}{result.stderr}")
+        return result.stdout
+
+    def start(self) -> PostgresCluster:
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+        password_file = self.dir / "password"
+        password_file.write_text(self.password)
+        if os.geteuid() == 0:
+            shutil.chown(password_file, "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-E", "UTF8", "--no-sync",
+                  "--auth-local=trust", "--auth-host=scram-sha-256",
+                  f"--pwfile={password_file}")
+        password_file.unlink()
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
+                   "-c max_connections=100")
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l",
+                  str(self.dir / "postgres.log"), "-w", "-t", "60", "start")
+        return self
+
+    def create_database(self) -> str:
+        """A new empty database; returns its DATABASE_URL."""
+        self._databases += 1
+        name = f"resonate_{self._databases}"
+        self._run("createdb", "-h", str(self.dir), "-p", str(self.port), "-U", "postgres", name)
+        return f"postgres://postgres:{self.password}@127.0.0.1:{self.port}/{name}"
+
+    def query(self, database_url: str, sql: str) -> str:
+        """Runs `sql` with psql over TCP, as the Resonate server connects; returns its rows."""
+        return self._run("psql", "-X", "-A", "-t", "-c", sql, database_url).strip()
+
+    def stop(self) -> None:
+        try:
+            if self.data.exists():
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class Stack:
     """One Resonate server with the workers and gateways that use it."""
 
@@ -130,6 +204,15 @@ class Stack:
         self.workers: list[Process] = []
         self.gateways: list[Process] = []
         self.gateway_url = ""
+
+    @property
+    def database_url(self) -> str | None:
+        """The Postgres database the server stores into, or None for its sqlite file."""
+        return self.engine.env.get("DATABASE_URL")
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.engine.env["RESONATE_DATA_DIR"]) / "resonate.db"
 
     def env(self) -> dict[str, str]:
         return {**self.engine.client_env(), "LEDGER_PATH": str(self.ledger_path),

@@ -8,8 +8,8 @@ from tests.support import wait_until
 from workers import ledger
 
 
-def test_a_killed_worker_is_replaced_and_the_job_finishes_once(make_stack, nonce):
-    stack = make_stack()
+def test_a_killed_worker_is_replaced_and_the_job_finishes_once(make_stack, store, nonce):
+    stack = make_stack(store=store)
     stack.engine.start()
     doomed = stack.start_worker("worker")
     stack.start_gateway()
@@ -27,8 +27,8 @@ def test_a_killed_worker_is_replaced_and_the_job_finishes_once(make_stack, nonce
     assert ledger.count("foo", key, stack.ledger_path) == 1
 
 
-def test_a_restarted_server_keeps_results_and_finishes_pending_work(make_stack, nonce):
-    stack = make_stack()
+def test_a_restarted_server_keeps_results_and_finishes_pending_work(make_stack, store, nonce):
+    stack = make_stack(store=store)
     stack.engine.start()
     worker = stack.start_worker("worker")
     stack.start_gateway()
