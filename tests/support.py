@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import secrets
@@ -12,11 +13,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from workers import ledger
+from workers.functions import canonical
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -80,6 +85,8 @@ class Process:
         """SIGTERM (to the whole process group with `group`), then SIGKILL to the group if it
         lingers."""
         if not self.alive():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)  # orphans of a killed leader
             return
         if group:
             os.killpg(self.pid, signal.SIGTERM)
@@ -90,6 +97,11 @@ class Process:
         except subprocess.TimeoutExpired:
             os.killpg(self.pid, signal.SIGKILL)
             self.popen.wait(10)
+
+    def children(self) -> list[int]:
+        """Pids of the direct children, e.g. a gunicorn master's worker processes."""
+        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        return [int(pid) for pid in path.read_text().split()] if path.exists() else []
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -268,6 +280,48 @@ class Stack:
             return None
         return wait_until(settled, timeout, f"job {job_id} to settle", interval=0.1)
 
+    def ran(self, bodies: Iterable[Any], step: str = "foo") -> Counter:
+        """How many completed executions of `step` the ledger holds for each job body."""
+        keys = {canonical(body) for body in bodies}
+        return Counter(key for key, _ in ledger.rows(step, str(self.ledger_path)) if key in keys)
+
+    def worker_pids(self, step: str = "foo") -> set[int]:
+        return {pid for _, pid in ledger.rows(step, str(self.ledger_path))}
+
     def promise_exists(self, promise_id: str) -> bool:
         """Asks the engine directly, e.g. whether a workflow reached a given step."""
         return requests.get(f"{self.engine.url}/promises/{promise_id}", timeout=2).ok
+
+
+class Client:
+    """A well-behaved polling client: it retries a begin with the same id and body after a
+    dropped connection or a 503, and keeps every answer it got for the test to inspect."""
+
+    def __init__(self, url: Callable[[], str]) -> None:
+        self.url = url  # read on every attempt: a test may move clients to a new gateway
+        self.answers: list[requests.Response] = []
+        self.dropped = 0
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response | None:
+        try:
+            answer = requests.request(method, f"{self.url()}{path}", timeout=10, **kwargs)
+        except requests.RequestException:
+            self.dropped += 1
+            time.sleep(0.05)
+            return None
+        self.answers.append(answer)
+        if answer.status_code == 503:
+            time.sleep(0.2)  # Retry-After says 1 s; shorter keeps the test quick
+        return answer
+
+    def begin(self, job_id: str, body: Any, timeout: float = 60) -> requests.Response:
+        """Retries until the gateway accepts (or refuses for good, 4xx)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = self._send("POST", "/begin", params={"id": job_id}, json=body)
+            if answer is not None and answer.status_code != 503:
+                return answer
+        raise AssertionError(f"begin {job_id} was never answered in {timeout}s")
+
+    def poll(self, job_id: str) -> requests.Response | None:
+        return self._send("GET", "/wait", params={"id": job_id})

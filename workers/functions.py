@@ -18,11 +18,14 @@ def canonical(data: Any) -> str:
 
 def foo(ctx: Any, data: Any) -> Generator[Any, Any, dict[str, Any]]:
     """The /begin job. Demo knobs in the body: "sleep": N waits N seconds durably first,
-    "fail": "why" rejects the job with that reason."""
+    "work": N blocks N seconds inside the checkpointed step (its worker holds the task
+    meanwhile), "fail": "why" rejects the job with that reason."""
     options = data if isinstance(data, dict) else {}
     if options.get("sleep"):
         yield engine.sleep(ctx, int(options["sleep"]))
-    yield engine.step(ctx, ledger.record, "foo", canonical(data))
+    work = options.get("work")
+    work_seconds = float(work) if isinstance(work, int | float) else 0.0
+    yield engine.step(ctx, ledger.record, "foo", canonical(data), min(work_seconds, 60.0))
     if "fail" in options:
         raise JobFailed(str(options["fail"]))
     return {"result": f"Processed: {canonical(data)}", "timestamp": int(time.time())}
