@@ -230,10 +230,11 @@ class Stack:
         return {**self.engine.client_env(), "LEDGER_PATH": str(self.ledger_path),
                 "PYTHONUNBUFFERED": "1"}
 
-    def start_worker(self, group: str = "worker") -> Process:
+    def start_worker(self, group: str = "worker",
+                     extra_env: dict[str, str] | None = None) -> Process:
         name = f"worker-{group}-{len(self.workers)}"
         worker = Process(name, [str(BIN / "python"), "-m", "workers", "--group", group],
-                         self.env(), self.dir)
+                         {**self.env(), **(extra_env or {})}, self.dir)
         worker.start()
         self.workers.append(worker)
         wait_until(lambda: "serving group" in worker.log() or not worker.alive(), 20,
