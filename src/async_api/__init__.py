@@ -9,7 +9,14 @@ from async_api import auth
 from async_api.engine import Engine
 from async_api.errors import register_error_handlers
 from async_api.resources import health, polling
+from async_api.schemas import ErrorResponseSchema
 from async_api.settings import Settings
+
+
+class _Api(Api):
+    """Documents the product's error body for every error response, not flask-smorest's."""
+
+    ERROR_SCHEMA = ErrorResponseSchema
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> Flask:
@@ -30,7 +37,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         settings.resonate_url, settings.engine_timeout_seconds
     )
     auth.install(app, settings)
-    api = Api(app)
+    api = _Api(app)
     for blueprint in (health.blp, polling.blp):
         api.register_blueprint(blueprint)
     register_error_handlers(app)  # after Api(), which installs its own HTTP error handler

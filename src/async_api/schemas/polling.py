@@ -3,10 +3,19 @@
 from marshmallow import fields
 
 from async_api.schemas import QuerySchema, Schema
+from async_api.settings import Settings
+
+# What ids.checked() enforces, documented so that clients (and schemathesis) know the rules.
+ID_RULES = {
+    "pattern": f"^{Settings().id_pattern.pattern}$",
+    "minLength": 1,
+    "maxLength": Settings.max_id_length,
+}
 
 
 class BeginQuerySchema(QuerySchema):
-    id = fields.String(metadata={"description": "Job id; a UUID is minted when absent."})
+    id = fields.String(metadata={"description": "Job id; a UUID is minted when absent.",
+                                 **ID_RULES})
 
 
 class BeginResponseSchema(Schema):
@@ -16,7 +25,7 @@ class BeginResponseSchema(Schema):
 
 
 class WaitQuerySchema(QuerySchema):
-    id = fields.String(required=True)
+    id = fields.String(required=True, metadata=ID_RULES)
 
 
 class WaitResponseSchema(Schema):
