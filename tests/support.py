@@ -286,6 +286,14 @@ class Stack:
         keys = {canonical(body) for body in bodies}
         return Counter(key for key, _ in ledger.rows(step, str(self.ledger_path)) if key in keys)
 
+    def begin_held_job(self, job_id: str, body: dict) -> int:
+        """Begins a job whose body has a "work" knob; returns the pid of the worker that holds
+        it, once that worker is inside the step."""
+        assert self.begin(job_id, body).status_code == 202
+        wait_until(lambda: self.ran([body], "foo:started"), 15, "the step to start")
+        (holder,) = self.worker_pids("foo:started")
+        return holder
+
     def worker_pids(self, step: str = "foo") -> set[int]:
         return {pid for _, pid in ledger.rows(step, str(self.ledger_path))}
 

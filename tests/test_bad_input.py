@@ -63,3 +63,22 @@ def test_limits_come_from_the_environment(stack, nonce):
     assert (too_deep.status_code, too_deep.json()["error"]["code"]) == (400, "too_deep")
     too_long = begin("i" * 41, b"")
     assert (too_long.status_code, too_long.json()["error"]["code"]) == (400, "invalid_id")
+
+
+@pytest.mark.parametrize("body", [
+    {"__type": "subprocess.Popen", "attributes": {"args": ["touch", "PWNED"]}},
+    {"deep": [1, {"x": {"__type": "builtins.list", "attributes": {}}}]},
+    {"__type": ["not", "a", "name"]},
+])
+def test_the_sdk_reserved_key_is_refused_and_the_worker_survives(stack, nonce, body):
+    """SDK 0.4.10 decodes {"__type": NAME, "attributes": {...}} by importing NAME and calling it
+    with the attributes: in a body that reached a worker it would run code of the client's
+    choosing, or crash the worker on every delivery of that task."""
+    refused = stack.begin(f"reserved-{nonce}", body)
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "reserved_key"
+    assert stack.poll(f"reserved-{nonce}").status_code == 404
+
+    stack.begin(f"after-{nonce}", {"nonce": nonce})
+    assert stack.wait_settled(f"after-{nonce}")["status"] == "resolved"
+    assert all(worker.alive() for worker in stack.workers)

@@ -11,30 +11,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from tests.support import wait_until
-from workers import ledger
 
-
-def start_held_job(stack, nonce: str, work: float) -> tuple[str, dict, int]:
-    """Begins a job whose step blocks `work` s; returns it once a worker holds it mid-step."""
-    job_id, body = f"term-{nonce}", {"work": work, "nonce": nonce}
-    assert stack.begin(job_id, body).status_code == 202
-    wait_until(lambda: stack.ran([body], "foo:started"), 15, "the step to start")
-    (holder,) = {pid for _, pid in ledger.rows("foo:started", str(stack.ledger_path))}
-    return job_id, body, holder
-
-
-def test_sigterm_lets_a_worker_finish_the_task_it_holds(make_stack, nonce):
+def sigterm_mid_step(make_stack, nonce: str, work: float, worker_env: dict[str, str]):
+    """A stack whose only worker gets SIGTERM while it holds a job inside its step."""
     stack = make_stack()
     stack.engine.start()
-    worker = stack.start_worker("worker")
+    worker = stack.start_worker("worker", worker_env)
     stack.start_gateway()
-    job_id, body, holder = start_held_job(stack, nonce, work=2)
-    assert holder == worker.pid
+    job_id, body = f"term-{nonce}", {"work": work, "nonce": nonce}
+    assert stack.begin_held_job(job_id, body) == worker.pid
 
     worker.popen.send_signal(signal.SIGTERM)
 
     assert worker.popen.wait(15) == 0
+    return stack, worker, job_id, body
+
+
+def test_sigterm_lets_a_worker_finish_the_task_it_holds(make_stack, nonce):
+    stack, worker, job_id, body = sigterm_mid_step(make_stack, nonce, 2, {})
+
     assert "stopped (drained)" in worker.log()
     assert stack.wait_settled(job_id)["status"] == "resolved"  # no other worker exists
     assert stack.ran([body]).total() == 1
@@ -43,15 +38,8 @@ def test_sigterm_lets_a_worker_finish_the_task_it_holds(make_stack, nonce):
 
 
 def test_sigterm_past_the_grace_period_hands_the_task_back(make_stack, nonce):
-    stack = make_stack()
-    stack.engine.start()
-    impatient = stack.start_worker("worker", {"WORKER_GRACE_SECONDS": "0.5"})
-    stack.start_gateway()
-    job_id, body, holder = start_held_job(stack, nonce, work=3)
-    assert holder == impatient.pid
-
-    impatient.popen.send_signal(signal.SIGTERM)
-    assert impatient.popen.wait(15) == 0
+    stack, impatient, job_id, body = sigterm_mid_step(make_stack, nonce, 3,
+                                                      {"WORKER_GRACE_SECONDS": "0.5"})
     assert "stopped (tasks handed back)" in impatient.log()
     survivor = stack.start_worker("worker")
 

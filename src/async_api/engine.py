@@ -75,6 +75,27 @@ class EngineRejected(EngineError):
     """The server refused the request as invalid."""
 
 
+class ReservedKey(EngineRejected):
+    """A value holds an object with the key "__type", which the SDK decodes by importing and
+    calling the class it names: in a worker, that would run code of the client's choosing."""
+
+
+RESERVED_KEY = "__type"
+
+
+def check_value(value: Any) -> None:
+    """Raises ReservedKey if any object nested in `value` has the SDK's reserved key."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if RESERVED_KEY in item:
+                raise ReservedKey(f'objects may not have the key "{RESERVED_KEY}"')
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+
+
 @dataclass(frozen=True)
 class Promise:
     """A durable promise as the gateway sees it, decoded to plain JSON values."""
@@ -192,6 +213,7 @@ class Engine:
         """
         args = list(args)
         kwargs = kwargs or {}
+        check_value([args, kwargs])
         return self._sdk(
             self._promises.create,
             id=promise_id,
@@ -234,6 +256,7 @@ class Engine:
     def _settle(
         self, operation: Callable[..., DurablePromiseRecord], promise_id: str, value: Any
     ) -> Promise:
+        check_value(value)  # a workflow awaiting this promise decodes it
         return self._sdk(
             operation,
             id=quote(promise_id, safe=""),

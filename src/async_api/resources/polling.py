@@ -29,7 +29,10 @@ DEFAULT_BODY = {"foo": "bar"}
 @blp.doc(requestBody={
     "required": False,
     "description": 'Any JSON value, passed to `foo` (default `{"foo": "bar"}`).',
-    "content": {"application/json": {"schema": {}}},
+    "content": {"application/json": {"schema": {
+        "description": 'Objects in it may not have the key "__type" (400 reserved_key).',
+        "not": {"type": "object", "required": ["__type"]},
+    }}},
 })
 def begin(query: dict) -> tuple:
     """Start `foo(body)` on worker group `worker`; the same id and body never run twice."""
