@@ -5,12 +5,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 RESONATE := .resonate/bin/resonate
 
-.PHONY: run test lint install bench
+.PHONY: run test lint install bench postgres
 
 run: install
 	PORT=$(PORT) $(BIN)/honcho start -f Procfile.dev -p $(PORT)
 
-test: install
+# The end-to-end tests also run on a private PostgreSQL cluster: its binaries are installed once.
+test: install postgres
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -30,3 +31,5 @@ $(RESONATE):
 
 bench: install
 	$(BIN)/python -m bench.throughput
+postgres:
+	scripts/ensure-postgres

@@ -14,3 +14,8 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # The control socket sits at one fixed path per user: several gateways on a machine would clash.
 control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+
+# Gunicorn's own early error answers (414, 431, 400 on malformed HTTP) are JSON too.
+from async_api import gunicorn_errors  # noqa: E402
+
+gunicorn_errors.install()

@@ -1,4 +1,8 @@
-"""Fixtures that start real processes and always tear them down."""
+"""Fixtures that start real processes and always tear them down.
+
+End-to-end tests run against both stores the Resonate server supports: its sqlite file and
+PostgreSQL (a private cluster, started only when a test asks for it).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,37 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support import Stack
+from tests.support import PostgresCluster, Stack
 from workers.functions import GROUPS
 
+STORES = ["sqlite", "postgres"]
 # The shared gateway signs-checks webhooks with this and gives quotes one second.
 GATEWAY_ENV = {"WEBHOOK_SECRET": "test-webhook-secret", "QUOTE_TIMEOUT_SECONDS": "1"}
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def postgres() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster()
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+def engine_env(request: pytest.FixtureRequest, store: str) -> dict[str, str]:
+    """The Resonate server's environment for `store`: a fresh Postgres database, or sqlite."""
+    if store == "postgres":
+        return {"DATABASE_URL": request.getfixturevalue("postgres").create_database()}
+    assert store == "sqlite", store
+    return {}
+
+
+@pytest.fixture(scope="session", params=STORES)
+def stack(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Shared by the tests that harm nothing: one server, one worker per group, one gateway."""
-    shared = Stack(tmp_path_factory.mktemp("stack"))
+    shared = Stack(tmp_path_factory.mktemp(f"stack-{request.param}"),
+                   engine_env(request, request.param))
     try:
         shared.start(list(GROUPS), gateway_env=GATEWAY_ENV)
         yield shared
@@ -25,13 +49,20 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         shared.stop()
 
 
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest) -> str:
+    """Runs a test once per store; pass it to make_stack(store=...)."""
+    return request.param
+
+
 @pytest.fixture
-def make_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Stack]]:
+def make_stack(request: pytest.FixtureRequest,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Stack]]:
     """A private stack for tests that kill or restart things; the test starts what it needs."""
     created: list[Stack] = []
 
-    def make(**kwargs) -> Stack:
-        private = Stack(tmp_path_factory.mktemp("private"), **kwargs)
+    def make(store: str = "sqlite") -> Stack:
+        private = Stack(tmp_path_factory.mktemp(f"private-{store}"), engine_env(request, store))
         created.append(private)
         return private
 

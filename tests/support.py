@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from workers import ledger
+from workers.functions import canonical
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -72,16 +81,27 @@ class Process:
             os.kill(self.pid, signal.SIGKILL)
             self.popen.wait(10)
 
-    def stop(self, timeout: float = 15) -> None:
-        """SIGTERM, then SIGKILL to the whole group if it lingers."""
+    def stop(self, timeout: float = 15, group: bool = False) -> None:
+        """SIGTERM (to the whole process group with `group`), then SIGKILL to the group if it
+        lingers."""
         if not self.alive():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)  # orphans of a killed leader
             return
-        self.popen.send_signal(signal.SIGTERM)
+        if group:
+            os.killpg(self.pid, signal.SIGTERM)
+        else:
+            self.popen.send_signal(signal.SIGTERM)
         try:
             self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
             os.killpg(self.pid, signal.SIGKILL)
             self.popen.wait(10)
+
+    def children(self) -> list[int]:
+        """Pids of the direct children, e.g. a gunicorn master's worker processes."""
+        path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
+        return [int(pid) for pid in path.read_text().split()] if path.exists() else []
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -120,6 +140,72 @@ class EngineServer(Process):
         return {"RESONATE_URL": self.url, "RESONATE_POLL_URL": self.poll_url}
 
 
+class PostgresCluster:
+    """A private PostgreSQL cluster on a free loopback port, in a temp dir, gone after the tests.
+
+    Built from Debian's binaries (scripts/ensure-postgres installs them). Postgres refuses to run
+    as root, so as root every command runs as the `postgres` OS user; the temp dir sits outside
+    pytest's root-only tmp tree so that user can reach it. TCP clients log in with a password
+    (scram), as a real deployment would; fsync is off because the tests kill the Resonate
+    server, never Postgres.
+    """
+
+    def __init__(self) -> None:
+        candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                            key=lambda path: int(Path(path).parts[-3]))
+        if not candidates:
+            raise AssertionError("PostgreSQL is not installed: run scripts/ensure-postgres")
+        self.bin = Path(candidates[-1]).parent
+        self.port = free_port()
+        self.password = secrets.token_hex(16)
+        self.dir = Path(tempfile.mkdtemp(prefix="async-api-pg-"))
+        self.data = self.dir / "data"
+        self._databases = 0
+
+    def _run(self, program: str, *args: str) -> str:
+        runas = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        result = subprocess.run([*runas, str(self.bin / program), *args], cwd=self.dir,
+                                capture_output=True, text=True, timeout=60)
+        if result.returncode:
+            raise AssertionError(f"{program} failed:\n{result.stdout}{result.stderr}")
+        return result.stdout
+
+    def start(self) -> PostgresCluster:
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres")
+        password_file = self.dir / "password"
+        password_file.write_text(self.password)
+        if os.geteuid() == 0:
+            shutil.chown(password_file, "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-E", "UTF8", "--no-sync",
+                  "--auth-local=trust", "--auth-host=scram-sha-256",
+                  f"--pwfile={password_file}")
+        password_file.unlink()
+        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
+                   "-c max_connections=100")
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l",
+                  str(self.dir / "postgres.log"), "-w", "-t", "60", "start")
+        return self
+
+    def create_database(self) -> str:
+        """A new empty database; returns its DATABASE_URL."""
+        self._databases += 1
+        name = f"resonate_{self._databases}"
+        self._run("createdb", "-h", str(self.dir), "-p", str(self.port), "-U", "postgres", name)
+        return f"postgres://postgres:{self.password}@127.0.0.1:{self.port}/{name}"
+
+    def query(self, database_url: str, sql: str) -> str:
+        """Runs `sql` with psql over TCP, as the Resonate server connects; returns its rows."""
+        return self._run("psql", "-X", "-A", "-t", "-c", sql, database_url).strip()
+
+    def stop(self) -> None:
+        try:
+            if self.data.exists():
+                self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
 class Stack:
     """One Resonate server with the workers and gateways that use it."""
 
@@ -130,6 +216,15 @@ class Stack:
         self.workers: list[Process] = []
         self.gateways: list[Process] = []
         self.gateway_url = ""
+
+    @property
+    def database_url(self) -> str | None:
+        """The Postgres database the server stores into, or None for its sqlite file."""
+        return self.engine.env.get("DATABASE_URL")
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.engine.env["RESONATE_DATA_DIR"]) / "resonate.db"
 
     def env(self) -> dict[str, str]:
         return {**self.engine.client_env(), "LEDGER_PATH": str(self.ledger_path),
@@ -146,12 +241,15 @@ class Stack:
         assert worker.alive(), worker.log()
         return worker
 
-    def start_gateway(self, extra_env: dict[str, str] | None = None) -> Process:
+    def start_gateway(
+        self, extra_env: dict[str, str] | None = None, workers: int | None = None
+    ) -> Process:
         """gunicorn with the repo's gunicorn.conf.py (WEB_CONCURRENCY workers, default 2)."""
         port = free_port()
         gateway = Process(
             f"gateway-{len(self.gateways)}",
-            [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}"],
+            [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}",
+             *(["--workers", str(workers)] if workers else [])],
             {**self.env(), **(extra_env or {})}, self.dir,
         )
         gateway.start()
@@ -217,3 +315,53 @@ class Stack:
 
     def promise_exists(self, promise_id: str) -> bool:
         return self.promise_state(promise_id) is not None
+
+    def ran(self, bodies: Iterable[Any], step: str = "foo") -> Counter:
+        """How many completed executions of `step` the ledger holds for each job body."""
+        keys = {canonical(body) for body in bodies}
+        return Counter(key for key, _ in ledger.rows(step, str(self.ledger_path)) if key in keys)
+
+    def begin_held_job(self, job_id: str, body: dict) -> int:
+        """Begins a job whose body has a "work" knob; returns the pid of the worker that holds
+        it, once that worker is inside the step."""
+        assert self.begin(job_id, body).status_code == 202
+        wait_until(lambda: self.ran([body], "foo:started"), 15, "the step to start")
+        (holder,) = self.worker_pids("foo:started")
+        return holder
+
+    def worker_pids(self, step: str = "foo") -> set[int]:
+        return {pid for _, pid in ledger.rows(step, str(self.ledger_path))}
+
+
+class Client:
+    """A well-behaved polling client: it retries a begin with the same id and body after a
+    dropped connection or a 503, and keeps every answer it got for the test to inspect."""
+
+    def __init__(self, url: Callable[[], str]) -> None:
+        self.url = url  # read on every attempt: a test may move clients to a new gateway
+        self.answers: list[requests.Response] = []
+        self.dropped = 0
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response | None:
+        try:
+            answer = requests.request(method, f"{self.url()}{path}", timeout=10, **kwargs)
+        except requests.RequestException:
+            self.dropped += 1
+            time.sleep(0.05)
+            return None
+        self.answers.append(answer)
+        if answer.status_code == 503:
+            time.sleep(0.2)  # Retry-After says 1 s; shorter keeps the test quick
+        return answer
+
+    def begin(self, job_id: str, body: Any, timeout: float = 60) -> requests.Response:
+        """Retries until the gateway accepts (or refuses for good, 4xx)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            answer = self._send("POST", "/begin", params={"id": job_id}, json=body)
+            if answer is not None and answer.status_code != 503:
+                return answer
+        raise AssertionError(f"begin {job_id} was never answered in {timeout}s")
+
+    def poll(self, job_id: str) -> requests.Response | None:
+        return self._send("GET", "/wait", params={"id": job_id})

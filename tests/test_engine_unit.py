@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from resonate.cmd_queue import Claim
-from resonate.errors import ResonateError
 from resonate.stores.record import DurablePromiseRecord, Param, TaskRecord, Value
 
 from async_api import engine
@@ -16,30 +14,6 @@ def test_the_poller_queues_each_task_and_counter_once():
     assert poller._first_time(TaskRecord(task_id="t1", counter=1))
     assert not poller._first_time(TaskRecord(task_id="t1", counter=1))  # a re-send
     assert poller._first_time(TaskRecord(task_id="t1", counter=2))  # a new attempt
-
-
-class _Scheduler:
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-    def _handle_claim(self, claim: Claim) -> list:
-        raise self.error
-
-
-@pytest.mark.parametrize("code", ["STORE_FORBIDDEN", "STORE_NOT_FOUND"])
-def test_a_claim_that_lost_the_race_is_skipped(code):
-    scheduler = _Scheduler(ResonateError("late", code))
-    engine._skip_stale_claims(scheduler)
-
-    assert scheduler._handle_claim(Claim(TaskRecord(task_id="t1", counter=1))) == []
-
-
-def test_other_claim_errors_still_surface():
-    scheduler = _Scheduler(ResonateError("bad", "STORE_PAYLOAD"))
-    engine._skip_stale_claims(scheduler)
-
-    with pytest.raises(ResonateError):
-        scheduler._handle_claim(Claim(TaskRecord(task_id="t1", counter=1)))
 
 
 def _record(state: str) -> DurablePromiseRecord:

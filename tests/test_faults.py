@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
 import requests
 
-from tests.support import wait_until
+from tests.support import Client, Stack, wait_until
 from workers import ledger
 
 
-def test_a_killed_worker_is_replaced_and_the_job_finishes_once(make_stack, nonce):
-    stack = make_stack()
+def test_a_killed_worker_is_replaced_and_the_job_finishes_once(make_stack, store, nonce):
+    stack = make_stack(store=store)
     doomed = stack.start(["worker"])["worker"]
     job_id, body = f"slow-{nonce}", {"sleep": 3, "nonce": nonce}
 
@@ -25,8 +32,8 @@ def test_a_killed_worker_is_replaced_and_the_job_finishes_once(make_stack, nonce
     assert ledger.count("foo", key, stack.ledger_path) == 1
 
 
-def test_a_restarted_server_keeps_results_and_finishes_pending_work(make_stack, nonce):
-    stack = make_stack()
+def test_a_restarted_server_keeps_results_and_finishes_pending_work(make_stack, store, nonce):
+    stack = make_stack(store=store)
     worker = stack.start(["worker"])["worker"]
     done_id, pending_id = f"before-{nonce}", f"during-{nonce}"
     stack.begin(done_id, {"nonce": nonce})
@@ -48,3 +55,132 @@ def test_a_restarted_server_keeps_results_and_finishes_pending_work(make_stack, 
     assert worker.alive(), "the worker must ride out the outage, not exit"
     key = f'{{"nonce": "{nonce}", "sleep": 2}}'
     assert ledger.count("foo", key, stack.ledger_path) == 1
+
+
+def begin_all(stack: Stack, client: Client, nonce: str, count: int, threads: int = 3) -> dict:
+    """Begins `count` jobs from `threads` client threads; returns {job_id: (body, answer)}."""
+    jobs = {f"load-{nonce}-{n}": {"nonce": nonce, "n": n} for n in range(count)}
+
+    def begin(job_id: str) -> tuple[str, dict, requests.Response]:
+        return job_id, jobs[job_id], client.begin(job_id, jobs[job_id])
+
+    with ThreadPoolExecutor(threads) as pool:
+        return {job_id: (body, answer) for job_id, body, answer in pool.map(begin, jobs)}
+
+
+def assert_all_ran_once(stack: Stack, jobs: dict) -> None:
+    """Every accepted job resolves, a retried begin names the same job, foo ran once for each."""
+    for job_id, (body, answer) in jobs.items():
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["promise"] == job_id
+        assert stack.wait_settled(job_id, timeout=60)["status"] == "resolved"
+        again = stack.begin(job_id, body)
+        assert (again.status_code, again.json()["promise"]) == (202, job_id)
+        assert again.json()["status"] == "resolved"
+    ran = stack.ran(body for body, _ in jobs.values())
+    assert sorted(ran.values()) == [1] * len(jobs), ran
+
+
+@pytest.mark.parametrize("target", ["gunicorn worker", "gunicorn master"])
+def test_a_killed_gateway_loses_no_accepted_job(make_stack, nonce, target):
+    stack = make_stack()
+    stack.engine.start()
+    stack.start_worker("worker")
+    doomed = stack.start_gateway()
+    url = [doomed.url]
+    client = Client(lambda: url[0])
+
+    def kill_when_busy() -> None:
+        wait_until(lambda: len(client.answers) >= 15, 30, "clients to get going")
+        if target == "gunicorn worker":
+            os.kill(doomed.children()[0], signal.SIGKILL)  # the master forks a new one
+        else:
+            doomed.kill()
+            url[0] = stack.start_gateway().url
+
+    killer = threading.Thread(target=kill_when_busy)
+    killer.start()
+    jobs = begin_all(stack, client, nonce, 60)
+    killer.join()
+
+    if target == "gunicorn master":
+        assert not doomed.alive()
+        stack.gateway_url = url[0]
+    assert_all_ran_once(stack, jobs)
+
+
+def test_an_engine_outage_under_load_answers_503_and_loses_nothing(make_stack, nonce):
+    stack = make_stack()
+    stack.engine.start()
+    worker = stack.start_worker("worker")
+    stack.start_gateway()
+    client = Client(lambda: stack.gateway_url)
+    polled = threading.Event()
+
+    def outage() -> None:
+        wait_until(lambda: len(client.answers) >= 10, 30, "clients to get going")
+        stack.engine.kill()
+        wait_until(lambda: [a for a in client.answers if a.status_code == 503], 10,
+                   "clients to see the outage")
+        time.sleep(1)
+        stack.engine.start()
+        polled.set()
+
+    def poll_while_loaded() -> None:
+        while not polled.is_set():
+            client.poll(f"load-{nonce}-0")
+
+    with ThreadPoolExecutor(2) as side:
+        side.submit(poll_while_loaded)
+        restart = side.submit(outage)
+        jobs = begin_all(stack, client, nonce, 45)
+        restart.result()
+
+    statuses = {answer.status_code for answer in client.answers}
+    assert 503 in statuses
+    assert statuses <= {200, 202, 404, 503}, statuses  # 404: polled before its begin landed
+    for answer in client.answers:
+        assert answer.headers["Content-Type"] == "application/json"
+        if answer.status_code == 503:
+            assert answer.json()["error"]["code"] == "engine_unavailable"
+            assert int(answer.headers["Retry-After"]) >= 1
+    assert_all_ran_once(stack, jobs)
+    assert worker.alive()
+
+
+def test_two_gateways_and_three_workers_share_the_work(make_stack, store, nonce):
+    stack = make_stack(store=store)
+    stack.engine.start()
+    workers = [stack.start_worker("worker") for _ in range(3)]
+    gateways = [stack.start_gateway(workers=1) for _ in range(2)]
+    turn = iter(range(10**6))
+    client = Client(lambda: gateways[next(turn) % 2].url)
+
+    jobs = begin_all(stack, client, nonce, 60, threads=6)
+
+    assert_all_ran_once(stack, jobs)
+    assert {a.url.split("/begin")[0] for a in client.answers} == {g.url for g in gateways}
+    pids = stack.worker_pids()
+    assert pids <= {w.pid for w in workers}
+    assert len(pids) > 1, "one worker did all the work"
+
+
+def test_a_worker_killed_while_holding_a_task_is_taken_over(make_stack, nonce):
+    """The step blocks 4 s inside the worker, which holds the task (heartbeats every 2 s, ttl 5 s).
+    SIGKILL mid-step: heartbeats stop, the claim expires, the server re-enqueues the task (1 s
+    delay in tests) and the survivor replays foo. The killed execution never completed, so the
+    step runs again from its start: exactly once means one *completed* execution (one ledger
+    row), next to two start marks (the killed attempt and the survivor's)."""
+    stack = make_stack()
+    stack.engine.start()
+    workers = {w.pid: w for w in (stack.start_worker("worker"), stack.start_worker("worker"))}
+    stack.start_gateway()
+    job_id, body = f"held-{nonce}", {"work": 4, "nonce": nonce}
+
+    workers.pop(stack.begin_held_job(job_id, body)).kill()
+    (survivor,) = workers
+
+    assert stack.wait_settled(job_id, timeout=60)["status"] == "resolved"
+    assert stack.ran([body]).total() == 1  # one completed execution...
+    assert stack.ran([body], "foo:started").total() == 2  # ...of two that started
+    assert stack.worker_pids() == {survivor}

@@ -41,8 +41,9 @@ def test_fan_out_survives_a_worker_killed_mid_way(make_stack, nonce):
     workers = stack.start(["worker"], SLOW)
     job_id = f"fan-{nonce}"
     stack.post(f"/fan-out-workflow?id={job_id}", {"count": 4})
-    # the step of the first square durably done (not just its ledger row written)
-    wait_until(lambda: stack.promise_state(f"{job_id}.1.1") == "RESOLVED", 20, "a first step")
+    # all four squares inside their step (they run at once), none completed yet
+    wait_until(lambda: all(ledger.count("square:started", str(n), stack.ledger_path)
+                           for n in range(4)), 20, "the steps to start")
 
     workers["worker"].kill()
     stack.start_worker("worker")

@@ -1,4 +1,9 @@
-"""Runs one worker process of a group until SIGTERM or SIGINT."""
+"""Runs one worker process of a group until SIGTERM or SIGINT, then drains it.
+
+On the signal the worker stops taking tasks and gives the ones it holds WORKER_GRACE_SECONDS
+(default 20) to finish; whatever is still running then is re-delivered to another worker once
+its claim expires, so a deploy never loses a job.
+"""
 
 from __future__ import annotations
 
@@ -26,11 +31,16 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signum, lambda *_: stop.set())
 
     settings = Settings.from_env()
-    engine.run_worker(args.group, GROUPS[args.group], settings.resonate_url,
-                      settings.resonate_poll_url)
+    worker = engine.run_worker(args.group, GROUPS[args.group], settings.resonate_url,
+                               settings.resonate_poll_url)
     print(f"worker[{os.getpid()}] serving group {args.group!r} from {settings.resonate_url}",
           flush=True)
     stop.wait()
+    held = worker.held_tasks()
+    print(f"worker[{os.getpid()}] stopping: draining {held} task(s)", flush=True)
+    drained = worker.drain(float(os.environ.get("WORKER_GRACE_SECONDS", "20")))
+    print(f"worker[{os.getpid()}] stopped ({'drained' if drained else 'tasks handed back'})",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -31,11 +31,14 @@ def canonical(data: Any) -> str:
 
 def foo(ctx: Any, data: Any) -> Workflow:
     """The /begin job. Demo knobs in the body: "sleep": N waits N seconds durably first,
-    "fail": "why" rejects the job with that reason."""
+    "work": N blocks N seconds inside the checkpointed step (its worker holds the task
+    meanwhile), "fail": "why" rejects the job with that reason."""
     options = data if isinstance(data, dict) else {}
     if options.get("sleep"):
         yield engine.sleep(ctx, int(options["sleep"]))
-    yield engine.step(ctx, foo_effect, canonical(data))
+    work = options.get("work")
+    work_seconds = float(work) if isinstance(work, int | float) else 0.0
+    yield engine.step(ctx, foo_effect, canonical(data), min(work_seconds, 60.0))
     if "fail" in options:
         raise JobFailed(str(options["fail"]))
     return {"result": f"Processed: {canonical(data)}", "timestamp": int(time.time())}
@@ -55,10 +58,10 @@ def _engine() -> engine.Engine:
     return engine.Engine(Settings.from_env().resonate_url)
 
 
-def foo_effect(ctx: Any, key: str) -> None:
+def foo_effect(ctx: Any, key: str, work_seconds: float = 0) -> None:
     """What `foo` does to the world: here, one ledger row."""
     pause()
-    ledger.record(ctx, "foo", key)
+    ledger.record(ctx, "foo", key, work_seconds)
 
 
 def order_step(ctx: Any, step: str, order_id: str, items: list[str]) -> dict[str, Any]:
@@ -128,8 +131,8 @@ def square(ctx: Any, number: int) -> Workflow:
 
 
 def _square_step(ctx: Any, number: int) -> int:
-    pause()
-    ledger.record(ctx, "square", str(number))
+    # With a pause, "square:started" marks that the step is under way (fault tests kill then).
+    ledger.record(ctx, "square", str(number), float(os.environ.get("STEP_PAUSE_SECONDS", "0")))
     return number * number
 
 

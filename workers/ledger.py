@@ -30,8 +30,7 @@ def _connect(path: str) -> sqlite3.Connection:
     return connection
 
 
-def record(ctx: Any, step: str, key: str) -> None:
-    """A checkpointed step (run with engine.step): appends one row for this execution."""
+def _append(step: str, key: str) -> None:
     connection = _connect(_path())
     try:
         connection.execute(
@@ -40,6 +39,19 @@ def record(ctx: Any, step: str, key: str) -> None:
         )
     finally:
         connection.close()
+
+
+def record(ctx: Any, step: str, key: str, work_seconds: float = 0) -> None:
+    """A checkpointed step (run with engine.step): appends one row for this execution.
+
+    With `work_seconds` the step first marks `<step>:started`, then blocks that long while its
+    worker holds the task, and only then appends its row: the row counts *completed*
+    executions, so a worker killed mid-step leaves a start mark and no row.
+    """
+    if work_seconds > 0:
+        _append(f"{step}:started", key)
+        time.sleep(work_seconds)
+    _append(step, key)
 
 
 def count(step: str, key: str, path: str | None = None) -> int:
@@ -52,3 +64,14 @@ def count(step: str, key: str, path: str | None = None) -> int:
     finally:
         connection.close()
     return total
+
+
+def rows(step: str, path: str | None = None) -> list[tuple[str, int]]:
+    """(key, pid) of every execution of `step`, oldest first."""
+    connection = _connect(path or _path())
+    try:
+        return connection.execute(
+            "SELECT key, pid FROM effects WHERE step = ? ORDER BY at", (step,)
+        ).fetchall()
+    finally:
+        connection.close()

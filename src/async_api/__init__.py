@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from async_api import body
+from async_api import auth, body, ids
 from async_api.engine import Engine
 from async_api.errors import register_error_handlers
 from async_api.resources import docs, flows, health, jobs, orders, polling, quotes, webhooks
-from async_api.schemas import ErrorResponseSchema
+from async_api.schemas import ID_RULES, ErrorResponseSchema
 from async_api.settings import Settings
 
 
@@ -36,12 +36,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL=docs.ASSETS_URL,
+        API_SPEC_OPTIONS=auth.spec_options(settings),
     )
     app.extensions["async_api.settings"] = settings
     app.extensions["async_api.engine"] = engine or Engine(
         settings.resonate_url, settings.engine_timeout_seconds
     )
+    auth.install(app, settings)
+    app.url_map.converters["id"] = ids.IdConverter
     api = DocumentedApi(app)
+    api.register_converter(ids.IdConverter, lambda _: {"type": "string", **ID_RULES})
     for blueprint in API_BLUEPRINTS:
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.blp)

@@ -12,13 +12,16 @@ file and nothing else. Two halves:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
+import socket
 import sys
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,10 +31,13 @@ from urllib.parse import quote
 import requests
 from resonate import utils as sdk_utils
 from resonate.cmd_queue import Claim, CommandQ
+from resonate.collections import FunctionRegistry
 from resonate.dataclasses import DurablePromise
+from resonate.dependencies import Dependencies
 from resonate.encoders import Base64Encoder, JsonEncoder
 from resonate.errors import ResonateError
 from resonate.resonate import Resonate
+from resonate.scheduler.scheduler import Scheduler
 from resonate.stores.record import (
     DurablePromiseRecord,
     InvokeMsg,
@@ -85,6 +91,27 @@ class PromiseAlreadySettled(EngineError):
 
 class EngineRejected(EngineError):
     """The server refused the request as invalid."""
+
+
+class ReservedKey(EngineRejected):
+    """A value holds an object with the key "__type", which the SDK decodes by importing and
+    calling the class it names: in a worker, that would run code of the client's choosing."""
+
+
+RESERVED_KEY = "__type"
+
+
+def check_value(value: Any) -> None:
+    """Raises ReservedKey if any object nested in `value` has the SDK's reserved key."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if RESERVED_KEY in item:
+                raise ReservedKey(f'objects may not have the key "{RESERVED_KEY}"')
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
 
 
 class JobSettledElsewhere(Exception):
@@ -214,6 +241,7 @@ class Engine:
         """
         args = list(args)
         kwargs = kwargs or {}
+        check_value([args, kwargs])
         return self._sdk(
             self._promises.create,
             id=promise_id,
@@ -258,6 +286,7 @@ class Engine:
     def _settle(
         self, operation: Callable[..., DurablePromiseRecord], promise_id: str, value: Any
     ) -> Promise:
+        check_value(value)  # a workflow awaiting this promise decodes it
         return self._sdk(
             operation,
             id=quote(promise_id, safe=""),
@@ -299,32 +328,49 @@ class Engine:
 
 
 class _ReconnectingPoller(Poller):
-    """The SDK's poller, but it survives a server killed mid-stream, and waits for `open`.
+    """The SDK's poller, but it survives a server killed mid-stream, waits for `open`, can stop.
 
     SDK 0.4.10 reconnects only on ConnectionError; a stream cut by a SIGKILLed server raises
-    ChunkedEncodingError, which ends the whole worker process (os._exit). And it polls as soon as
-    the node is built, before functions are registered: a task arriving then ends it too.
+    ChunkedEncodingError, which ends the whole worker process (os._exit). It polls as soon as the
+    node is built, before functions are registered: a task arriving then ends it too. Its stop()
+    raises NotImplementedError; this one closes the stream so the server sends new tasks elsewhere.
     """
 
     def __init__(self, url: str, group: str) -> None:
         super().__init__(url=url, group=group)
         self.open = threading.Event()
         self._queued: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._stopping = threading.Event()
+        self._response: requests.Response | None = None
+
+    def stop(self) -> None:
+        """Ends the stream: the server forgets this connection and sends tasks elsewhere."""
+        self._stopping.set()
+        connection = getattr(getattr(self._response, "raw", None), "_connection", None)
+        sock = getattr(connection, "sock", None)
+        if sock is not None:  # shutdown, not close: the poller thread is blocked reading it
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _run(self, cmd_queue: CommandQ, pid: str) -> None:
         self.open.wait()
         url = f"{self._url}/{self._group}/{pid}"
-        while True:
+        while not self._stopping.is_set():
             try:
                 with requests.get(url, stream=True, timeout=(5, None)) as response:
+                    self._response = response
                     if response.ok:
                         self._enqueue_tasks(response, cmd_queue)
-            except requests.RequestException as exc:
+            except (requests.RequestException, AttributeError, ValueError) as exc:
+                if self._stopping.is_set():
+                    return  # closed by stop(); urllib3 may surface that oddly
                 _log.warning("poller: connection to %s lost (%s), reconnecting", url, exc)
             time.sleep(1)
 
     def _enqueue_tasks(self, response: requests.Response, cmd_queue: CommandQ) -> None:
         for line in response.iter_lines(chunk_size=None, decode_unicode=True):
+            if self._stopping.is_set():
+                return  # unclaimed: the server offers it again to a live worker
             if not line or not line.strip().startswith("data:"):
                 continue
             message = self._encoder.decode(line.strip()[5:])
@@ -406,34 +452,124 @@ class _WorkflowStore(RemoteStore):
         self.tasks = _WorkflowTaskStore(self.url, self._call, self._encoder)
 
 
-def _skip_stale_claims(scheduler: Any) -> None:
-    """A task the server re-sent while this worker was busy is claimed by whoever came first;
-    the late claim gets a 403, on which SDK 0.4.10 ends the process. Skip it instead."""
-    handle_claim = scheduler._handle_claim
+CLAIM_TTL_MS = 5_000  # what SDK 0.4.10 claims with; heartbeats come every 2 s
+HEARTBEAT_SECONDS = 2.0
 
-    def handle_claim_once(claim: Claim) -> list[Any]:
+
+class _Scheduler(Scheduler):
+    """The SDK's scheduler with claims that cannot be orphaned.
+
+    SDK 0.4.10 claims every task under the node's one process id and heartbeats that id. When
+    the server dies after committing a claim but before answering, the SDK's retry gets 403
+    (already claimed) and the process exits; and had it survived, its heartbeats would keep the
+    orphaned claim alive forever: a job stuck for good. Here each claim gets its own process id
+    and only tasks this node knows it holds are heartbeated, so an orphaned claim expires after
+    its ttl and the server delivers the task again. A refused claim (403: claimed or done
+    elsewhere, or a duplicate delivery) is skipped instead of ending the process.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._held_lock = threading.Lock()
+        self._held: dict[str, str] = {}  # task id -> the process id it was claimed under
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def _hold(self, task_id: str, claim_pid: str | None) -> None:
+        with self._held_lock:
+            if claim_pid is None:
+                self._held.pop(task_id, None)
+            else:
+                self._held[task_id] = claim_pid
+
+    def _handle_claim(self, claim: Claim) -> list[Any]:
+        task = claim.record
+        claim_pid = f"{self._pid}.{task.task_id}.{task.counter}"
+        self._hold(task.task_id, claim_pid)  # before: the claim may complete the task at once
         try:
-            return handle_claim(claim)
+            message = self._store.tasks.claim(task_id=task.task_id, counter=task.counter,
+                                              pid=claim_pid, ttl=CLAIM_TTL_MS)
         except ResonateError as exc:
+            self._hold(task.task_id, None)
             if exc.code not in ("STORE_FORBIDDEN", "STORE_NOT_FOUND"):
                 raise
-            _log.info("task %s was claimed already; skipped", claim.record.task_id)
+            _log.warning("task %s (counter %s) is not claimable (claimed or done elsewhere); "
+                         "skipped", task.task_id, task.counter)
             return []
+        if isinstance(message, InvokeMsg):
+            return self._process_invoke_msg(message, task)
+        return self._process_resume_msg(message, task)
 
-    scheduler._handle_claim = handle_claim_once
+    def _complete_task(self, id: str) -> None:
+        task_id = self._records[id].get_task().task_id
+        super()._complete_task(id)
+        self._hold(task_id, None)
+
+    def _heartbeat(self) -> None:
+        """Keeps exactly the held claims alive; any error waits for the next beat."""
+        while True:
+            with self._held_lock:
+                claim_pids = list(self._held.values())
+            for claim_pid in claim_pids:
+                try:
+                    requests.post(f"{self._store.url}/tasks/heartbeat",
+                                  json={"processId": claim_pid}, timeout=HEARTBEAT_SECONDS)
+                except requests.RequestException as exc:
+                    _log.warning("heartbeat failed (%s)", exc)
+                    break
+            time.sleep(HEARTBEAT_SECONDS)
+
+
+class _Node(Resonate):
+    """Resonate with this module's scheduler (the SDK builds its own in __init__)."""
+
+    def __init__(self, store: RemoteStore, task_source: Poller) -> None:  # replaces the SDK init
+        self._deps = Dependencies()
+        self._registry = FunctionRegistry()
+        self._store = store
+        self._scheduler = _Scheduler(deps=self._deps, pid=uuid.uuid4().hex,
+                                     registry=self._registry, store=store,
+                                     task_source=task_source)
+        self._scheduler.start()
+
+
+@dataclass
+class Worker:
+    """A running worker node: it polls its group until drained."""
+
+    node: _Node
+    poller: _ReconnectingPoller
+    scheduler: _Scheduler
+
+    def held_tasks(self) -> int:
+        return self.scheduler.held
+
+    def drain(self, grace_seconds: float) -> bool:
+        """Stops taking tasks, then waits up to `grace_seconds` for the held ones to finish.
+
+        Returns whether all finished. A task still held when the process exits is not lost: its
+        claim expires (5 s ttl without heartbeats) and the server delivers it to another worker,
+        which replays it; only steps that had not completed run again.
+        """
+        self.poller.stop()
+        deadline = time.monotonic() + grace_seconds
+        while self.scheduler.held and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self.scheduler.held
 
 
 def run_worker(
     group: str, functions: Iterable[Callable[..., Any]], url: str, poll_url: str
-) -> Resonate:
+) -> Worker:
     """Starts a Resonate node that polls `group` and runs the registered durable functions."""
     poller = _ReconnectingPoller(url=poll_url, group=group)
-    resonate = Resonate(store=_WorkflowStore(url), task_source=poller)
-    _skip_stale_claims(resonate._scheduler)
+    node = _Node(store=_WorkflowStore(url), task_source=poller)
     for function in functions:
-        resonate.register(function)
+        node.register(function)
     poller.open.set()  # only now may tasks arrive
-    return resonate
+    return Worker(node, poller, node._scheduler)
 
 
 def call(ctx: Any, group: str, func: str, *args: Any, promise_id: str | None = None) -> Any:

@@ -7,7 +7,14 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
-from async_api.engine import EngineRejected, EngineUnavailable, PromiseConflict, PromiseNotFound
+from async_api.engine import (
+    RESERVED_KEY,
+    EngineRejected,
+    EngineUnavailable,
+    PromiseConflict,
+    PromiseNotFound,
+    ReservedKey,
+)
 
 
 class ApiError(HTTPException):
@@ -81,6 +88,12 @@ def _handle_engine_rejected(exc: EngineRejected) -> Response:
     return error_response(400, "bad_request", "The workflow engine refused the request.")
 
 
+def _handle_reserved_key(exc: ReservedKey) -> Response:
+    return error_response(400, "reserved_key",
+                          f"The body may not contain objects with the key {RESERVED_KEY!r}; "
+                          "the workflow engine reserves it.")
+
+
 def _handle_unexpected(exc: Exception) -> Response:
     return error_response(InternalServerError.code, "internal_error", "Unexpected server error.")
 
@@ -91,4 +104,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(PromiseNotFound, _handle_not_found)
     app.register_error_handler(PromiseConflict, _handle_conflict)
     app.register_error_handler(EngineRejected, _handle_engine_rejected)
+    app.register_error_handler(ReservedKey, _handle_reserved_key)
     app.register_error_handler(Exception, _handle_unexpected)

@@ -5,12 +5,21 @@ from __future__ import annotations
 import re
 import uuid
 
+from werkzeug.routing import BaseConverter
+
 from async_api.errors import ApiError
 from async_api.settings import Settings
 
 # Safe in URLs, promise ids and logs: letters, digits and . _ : @ -, starting alphanumeric.
-ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@-]*\Z")  # \Z: also for re.match users
+ID_REGEX = r"[A-Za-z0-9][A-Za-z0-9._:@-]*"
+ID_PATTERN = re.compile(ID_REGEX)  # always with fullmatch
 ID_RULE = "letters, digits and . _ : @ - only, starting with a letter or digit"
+
+
+class IdConverter(BaseConverter):
+    """`<id:job_id>` in a route: a path segment that is a well-formed id, or no match (404)."""
+
+    regex = ID_REGEX
 
 
 def mint() -> str:

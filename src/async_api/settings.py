@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     return default if raw in (None, "") else int(raw)
+
+
+def _env_list(name: str) -> tuple[str, ...]:
+    """A comma-separated variable as a tuple, blanks dropped."""
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
 
 
 def _env_float(name: str, default: float) -> float:
@@ -32,6 +37,8 @@ class Settings:
     # Signs approval webhooks (HMAC-SHA256 of the body); unset: webhooks are not checked.
     webhook_secret: str = ""
     retry_after_seconds: int = 1
+    # Bearer tokens the gateway accepts (API_TOKENS, comma-separated); empty turns auth off.
+    api_tokens: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -46,4 +53,5 @@ class Settings:
             quote_timeout_seconds=_env_float("QUOTE_TIMEOUT_SECONDS", cls.quote_timeout_seconds),
             webhook_secret=os.environ.get("WEBHOOK_SECRET", ""),
             retry_after_seconds=_env_int("RETRY_AFTER_SECONDS", cls.retry_after_seconds),
+            api_tokens=_env_list("API_TOKENS"),
         )

@@ -3,7 +3,7 @@
 from flask_smorest import Blueprint
 
 from async_api import ids, jobs
-from async_api.engine import PENDING, PromiseAlreadySettled
+from async_api.engine import PENDING, EngineRejected, PromiseAlreadySettled
 from async_api.errors import ApiError
 from async_api.resources import engine, settings
 from async_api.schemas import ErrorResponseSchema
@@ -26,16 +26,20 @@ def submit_job(order: dict) -> tuple:
 @blp.route("/jobs")
 @blp.arguments(JobListQuerySchema, location="query")
 @blp.response(200, JobListSchema)
+@blp.alt_response(400, schema=ErrorResponseSchema, description="A cursor not from this server.")
 def list_jobs(query: dict) -> dict:
     """Jobs newest first, one page at a time; pass `next_cursor` back as `cursor`."""
     wanted = jobs.ENGINE_STATE.get(query.get("state"))
-    found, cursor = engine().search_jobs(wanted, query["limit"], query.get("cursor"))
+    try:
+        found, cursor = engine().search_jobs(wanted, query["limit"], query.get("cursor"))
+    except EngineRejected as exc:  # the only part of the query the engine judges
+        raise ApiError(400, "invalid_cursor", "Pass back a `next_cursor` as it was.") from exc
     # The engine pages canceled and timed-out jobs together with failed ones.
     return {"jobs": [jobs.view(p) for p in found if wanted in (None, p.state)],
             "next_cursor": cursor}
 
 
-@blp.route("/jobs/<job_id>")
+@blp.route("/jobs/<id:job_id>")
 @blp.response(200, JobSchema)
 @blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown job.")
 def get_job(job_id: str) -> dict:
@@ -43,7 +47,7 @@ def get_job(job_id: str) -> dict:
     return jobs.view(jobs.find(engine(), ids.checked(job_id, settings())), engine())
 
 
-@blp.route("/jobs/<job_id>/cancel", methods=["POST"])
+@blp.route("/jobs/<id:job_id>/cancel", methods=["POST"])
 @blp.response(200, JobSchema)
 @blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown job.")
 @blp.alt_response(409, schema=ErrorResponseSchema, description="The job already finished.")

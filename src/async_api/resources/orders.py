@@ -14,7 +14,7 @@ def approval_id(order_id: str) -> str:
     return f"approval:{order_id}"
 
 
-@blp.route("/orders/<order_id>/approve-and-ship", methods=["POST"])
+@blp.route("/orders/<id:order_id>/approve-and-ship", methods=["POST"])
 @blp.response(202, JobSchema)
 @blp.alt_response(409, schema=ErrorResponseSchema, description="The id runs another job.")
 def approve_and_ship(order_id: str) -> tuple:

@@ -27,7 +27,17 @@ DEFAULT_BODY = {"foo": "bar"}
 @blp.arguments(OptionalIdQuerySchema, location="query", error_status_code=400)
 @blp.response(202, BeginResponseSchema)
 @blp.alt_response(409, schema=ErrorResponseSchema, description="Id reused with another body.")
+@blp.alt_response(413, schema=ErrorResponseSchema, description="The body is over MAX_BODY_BYTES.")
 @blp.alt_response(415, schema=ErrorResponseSchema, description="The body is not JSON.")
+@blp.alt_response(503, schema=ErrorResponseSchema, description="The engine is unreachable.")
+@blp.doc(requestBody={
+    "required": False,
+    "description": 'Any JSON value, passed to `foo` (default `{"foo": "bar"}`).',
+    "content": {"application/json": {"schema": {
+        "description": 'Objects in it may not have the key "__type" (400 reserved_key).',
+        "not": {"type": "object", "required": ["__type"]},
+    }}},
+})
 def begin(query: dict) -> tuple:
     """Start `foo(body)` on worker group `worker`; the same id and body never run twice."""
     config = settings()
@@ -44,6 +54,7 @@ def begin(query: dict) -> tuple:
 @blp.arguments(WaitQuerySchema, location="query", error_status_code=400)
 @blp.response(200, WaitResponseSchema)
 @blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown id.")
+@blp.alt_response(503, schema=ErrorResponseSchema, description="The engine is unreachable.")
 def wait(query: dict) -> tuple | dict:
     """The job's state now: pending (with Retry-After), resolved, or rejected with the error."""
     config = settings()

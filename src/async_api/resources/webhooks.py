@@ -40,7 +40,7 @@ def check_signature() -> None:
                        f"{SIGNATURE_HEADER} is missing or does not match the body.")
 
 
-@blp.route("/webhooks/approval/<order_id>", methods=["POST"])
+@blp.route("/webhooks/approval/<id:order_id>", methods=["POST"])
 @blp.arguments(ApprovalSchema)
 @blp.response(200, ApprovalResponseSchema)
 @blp.alt_response(401, schema=ErrorResponseSchema, description="Bad or missing signature.")

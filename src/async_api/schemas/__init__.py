@@ -1,11 +1,25 @@
 """Marshmallow schemas, one module per resource; they also feed the OpenAPI document."""
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from async_api.ids import ID_PATTERN, ID_RULE
+from async_api.ids import ID_PATTERN, ID_REGEX, ID_RULE
+from async_api.settings import Settings
+
+
+class _IdCharacters(validate.Regexp):
+    """Documents `^...$` (JSON Schema's reading), checks with fullmatch: with re.match, `$`
+    would let a trailing newline through."""
+
+    def __call__(self, value: str) -> str:
+        if not ID_PATTERN.fullmatch(value):
+            raise ValidationError(self._format_error(value))
+        return value
+
 
 # For fields that become part of a job id.
-ID_CHARACTERS = validate.Regexp(ID_PATTERN, error=f"Use {ID_RULE}.")
+ID_CHARACTERS = _IdCharacters(f"^{ID_REGEX}$", error=f"Use {ID_RULE}.")
+# What ids.checked() enforces on ids, documented so that clients (and schemathesis) know it.
+ID_RULES = {"pattern": f"^{ID_REGEX}$", "minLength": 1, "maxLength": Settings.max_id_length}
 
 
 class QuerySchema(Schema):
@@ -17,7 +31,7 @@ class QuerySchema(Schema):
 
 class OptionalIdQuerySchema(QuerySchema):
     id = fields.String(metadata={"description": "Client-chosen job id; re-sending it reconnects "
-                                                "to the same run."})
+                                                "to the same run.", **ID_RULES})
 
 
 class ApiErrorSchema(Schema):

@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, fields
 
-from async_api.schemas import QuerySchema
+from async_api.schemas import ID_RULES, QuerySchema
 
 
 class BeginResponseSchema(Schema):
@@ -12,7 +12,7 @@ class BeginResponseSchema(Schema):
 
 
 class WaitQuerySchema(QuerySchema):
-    id = fields.String(required=True)
+    id = fields.String(required=True, metadata=ID_RULES)
 
 
 class WaitResponseSchema(Schema):

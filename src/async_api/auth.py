@@ -1,0 +1,61 @@
+"""Bearer-token auth for the gateway: on when API_TOKENS is set, off when it is empty.
+
+Probes, the API documentation and webhooks stay open: orchestrators and load balancers call the
+probes without credentials, and webhooks prove themselves with their own HMAC signature.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from flask import Flask, Response, request
+
+from async_api.errors import error_response
+from async_api.settings import Settings
+
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/openapi.json"})
+OPEN_PREFIXES = ("/docs/", "/webhooks/")
+
+
+def is_open(path: str) -> bool:
+    """Whether `path` is served without a token."""
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+
+
+def token_accepted(header: str | None, tokens: tuple[str, ...]) -> bool:
+    """Compares in constant time against every token, so timing tells nothing about which."""
+    scheme, _, presented = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        return False
+    candidate = presented.strip().encode()
+    matched = False
+    for token in tokens:
+        matched |= hmac.compare_digest(candidate, token.encode())
+    return matched
+
+
+def spec_options(settings: Settings) -> dict[str, Any]:
+    """The OpenAPI security scheme, declared only when auth is on (API_SPEC_OPTIONS)."""
+    if not settings.api_tokens:
+        return {}
+    return {
+        "security": [{"bearerAuth": []}],
+        "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+def install(app: Flask, settings: Settings) -> None:
+    """Adds the check as a before_request hook; does nothing when no token is configured."""
+    if not settings.api_tokens:
+        return
+
+    @app.before_request
+    def require_bearer_token() -> Response | None:
+        if is_open(request.path) or token_accepted(
+            request.headers.get("Authorization"), settings.api_tokens
+        ):
+            return None
+        return error_response(401, "unauthorized",
+                              "Send a valid token in the header Authorization: Bearer <token>.",
+                              headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,102 @@
+"""Graceful shutdown: SIGTERM lets in-flight work finish or hands it back; nothing is lost."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+
+def sigterm_mid_step(make_stack, nonce: str, work: float, worker_env: dict[str, str]):
+    """A stack whose only worker gets SIGTERM while it holds a job inside its step."""
+    stack = make_stack()
+    stack.engine.start()
+    worker = stack.start_worker("worker", worker_env)
+    stack.start_gateway()
+    job_id, body = f"term-{nonce}", {"work": work, "nonce": nonce}
+    assert stack.begin_held_job(job_id, body) == worker.pid
+
+    worker.popen.send_signal(signal.SIGTERM)
+
+    assert worker.popen.wait(15) == 0
+    return stack, worker, job_id, body
+
+
+def test_sigterm_lets_a_worker_finish_the_task_it_holds(make_stack, nonce):
+    stack, worker, job_id, body = sigterm_mid_step(make_stack, nonce, 2, {})
+
+    assert "stopped (drained)" in worker.log()
+    assert stack.wait_settled(job_id)["status"] == "resolved"  # no other worker exists
+    assert stack.ran([body]).total() == 1
+    assert stack.ran([body], "foo:started").total() == 1  # finished, not re-run
+    assert stack.worker_pids() == {worker.pid}
+
+
+def test_sigterm_past_the_grace_period_hands_the_task_back(make_stack, nonce):
+    stack, impatient, job_id, body = sigterm_mid_step(make_stack, nonce, 3,
+                                                      {"WORKER_GRACE_SECONDS": "0.5"})
+    assert "stopped (tasks handed back)" in impatient.log()
+    survivor = stack.start_worker("worker")
+
+    assert stack.wait_settled(job_id, timeout=60)["status"] == "resolved"
+    assert stack.ran([body]).total() == 1  # one completed execution: the survivor's
+    assert stack.worker_pids() == {survivor.pid}
+
+
+class SlowProxy(ThreadingHTTPServer):
+    """Forwards GETs to the Resonate server after a delay: makes gateway requests slow."""
+
+    def __init__(self, target: str, delay: float) -> None:
+        self.target, self.delay = target, delay
+        self.seen = threading.Event()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                proxy.seen.set()
+                time.sleep(proxy.delay)
+                upstream = requests.get(proxy.target + self.path, timeout=5)
+                self.send_response(upstream.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(upstream.content)))
+                self.end_headers()
+                self.wfile.write(upstream.content)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def slow_engine(stack):
+    proxy = SlowProxy(stack.engine.url, delay=1.5)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    yield proxy
+    proxy.shutdown()
+
+
+def test_sigterm_to_gunicorn_drains_in_flight_requests(stack, slow_engine, nonce):
+    job_id = f"drain-{nonce}"
+    assert stack.begin(job_id, {"nonce": nonce}).status_code == 202
+    stack.wait_settled(job_id)
+    gateway = stack.start_gateway({"RESONATE_URL": slow_engine.url}, workers=1)
+
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(requests.get, f"{gateway.url}/wait", params={"id": job_id},
+                                timeout=20)
+        assert slow_engine.seen.wait(10)
+        gateway.popen.send_signal(signal.SIGTERM)
+        answer = in_flight.result()
+
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "resolved"
+    assert gateway.popen.wait(20) == 0
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{gateway.url}/healthz", timeout=2)

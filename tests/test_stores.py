@@ -1,0 +1,80 @@
+"""The Resonate server keeps state in its sqlite file or, with DATABASE_URL, in PostgreSQL."""
+
+from __future__ import annotations
+
+import importlib.util
+import sqlite3
+
+import requests
+
+from tests.support import ROOT, Process, free_port, wait_until
+
+_spec = importlib.util.spec_from_file_location("postgres_flags",
+                                               ROOT / "scripts" / "postgres-flags.py")
+postgres_flags = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(postgres_flags)
+
+
+def test_database_url_becomes_server_flags_without_the_password():
+    flags = postgres_flags.postgres_flags("postgres://app:s%40cret@db.internal:6543/jobs")
+
+    assert flags == [
+        "--aio-store-sqlite-enable=false", "--aio-store-postgres-enable",
+        "--aio-store-postgres-host=db.internal", "--aio-store-postgres-port=6543",
+        "--aio-store-postgres-database=jobs", "--aio-store-postgres-username=app",
+    ]  # a remote host keeps the driver's default sslmode (require)
+    assert postgres_flags.password("postgres://app:s%40cret@db.internal:6543/jobs") == "s@cret"
+
+
+def test_database_url_query_and_loopback_sslmode():
+    local = postgres_flags.postgres_flags("postgresql://app@localhost/jobs")
+    assert local[-1] == "--aio-store-postgres-query=sslmode=disable"
+    assert "--aio-store-postgres-port=5432" in local
+
+    remote = postgres_flags.postgres_flags("postgres://h/db?sslmode=verify-full&connect_timeout=3")
+    assert remote[-1] == "--aio-store-postgres-query=sslmode=verify-full,connect_timeout=3"
+
+
+def test_the_stack_keeps_promises_in_its_store(stack, nonce, request):
+    job_id = f"stored-{nonce}"
+    assert stack.begin(job_id, {"nonce": nonce}).status_code == 202
+    stack.wait_settled(job_id)
+
+    if stack.database_url:
+        rows = request.getfixturevalue("postgres").query(
+            stack.database_url, f"SELECT state FROM promises WHERE id = '{job_id}'")
+        assert rows == "2"  # RESOLVED in the server's bit-flag encoding
+        assert not stack.sqlite_path.exists()
+    else:
+        with sqlite3.connect(f"file:{stack.sqlite_path}?mode=ro", uri=True) as db:
+            assert db.execute("SELECT COUNT(*) FROM promises WHERE id = ?",
+                              (job_id,)).fetchone() == (1,)
+
+
+def test_make_run_with_database_url_stores_in_postgres(postgres, tmp_path, nonce):
+    """`make run DATABASE_URL=...`: the variable reaches the server through make and honcho."""
+    database_url = postgres.create_database()
+    http, poll, port = free_port(), free_port(), free_port()
+    env = {
+        "RESONATE_HTTP_ADDR": f"127.0.0.1:{http}", "RESONATE_POLL_ADDR": f"127.0.0.1:{poll}",
+        "RESONATE_GRPC_ADDR": f"127.0.0.1:{free_port()}",
+        "RESONATE_METRICS_ADDR": f"127.0.0.1:{free_port()}",
+        "RESONATE_URL": f"http://127.0.0.1:{http}", "RESONATE_POLL_URL": f"http://127.0.0.1:{poll}",
+        "RESONATE_DATA_DIR": str(tmp_path / "data"), "LEDGER_PATH": str(tmp_path / "ledger"),
+    }
+    service = Process("make-run", ["make", "run", f"PORT={port}", f"DATABASE_URL={database_url}"],
+                      env, tmp_path).start()
+    try:
+        gateway = f"http://127.0.0.1:{port}"
+        wait_until(lambda: requests.get(f"{gateway}/readyz", timeout=1).ok, 60,
+                   "make run to serve")
+        job_id = f"make-run-{nonce}"
+        assert requests.post(f"{gateway}/begin", params={"id": job_id}, timeout=10).ok
+        wait_until(lambda: requests.get(f"{gateway}/wait", params={"id": job_id},
+                                        timeout=5).json()["status"] == "resolved",
+                   30, "the job to resolve")
+    finally:
+        service.stop(group=True)
+    assert postgres.query(database_url, f"SELECT COUNT(*) FROM promises WHERE id = '{job_id}'") \
+        == "1"
+    assert not (tmp_path / "data" / "resonate.db").exists()
