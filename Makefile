@@ -31,5 +31,6 @@ $(RESONATE):
 
 bench: install
 	$(BIN)/python -m bench.throughput
+
 postgres:
 	scripts/ensure-postgres

@@ -96,8 +96,8 @@ def test_cancel_wins_over_a_running_job_and_the_worker_survives(make_stack, nonc
     slow_worker = stack.start(["worker"], {"STEP_PAUSE_SECONDS": "1"})["worker"]
     job_id = f"order:X-{nonce}"
     stack.post("/jobs", {"order_id": f"X-{nonce}", "items": ["x"]})
-    wait_until(lambda: ledger.count("validate", f"X-{nonce}", stack.ledger_path), 15,
-               "the first step to complete")
+    wait_until(lambda: ledger.count("charge:started", f"X-{nonce}", stack.ledger_path), 15,
+               "the second step to be under way")
 
     cancelled = stack.post(f"/jobs/{job_id}/cancel")
 

@@ -47,9 +47,10 @@ def foo(ctx: Any, data: Any) -> Workflow:
 UNAVAILABLE = "unavailable"  # an item of this name fails validation (demo knob)
 
 
-def pause() -> None:
-    """STEP_PAUSE_SECONDS slows every business step down, so fault tests can kill mid-step."""
-    time.sleep(float(os.environ.get("STEP_PAUSE_SECONDS", "0")))
+def step_seconds() -> float:
+    """STEP_PAUSE_SECONDS slows every business step down, so fault tests can act mid-step
+    (the ledger then marks "<step>:started" when a step begins)."""
+    return float(os.environ.get("STEP_PAUSE_SECONDS", "0"))
 
 
 @functools.cache
@@ -60,8 +61,7 @@ def _engine() -> engine.Engine:
 
 def foo_effect(ctx: Any, key: str, work_seconds: float = 0) -> None:
     """What `foo` does to the world: here, one ledger row."""
-    pause()
-    ledger.record(ctx, "foo", key, work_seconds)
+    ledger.record(ctx, "foo", key, max(work_seconds, step_seconds()))
 
 
 def order_step(ctx: Any, step: str, order_id: str, items: list[str]) -> dict[str, Any]:
@@ -72,10 +72,9 @@ def order_step(ctx: Any, step: str, order_id: str, items: list[str]) -> dict[str
     """
     if _engine().get(f"order:{order_id}").state == engine.CANCELED:
         return {"step": step, "ok": False, "why": "the job was cancelled"}
-    pause()
     if step == "validate" and UNAVAILABLE in items:
         return {"step": step, "ok": False, "why": f"an item is {UNAVAILABLE}"}
-    ledger.record(ctx, step, order_id)  # last: only a completed step leaves a row
+    ledger.record(ctx, step, order_id, step_seconds())  # only a completed step leaves a row
     return {"step": step, "ok": True}
 
 
@@ -131,8 +130,7 @@ def square(ctx: Any, number: int) -> Workflow:
 
 
 def _square_step(ctx: Any, number: int) -> int:
-    # With a pause, "square:started" marks that the step is under way (fault tests kill then).
-    ledger.record(ctx, "square", str(number), float(os.environ.get("STEP_PAUSE_SECONDS", "0")))
+    ledger.record(ctx, "square", str(number), step_seconds())
     return number * number
 
 
@@ -169,8 +167,7 @@ def query_orders(ctx: Any, customer: str) -> Workflow:
 
 def _orders_of(ctx: Any, customer: str) -> list[str]:
     """Stands in for a database query."""
-    pause()
-    ledger.record(ctx, "query_orders", customer)
+    ledger.record(ctx, "query_orders", customer, step_seconds())
     return [f"{customer}-order-{n}" for n in range(len(customer) % 4)]
 
 
