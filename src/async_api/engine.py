@@ -6,8 +6,8 @@ file and nothing else. Two halves:
 * `Engine` is what the gateway uses: promise create-with-invoke, get, settle, search. It makes
   exactly one HTTP attempt per call with a timeout (the SDK's own store retries forever) and starts
   no threads, so it is safe in gunicorn's pre-fork workers.
-* `run_worker`, `call`, `start` and `step` are what the `workers` package uses inside durable
-  functions.
+* `run_worker` starts a worker node; `call`, `start`, `step`, `signal` and `sleep` are what the
+  durable functions of the `workers` package yield.
 """
 
 from __future__ import annotations
@@ -132,15 +132,10 @@ class Promise:
     tags: dict[str, str]
     created_on: int
     completed_on: int | None
-    invocation: dict[str, Any] | None
 
     @property
     def pending(self) -> bool:
         return self.state == PENDING
-
-    @property
-    def func(self) -> str | None:
-        return (self.invocation or {}).get("func")
 
 
 def idempotency_key(*parts: Any) -> str:
@@ -176,7 +171,6 @@ def _to_promise(record: DurablePromiseRecord) -> Promise:
     value = _decode_json(record.value.data)
     if state == REJECTED:
         value = _describe_error(value)
-    invocation = _decode_json(record.param.data)
     return Promise(
         id=record.id,
         state=state,
@@ -184,7 +178,6 @@ def _to_promise(record: DurablePromiseRecord) -> Promise:
         tags=record.tags or {},
         created_on=record.created_on,
         completed_on=record.completed_on,
-        invocation=invocation if isinstance(invocation, dict) else None,
     )
 
 
