@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import signal
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -49,6 +51,8 @@ def measure(pairs: int, threads: int, one: Callable[[requests.Session, int], Non
 
 
 def main() -> None:
+    # SIGTERM (e.g. a timeout) must still run the `finally` below that stops the processes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--threads", type=int, default=8)
