@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     stop.wait()
     held = worker.held_tasks()
     print(f"worker[{os.getpid()}] stopping: draining {held} task(s)", flush=True)
-    drained = worker.drain(float(os.environ.get("WORKER_GRACE_SECONDS", "20")))
+    drained = worker.drain(settings.worker_grace_seconds)
     print(f"worker[{os.getpid()}] stopped ({'drained' if drained else 'tasks handed back'})",
           flush=True)
 

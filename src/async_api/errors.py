@@ -45,7 +45,7 @@ def error_response(
     return response
 
 
-def _snake(name: str) -> str:
+def error_code(name: str) -> str:
     return name.lower().replace(" ", "_").replace("-", "_").replace("'", "")
 
 
@@ -61,7 +61,7 @@ def _handle_http_exception(exc: HTTPException) -> Response:
     if isinstance(data, dict) and data.get("messages"):
         details = data["messages"]
         message = "The request is not valid; details says which fields are wrong."
-    response = error_response(status, _snake(exc.name), message, details)
+    response = error_response(status, error_code(exc.name), message, details)
     for name, value in exc.get_headers():
         if name.lower() not in ("content-type", "content-length"):
             response.headers[name] = value

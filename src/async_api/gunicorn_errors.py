@@ -13,12 +13,12 @@ import socket
 
 from gunicorn import util
 
-from async_api.errors import _snake
+from async_api.errors import error_code
 
 
 def write_json_error(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
     """Drop-in for gunicorn.util.write_error (same signature), answering JSON."""
-    body = json.dumps({"error": {"code": _snake(reason), "message": mesg or reason}}).encode()
+    body = json.dumps({"error": {"code": error_code(reason), "message": mesg or reason}}).encode()
     head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
     util.write_nonblock(sock, head.encode("latin-1") + body)

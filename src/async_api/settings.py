@@ -37,6 +37,8 @@ class Settings:
     # Signs approval webhooks (HMAC-SHA256 of the body); unset: webhooks are not checked.
     webhook_secret: str = ""
     retry_after_seconds: int = 1
+    # On SIGTERM, how long a worker lets the tasks it holds finish before it exits.
+    worker_grace_seconds: float = 20.0
     # Bearer tokens the gateway accepts (API_TOKENS, comma-separated); empty turns auth off.
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
 
@@ -53,5 +55,6 @@ class Settings:
             quote_timeout_seconds=_env_float("QUOTE_TIMEOUT_SECONDS", cls.quote_timeout_seconds),
             webhook_secret=os.environ.get("WEBHOOK_SECRET", ""),
             retry_after_seconds=_env_int("RETRY_AFTER_SECONDS", cls.retry_after_seconds),
+            worker_grace_seconds=_env_float("WORKER_GRACE_SECONDS", cls.worker_grace_seconds),
             api_tokens=_env_list("API_TOKENS"),
         )
