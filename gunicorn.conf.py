@@ -1,12 +1,16 @@
 """Gunicorn settings read from the repo root; `gunicorn wsgi:app` picks this file up by itself.
 
 The bind address is left to gunicorn: $PORT on all interfaces when set (the Procfile way),
-127.0.0.1:8000 otherwise; `make run` passes --bind 127.0.0.1:$PORT.
+127.0.0.1:8000 otherwise; Procfile.dev (make run) passes --bind 127.0.0.1:$PORT.
 """
 
 import os
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Threads: a /price-quote waits up to QUOTE_TIMEOUT_SECONDS; with sync workers, two slow quotes
+# would stall every other request, probes included.
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # A gateway request is a couple of engine calls; a stuck one is a bug, not work.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # On SIGTERM, in-flight requests get this long to finish.

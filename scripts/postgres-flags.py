@@ -9,6 +9,7 @@ has none: without an explicit sslmode, a loopback host gets sslmode=disable and 
 keeps the driver's default, require.
 """
 
+import os
 import sys
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -44,8 +45,22 @@ def password(database_url: str) -> str:
     return unquote(urlsplit(database_url).password or "")
 
 
+def libpq_env(database_url: str) -> list[str]:
+    """PGHOST=... lines for psql, which then needs no URL (and so no password) in its argv."""
+    url = urlsplit(database_url)
+    env = {"PGHOST": url.hostname or "localhost", "PGPORT": str(url.port or 5432),
+           "PGDATABASE": unquote(url.path.lstrip("/")) or "resonate"}
+    if url.username:
+        env["PGUSER"] = unquote(url.username)
+    if "sslmode" in dict(parse_qsl(url.query)):
+        env["PGSSLMODE"] = dict(parse_qsl(url.query))["sslmode"]
+    return [f"{key}={value}" for key, value in env.items()]
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "--password":
-        print(password(sys.argv[2]))
-    else:
-        print("\n".join(postgres_flags(sys.argv[1])))
+    # The URL comes from the environment: on the command line, `ps` would show its password.
+    url = os.environ["DATABASE_URL"]
+    mode = sys.argv[1] if len(sys.argv) > 1 else "--flags"
+    lines = {"--flags": postgres_flags, "--libpq-env": libpq_env,
+             "--password": lambda u: [password(u)]}[mode](url)
+    print("\n".join(lines))

@@ -13,7 +13,7 @@ TOKENS = ("alpha-token", "beta-token")
 
 @pytest.fixture
 def client():
-    return create_app(Settings(api_tokens=TOKENS)).test_client()
+    return create_app(Settings(api_tokens=TOKENS, webhook_secret="signing-secret")).test_client()
 
 
 def assert_unauthorized(response) -> None:
@@ -54,6 +54,11 @@ def test_open_paths_need_no_token(client, path):
                                   "/begin/../healthz"])
 def test_paths_that_only_look_open_need_a_token(client, path):
     assert_unauthorized(client.get(path))
+
+
+def test_webhooks_need_a_token_when_they_are_not_signed():
+    client = create_app(Settings(api_tokens=TOKENS)).test_client()  # no WEBHOOK_SECRET
+    assert_unauthorized(client.post("/webhooks/approval/B7", json={"approved": True}))
 
 
 def test_auth_is_off_without_tokens():

@@ -18,6 +18,13 @@ CASES = [
      413, "request_entity_too_large"),
     ("POST", "/begin?id=" + "a" * 201, {}, None, 400, "invalid_id"),
     ("POST", "/begin?id=white space", {}, None, 400, "invalid_id"),
+    # a client id shaped like a workflow step's ("<id>.1") or like the service's own ids
+    ("POST", "/begin?id=job-1.1", {}, None, 400, "invalid_id"),
+    ("POST", "/begin?id=order:B7", {}, None, 400, "invalid_id"),
+    ("POST", "/fan-out-workflow?id=fan.1", {}, None, 400, "invalid_id"),
+    ("POST", "/orders/B7.1/approve-and-ship", {}, None, 404, "not_found"),
+    ("POST", "/jobs", {"Content-Type": "application/json"},
+     b'{"order_id": "A1.1", "items": ["x"]}', 422, "unprocessable_entity"),
     ("POST", "/begin?id=%C3%A9t%C3%A9", {}, None, 400, "invalid_id"),
     ("GET", "/wait?id=", {}, None, 400, "invalid_id"),
     # unicode and very long ids
@@ -44,6 +51,13 @@ def test_bad_input_answers_json(stack, method, path, headers, body, status, code
     assert response.headers["Content-Type"] == "application/json"
     assert response.json()["error"]["code"] == code
     assert response.json()["error"]["message"]
+
+
+def test_a_body_on_a_get_is_ignored(stack):
+    response = requests.get(f"{stack.gateway_url}/healthz", data=b"stray",
+                            headers={"Content-Type": "text/plain"}, timeout=10)
+
+    assert response.status_code == 200
 
 
 def test_limits_come_from_the_environment(stack, nonce):

@@ -22,7 +22,11 @@ from workers.errors import JobFailed
 Workflow = Generator[Any, Any, Any]
 
 
+MAX_SLEEP_SECONDS = 3600
+
+
 def canonical(data: Any) -> str:
+    """The one text form of a JSON value: ledger keys and results use it."""
     return json.dumps(data, sort_keys=True, separators=(", ", ": "))
 
 
@@ -34,8 +38,10 @@ def foo(ctx: Any, data: Any) -> Workflow:
     "work": N blocks N seconds inside the checkpointed step (its worker holds the task
     meanwhile), "fail": "why" rejects the job with that reason."""
     options = data if isinstance(data, dict) else {}
-    if options.get("sleep"):
-        yield engine.sleep(ctx, int(options["sleep"]))
+    sleep = options.get("sleep")
+    if isinstance(sleep, int | float) and sleep > 0:
+        # capped: a huge value would overflow the engine's timestamps
+        yield engine.sleep(ctx, int(min(sleep, MAX_SLEEP_SECONDS)))
     work = options.get("work")
     work_seconds = float(work) if isinstance(work, int | float) else 0.0
     yield engine.step(ctx, foo_effect, canonical(data), min(work_seconds, 60.0))

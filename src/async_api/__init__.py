@@ -9,7 +9,7 @@ from async_api import auth, body, ids
 from async_api.engine import Engine
 from async_api.errors import register_error_handlers
 from async_api.resources import docs, flows, health, jobs, orders, polling, quotes, webhooks
-from async_api.schemas import ID_RULES, ErrorResponseSchema
+from async_api.schemas import ID_RULES, NEW_ID_RULES, ErrorResponseSchema
 from async_api.settings import Settings
 
 
@@ -43,12 +43,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         settings.resonate_url, settings.engine_timeout_seconds
     )
     auth.install(app, settings)
-    app.url_map.converters["id"] = ids.IdConverter
+    app.url_map.converters.update(id=ids.IdConverter, new_id=ids.NewIdConverter)
     api = DocumentedApi(app)
     api.register_converter(ids.IdConverter, lambda _: {"type": "string", **ID_RULES})
+    api.register_converter(ids.NewIdConverter, lambda _: {"type": "string", **NEW_ID_RULES})
     for blueprint in API_BLUEPRINTS:
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.blp)
+    webhooks.install(app)  # signatures first, then bodies
     body.install(app)
     register_error_handlers(app)  # after Api(), which installs its own HTTP error handler
     return app

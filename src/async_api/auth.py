@@ -1,7 +1,8 @@
 """Bearer-token auth for the gateway: on when API_TOKENS is set, off when it is empty.
 
-Probes, the API documentation and webhooks stay open: orchestrators and load balancers call the
-probes without credentials, and webhooks prove themselves with their own HMAC signature.
+Probes and the API documentation stay open: orchestrators and load balancers call the probes
+without credentials. Webhooks stay open only when WEBHOOK_SECRET is set: then they prove
+themselves with their own HMAC signature; without it, they need a token like any route.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from async_api.errors import error_response
 from async_api.settings import Settings
 
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/openapi.json"})
-OPEN_PREFIXES = ("/docs/", "/webhooks/")
+OPEN_PREFIXES = ("/docs/",)
+SIGNED_PREFIXES = ("/webhooks/",)
 
 
-def is_open(path: str) -> bool:
+def is_open(path: str, webhooks_signed: bool) -> bool:
     """Whether `path` is served without a token."""
-    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+    prefixes = OPEN_PREFIXES + (SIGNED_PREFIXES if webhooks_signed else ())
+    return path in OPEN_PATHS or path.startswith(prefixes)
 
 
 def token_accepted(header: str | None, tokens: tuple[str, ...]) -> bool:
@@ -52,7 +55,7 @@ def install(app: Flask, settings: Settings) -> None:
 
     @app.before_request
     def require_bearer_token() -> Response | None:
-        if is_open(request.path) or token_accepted(
+        if is_open(request.path, bool(settings.webhook_secret)) or token_accepted(
             request.headers.get("Authorization"), settings.api_tokens
         ):
             return None

@@ -25,6 +25,9 @@ def _depth(value: Any) -> int:
 
 
 def check_json_body() -> None:
+    """The before_request hook: a body, if any, is JSON, within the size and depth limits."""
+    if request.method in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        return  # no route reads a body there
     raw = request.get_data(cache=True)  # past MAX_CONTENT_LENGTH this raises 413
     if not raw.strip():
         return
@@ -46,4 +49,5 @@ def read_json(default: Any) -> Any:
 
 
 def install(app: Flask) -> None:
+    """Checks bodies before every route."""
     app.before_request(check_json_body)

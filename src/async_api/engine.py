@@ -187,15 +187,21 @@ class Engine:
     def __init__(self, url: str, timeout_seconds: float = 5.0) -> None:
         self.url = url.rstrip("/")
         self._timeout = timeout_seconds
-        self._session = requests.Session()
+        self._sessions = threading.local()  # gunicorn's gthread workers share this object
         self._encoder = Base64Encoder()
         self._json = JsonEncoder()
         self._promises = RemotePromiseStore(self.url, self._call_once, self._encoder)
 
+    def _session(self) -> requests.Session:
+        """One keep-alive session per thread: requests' Session is not thread-safe."""
+        if not hasattr(self._sessions, "session"):
+            self._sessions.session = requests.Session()
+        return self._sessions.session
+
     def _call_once(self, request: requests.Request) -> requests.Response:
         """One attempt, mapped to this module's errors (the SDK would retry 5xx forever)."""
         try:
-            response = self._session.send(request.prepare(), timeout=self._timeout)
+            response = self._session().send(request.prepare(), timeout=self._timeout)
         except requests.RequestException as exc:
             raise EngineUnavailable(f"Resonate server unreachable: {exc}") from exc
         if response.ok:
@@ -246,11 +252,12 @@ class Engine:
             tags={**(tags or {}), JOB_TAG: "true", "resonate:invoke": poll(group)},
         )
 
-    def create_signal(self, promise_id: str) -> Promise:
+    def create_signal(self, promise_id: str, timeout_seconds: int) -> Promise:
         """The promise a workflow awaits with `signal()` and a webhook settles.
 
         Created with the key the SDK uses for the same promise, so whichever of the gateway and
-        the workflow comes first creates it and the other gets the same promise back.
+        the workflow comes first creates it and the other gets the same promise back. Unanswered,
+        it times out like a job (and the waiting job fails), rather than waiting forever.
         """
         return self._sdk(
             self._promises.create,
@@ -259,7 +266,7 @@ class Engine:
             strict=False,
             headers=None,
             data=None,
-            timeout=sys.maxsize,
+            timeout=int(time.time() * 1000) + timeout_seconds * 1000,
             tags={},
         )
 

@@ -11,6 +11,7 @@ from async_api.engine import (
     RESERVED_KEY,
     EngineRejected,
     EngineUnavailable,
+    PromiseAlreadySettled,
     PromiseConflict,
     PromiseNotFound,
     ReservedKey,
@@ -84,6 +85,10 @@ def _handle_conflict(exc: PromiseConflict) -> Response:
                           "This id is already used by a request with a different body.")
 
 
+def _handle_already_settled(exc: PromiseAlreadySettled) -> Response:
+    return error_response(409, "already_settled", "The job already finished.")
+
+
 def _handle_engine_rejected(exc: EngineRejected) -> Response:
     return error_response(400, "bad_request", "The workflow engine refused the request.")
 
@@ -95,6 +100,7 @@ def _handle_reserved_key(exc: ReservedKey) -> Response:
 
 
 def _handle_unexpected(exc: Exception) -> Response:
+    current_app.logger.exception("unexpected error")  # this handler would otherwise hide it
     return error_response(InternalServerError.code, "internal_error", "Unexpected server error.")
 
 
@@ -104,5 +110,6 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(PromiseNotFound, _handle_not_found)
     app.register_error_handler(PromiseConflict, _handle_conflict)
     app.register_error_handler(EngineRejected, _handle_engine_rejected)
+    app.register_error_handler(PromiseAlreadySettled, _handle_already_settled)
     app.register_error_handler(ReservedKey, _handle_reserved_key)
     app.register_error_handler(Exception, _handle_unexpected)

@@ -1,4 +1,10 @@
-"""Job ids: checked against a length limit and a safe alphabet, or minted when absent."""
+"""Job ids: checked against a length limit and a safe alphabet, or minted when absent.
+
+Two alphabets. Ids a client chooses for new work (?id=, order_id, sku) hold no "." (the engine
+names a workflow's steps "<id>.1", "<id>.2", ...: a client id of that shape would collide with
+one, and the collision ends the worker) and no ":" (the service's own ids: order:A1, quote:...,
+<id>:report). Ids to look up may hold both.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,10 @@ from werkzeug.routing import BaseConverter
 from async_api.errors import ApiError
 from async_api.settings import Settings
 
-# Safe in URLs, promise ids and logs: letters, digits and . _ : @ -, starting alphanumeric.
+NEW_ID_REGEX = r"[A-Za-z0-9][A-Za-z0-9_@-]*"
+NEW_ID_PATTERN = re.compile(NEW_ID_REGEX)  # always with fullmatch
+NEW_ID_RULE = "letters, digits and _ @ - only, starting with a letter or digit"
+
 ID_REGEX = r"[A-Za-z0-9][A-Za-z0-9._:@-]*"
 ID_PATTERN = re.compile(ID_REGEX)  # always with fullmatch
 ID_RULE = "letters, digits and . _ : @ - only, starting with a letter or digit"
@@ -22,15 +31,31 @@ class IdConverter(BaseConverter):
     regex = ID_REGEX
 
 
+class NewIdConverter(BaseConverter):
+    """`<new_id:order_id>` in a route that starts work: a well-formed client id, or 404."""
+
+    regex = NEW_ID_REGEX
+
+
 def mint() -> str:
+    """A fresh id for a client that sent none."""
     return str(uuid.uuid4())
 
 
-def checked(job_id: str, settings: Settings) -> str:
-    """Returns the id unchanged, or raises a 400 that says what an id may be."""
+def _check(job_id: str, settings: Settings, pattern: re.Pattern[str], rule: str) -> str:
     if len(job_id) > settings.max_id_length:
         raise ApiError(400, "invalid_id", f"The id is longer than {settings.max_id_length} "
                        "characters.")
-    if not ID_PATTERN.fullmatch(job_id):
-        raise ApiError(400, "invalid_id", f"An id holds {ID_RULE}.")
+    if not pattern.fullmatch(job_id):
+        raise ApiError(400, "invalid_id", f"An id holds {rule}.")
     return job_id
+
+
+def checked(job_id: str, settings: Settings) -> str:
+    """An id to look up, unchanged, or a 400 that says what an id may be."""
+    return _check(job_id, settings, ID_PATTERN, ID_RULE)
+
+
+def chosen(job_id: str, settings: Settings) -> str:
+    """An id a client chose for new work, unchanged, or a 400 that says what it may be."""
+    return _check(job_id, settings, NEW_ID_PATTERN, NEW_ID_RULE)

@@ -42,29 +42,33 @@ def flow_route(
     return decorate
 
 
-def _start(query: dict, default_id: str, func: str, args: list, group: str) -> tuple:
-    job_id = ids.checked(query.get("id", default_id), settings())
+def _new_job_id(query: dict, default_id: str) -> str:
+    return ids.chosen(query.get("id", default_id), settings())
+
+
+def _start(job_id: str, func: str, args: list, group: str) -> tuple:
     return jobs.start(engine(), settings(), job_id, func, args, group=group)
 
 
 @flow_route("/await-chain", AwaitChainSchema)
 def await_chain(query: dict, body: dict) -> tuple:
     """`place_order` (group business) awaits `query_orders` (group db) and uses its answer."""
-    return _start(query, "await-chain", "place_order", [body["customer"], body["item"]],
-                  "business")
+    return _start(_new_job_id(query, "await-chain"), "place_order",
+                  [body["customer"], body["item"]], "business")
 
 
 @flow_route("/detached-chain", DetachedChainSchema, DetachedJobSchema)
 def detached_chain(query: dict, body: dict) -> tuple:
     """`start_report` starts `build_report` (group db) and finishes without waiting for it."""
-    job_id = ids.checked(query.get("id", "detached-chain"), settings())
-    child_id = f"{job_id}:report"
-    answer, status, headers = _start({"id": job_id}, job_id, "start_report",
-                                     [body["report"], child_id], "worker")
+    job_id = _new_job_id(query, "detached-chain")
+    child_id = ids.checked(f"{job_id}:report", settings())  # must stay pollable: not too long
+    answer, status, headers = _start(job_id, "start_report", [body["report"], child_id],
+                                     "worker")
     return {**answer, "child_job_id": child_id}, status, headers
 
 
 @flow_route("/fan-out-workflow", FanOutSchema)
 def fan_out_workflow(query: dict, body: dict) -> tuple:
     """`fan_out_workflow` runs `count` squares at once on group worker and sums them."""
-    return _start(query, "fan-out-workflow", "fan_out_workflow", [body["count"]], "worker")
+    return _start(_new_job_id(query, "fan-out-workflow"), "fan_out_workflow", [body["count"]],
+                  "worker")

@@ -60,5 +60,6 @@ def cancel_job(job_id: str) -> dict:
             return jobs.view(engine().cancel(job_id, {"message": "cancelled by request"}))
     except PromiseAlreadySettled:
         promise = engine().get(job_id)
+    status = jobs.STATUS.get(promise.state, promise.state)
     raise ApiError(409, "already_settled",
-                   f"The job is already {jobs.STATUS[promise.state]}; it cannot be cancelled.")
+                   f"The job is already {status}; it cannot be cancelled.")

@@ -11,16 +11,17 @@ blp = Blueprint("orders", __name__, description="Orders that wait for a person's
 
 
 def approval_id(order_id: str) -> str:
+    """The promise the order's workflow waits on, and its webhook settles."""
     return f"approval:{order_id}"
 
 
-@blp.route("/orders/<id:order_id>/approve-and-ship", methods=["POST"])
+@blp.route("/orders/<new_id:order_id>/approve-and-ship", methods=["POST"])
 @blp.response(202, JobSchema)
 @blp.alt_response(409, schema=ErrorResponseSchema, description="The id runs another job.")
 def approve_and_ship(order_id: str) -> tuple:
     """Start `approve_then_ship`; it waits for POST /webhooks/approval/<order_id>."""
-    order_id = ids.checked(order_id, settings())
+    order_id = ids.chosen(order_id, settings())
     # Created here too, so that a webhook arriving before the worker gets to it is not lost.
-    engine().create_signal(approval_id(order_id))
+    engine().create_signal(approval_id(order_id), settings().job_timeout_seconds)
     return jobs.start(engine(), settings(), f"order:{order_id}", "approve_then_ship", [order_id],
                       group="worker", tags={jobs.APPROVAL_TAG: approval_id(order_id)})

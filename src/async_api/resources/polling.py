@@ -3,7 +3,7 @@
 from flask import url_for
 from flask_smorest import Blueprint
 
-from async_api import body, ids
+from async_api import body, ids, jobs
 from async_api.engine import PENDING, RESOLVED
 from async_api.resources import engine, settings
 from async_api.schemas import ErrorResponseSchema, OptionalIdQuerySchema
@@ -19,11 +19,6 @@ DEFAULT_BODY = {"foo": "bar"}
 
 
 @blp.route("/begin", methods=["POST"])
-@blp.doc(requestBody={
-    "required": False,
-    "description": 'Any JSON value, passed to `foo`; `{"foo": "bar"}` when empty.',
-    "content": {"application/json": {"schema": {}, "example": {"foo": "hello"}}},
-})
 @blp.arguments(OptionalIdQuerySchema, location="query", error_status_code=400)
 @blp.response(202, BeginResponseSchema)
 @blp.alt_response(409, schema=ErrorResponseSchema, description="Id reused with another body.")
@@ -41,7 +36,7 @@ DEFAULT_BODY = {"foo": "bar"}
 def begin(query: dict) -> tuple:
     """Start `foo(body)` on worker group `worker`; the same id and body never run twice."""
     config = settings()
-    job_id = ids.checked(query["id"], config) if "id" in query else ids.mint()
+    job_id = ids.chosen(query["id"], config) if "id" in query else ids.mint()
     data = body.read_json(default=DEFAULT_BODY)
     promise = engine().invoke(
         job_id, "foo", [data], group="worker", timeout_seconds=config.job_timeout_seconds
@@ -58,7 +53,7 @@ def begin(query: dict) -> tuple:
 def wait(query: dict) -> tuple | dict:
     """The job's state now: pending (with Retry-After), resolved, or rejected with the error."""
     config = settings()
-    promise = engine().get(ids.checked(query["id"], config))
+    promise = jobs.find(engine(), ids.checked(query["id"], config))
     answer = {"status": promise.state, "promise_id": promise.id}
     if promise.state == PENDING:
         answer["message"] = "Processing in progress"

@@ -40,9 +40,9 @@ def price_quote(request: dict) -> dict | Response:
     promise = engine().invoke(quote_id, "compute_quote", [request["sku"], request["qty"]],
                               group="pricing", timeout_seconds=config.job_timeout_seconds)
     promise = settle_within(engine(), promise, config.quote_timeout_seconds)
-    if promise.state == RESOLVED:
+    if promise.state == RESOLVED and isinstance(promise.value, dict):
         return {"quote_id": quote_id, **promise.value}
-    if promise.state != PENDING:
+    if promise.state != PENDING:  # failed, or an answer that is not a quote
         raise ApiError(422, "quote_failed", "No quote could be computed.", promise.value)
     wait_url = url_for("jobs.get_job", job_id=quote_id)
     return error_response(504, "timeout",

@@ -7,7 +7,7 @@ header `X-Signature-256: sha256=<hex digest>`.
 import hashlib
 import hmac
 
-from flask import request
+from flask import Flask, request
 from flask_smorest import Blueprint
 
 from async_api import ids, jobs
@@ -28,16 +28,20 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-@blp.before_request
 def check_signature() -> None:
-    """Before the body is even parsed: an unsigned request learns nothing about payloads."""
+    """An app-wide hook, before the body is even parsed: unsigned requests learn nothing."""
     secret = settings().webhook_secret
-    if not secret:
+    if not secret or request.blueprint != blp.name:
         return
     given = request.headers.get(SIGNATURE_HEADER, "")
     if not hmac.compare_digest(given.encode(), sign(secret, request.get_data()).encode()):
         raise ApiError(401, "bad_signature",
                        f"{SIGNATURE_HEADER} is missing or does not match the body.")
+
+
+def install(app: Flask) -> None:
+    """Registers the signature check; call it before the JSON body check is installed."""
+    app.before_request(check_signature)
 
 
 @blp.route("/webhooks/approval/<id:order_id>", methods=["POST"])

@@ -2,7 +2,7 @@
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from async_api.ids import ID_PATTERN, ID_REGEX, ID_RULE
+from async_api.ids import ID_REGEX, NEW_ID_PATTERN, NEW_ID_REGEX, NEW_ID_RULE
 from async_api.settings import Settings
 
 
@@ -11,15 +11,17 @@ class _IdCharacters(validate.Regexp):
     would let a trailing newline through."""
 
     def __call__(self, value: str) -> str:
-        if not ID_PATTERN.fullmatch(value):
+        if not NEW_ID_PATTERN.fullmatch(value):
             raise ValidationError(self._format_error(value))
         return value
 
 
-# For fields that become part of a job id.
-ID_CHARACTERS = _IdCharacters(f"^{ID_REGEX}$", error=f"Use {ID_RULE}.")
-# What ids.checked() enforces on ids, documented so that clients (and schemathesis) know it.
+# For fields that become part of a new job's id (order_id, sku).
+NEW_ID_CHARACTERS = _IdCharacters(f"^{NEW_ID_REGEX}$", error=f"Use {NEW_ID_RULE}.")
+# What ids.checked() and ids.chosen() enforce, documented so that clients (and schemathesis)
+# know it.
 ID_RULES = {"pattern": f"^{ID_REGEX}$", "minLength": 1, "maxLength": Settings.max_id_length}
+NEW_ID_RULES = {**ID_RULES, "pattern": f"^{NEW_ID_REGEX}$"}
 
 
 class QuerySchema(Schema):
@@ -31,7 +33,7 @@ class QuerySchema(Schema):
 
 class OptionalIdQuerySchema(QuerySchema):
     id = fields.String(metadata={"description": "Client-chosen job id; re-sending it reconnects "
-                                                "to the same run.", **ID_RULES})
+                                                "to the same run.", **NEW_ID_RULES})
 
 
 class ApiErrorSchema(Schema):

@@ -3,13 +3,14 @@
 from marshmallow import Schema, fields, validate
 
 from async_api.jobs import STATUS, WAITING_FOR_APPROVAL
-from async_api.schemas import ID_CHARACTERS, QuerySchema
+from async_api.schemas import NEW_ID_CHARACTERS, QuerySchema
 
 
 class OrderJobSchema(Schema):
     """An order to process; unknown fields are refused (422) so that typos do not pass."""
 
-    order_id = fields.String(required=True, validate=[validate.Length(1, 100), ID_CHARACTERS],
+    order_id = fields.String(required=True,
+                             validate=[validate.Length(1, 100), NEW_ID_CHARACTERS],
                              metadata={"example": "A1"})
     items = fields.List(fields.String(validate=validate.Length(1, 200)), required=True,
                         validate=validate.Length(1, 100), metadata={"example": ["x", "y"]})

@@ -2,11 +2,11 @@
 
 from marshmallow import Schema, fields, validate
 
-from async_api.schemas import ID_CHARACTERS
+from async_api.schemas import NEW_ID_CHARACTERS
 
 
 class QuoteRequestSchema(Schema):
-    sku = fields.String(required=True, validate=[validate.Length(1, 64), ID_CHARACTERS],
+    sku = fields.String(required=True, validate=[validate.Length(1, 64), NEW_ID_CHARACTERS],
                         metadata={"example": "widget-1"})
     qty = fields.Integer(required=True, strict=True, validate=validate.Range(1, 1_000_000))
 
