@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
+from tests.support import wait_until
 from workers import ledger
 
 
@@ -97,3 +98,21 @@ def test_wait_errors(stack):
 def test_probes(stack):
     assert requests.get(f"{stack.gateway_url}/healthz", timeout=5).json() == {"status": "ok"}
     assert requests.get(f"{stack.gateway_url}/readyz", timeout=5).status_code == 200
+
+
+def test_wait_shows_jobs_only_not_their_steps(stack, nonce):
+    job_id = f"steps-{nonce}"
+    stack.begin(job_id, {"nonce": nonce})
+    stack.wait_settled(job_id)
+
+    assert stack.promise_exists(f"{job_id}.1")  # foo's checkpointed step
+    assert stack.poll(f"{job_id}.1").status_code == 404
+
+
+def test_an_absurd_sleep_is_capped_and_the_worker_lives(stack, nonce):
+    job_id = f"sleepy-{nonce}"
+    assert stack.begin(job_id, {"sleep": 1e16, "nonce": nonce}).status_code == 202
+
+    wait_until(lambda: stack.promise_exists(f"{job_id}.1"), 15, "the durable sleep to start")
+    assert stack.poll(job_id).json()["status"] == "pending"
+    assert all(worker.alive() for worker in stack.workers)
