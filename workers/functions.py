@@ -23,6 +23,7 @@ Workflow = Generator[Any, Any, Any]
 
 
 MAX_SLEEP_SECONDS = 3600
+MAX_WORK_SECONDS = 60.0
 
 
 def canonical(data: Any) -> str:
@@ -44,7 +45,7 @@ def foo(ctx: Any, data: Any) -> Workflow:
         yield engine.sleep(ctx, int(min(sleep, MAX_SLEEP_SECONDS)))
     work = options.get("work")
     work_seconds = float(work) if isinstance(work, int | float) else 0.0
-    yield engine.step(ctx, foo_effect, canonical(data), min(work_seconds, 60.0))
+    yield engine.step(ctx, foo_effect, canonical(data), min(work_seconds, MAX_WORK_SECONDS))
     if "fail" in options:
         raise JobFailed(str(options["fail"]))
     return {"result": f"Processed: {canonical(data)}", "timestamp": int(time.time())}
@@ -60,9 +61,14 @@ def step_seconds() -> float:
 
 
 @functools.cache
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+@functools.cache
 def _engine() -> engine.Engine:
     """A client of the promise store, to look at the job a step belongs to."""
-    return engine.Engine(Settings.from_env().resonate_url)
+    return engine.Engine(_settings().resonate_url, _settings().engine_timeout_seconds)
 
 
 def foo_effect(ctx: Any, key: str, work_seconds: float = 0) -> None:
@@ -109,7 +115,7 @@ def start_job(ctx: Any, job_id: str, func: str, args: list[Any], group: str) -> 
     (A child started with `engine.start` would hold its parent open until it finished.)
     """
     _engine().invoke(job_id, func, args, group=group,
-                     timeout_seconds=Settings.from_env().job_timeout_seconds)
+                     timeout_seconds=_settings().job_timeout_seconds)
     return job_id
 
 
