@@ -1,14 +1,19 @@
 # The two commands: `make run` (the whole service on 127.0.0.1:$(PORT)) and `make test`.
 # Each installs what it needs first and skips what is already there.
 PORT ?= 5001
+WORKER_PROCESSES ?= 1
+RUN_DIR ?= $(CURDIR)/data
 VENV := .venv
 BIN := $(VENV)/bin
 RESONATE := .resonate/bin/resonate
 
 .PHONY: run test lint install bench postgres
 
+# supervisord restarts whatever dies; see supervisord.conf.
 run: install
-	PORT=$(PORT) $(BIN)/honcho start -f Procfile.dev -p $(PORT)
+	mkdir -p $(RUN_DIR)
+	PORT=$(PORT) WORKER_PROCESSES=$(WORKER_PROCESSES) RUN_DIR=$(RUN_DIR) \
+		$(BIN)/supervisord -c supervisord.conf
 
 # The end-to-end tests also run on a private PostgreSQL cluster: its binaries are installed once.
 test: install postgres

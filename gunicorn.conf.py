@@ -1,7 +1,7 @@
 """Gunicorn settings read from the repo root; `gunicorn wsgi:app` picks this file up by itself.
 
 The bind address is left to gunicorn: $PORT on all interfaces when set (the Procfile way),
-127.0.0.1:8000 otherwise; Procfile.dev (make run) passes --bind 127.0.0.1:$PORT.
+127.0.0.1:8000 otherwise; supervisord.conf (make run) passes --bind 127.0.0.1:$PORT.
 """
 
 import os

@@ -1,15 +1,18 @@
-"""Unit tests of the engine module's guards around SDK 0.4.10 (no server needed)."""
+"""Unit tests of the engine layer's guards around SDK 0.4.10 (no server needed)."""
 
 from __future__ import annotations
 
 import pytest
+from resonate.encoders import JsonEncoder
 from resonate.stores.record import DurablePromiseRecord, Param, TaskRecord, Value
 
-from async_api import engine
+from async_api.engine import JobSettledElsewhere
+from async_api.engine.leases import Leases
+from async_api.engine.sdk_fixes import ReconnectingPoller, as_seen_by_workflow
 
 
 def test_the_poller_queues_each_task_and_counter_once():
-    poller = engine._ReconnectingPoller(url="http://127.0.0.1:1", group="worker")
+    poller = ReconnectingPoller(url="http://127.0.0.1:1", group="worker")
 
     assert poller._first_time(TaskRecord(task_id="t1", counter=1))
     assert not poller._first_time(TaskRecord(task_id="t1", counter=1))  # a re-send
@@ -26,13 +29,51 @@ def _record(state: str) -> DurablePromiseRecord:
 
 @pytest.mark.parametrize("state", ["REJECTED_CANCELED", "REJECTED_TIMEDOUT"])
 def test_a_cancelled_promise_reaches_the_workflow_as_an_error(state):
-    seen = engine._as_seen_by_workflow(_record(state))
+    seen = as_seen_by_workflow(_record(state))
 
-    error = seen.get_value(engine.JsonEncoder()).err()  # the SDK would assert on `state`
-    assert isinstance(error, engine.JobSettledElsewhere)
+    error = seen.get_value(JsonEncoder()).err()  # the SDK would assert on `state`
+    assert isinstance(error, JobSettledElsewhere)
     assert "job-1" in error.message
 
 
 def test_other_promises_pass_unchanged():
     record = _record("RESOLVED")
-    assert engine._as_seen_by_workflow(record) is record
+    assert as_seen_by_workflow(record) is record
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_lease_lasts_a_ttl_from_the_claim_less_a_margin_and_heartbeats_renew_it():
+    clock = FakeClock()
+    leases = Leases(5.0, clock)
+    leases.hold("t1", 1, "pid.t1.1", "job-1", claimed_at=clock.now)
+
+    clock.now += 3.9
+    assert leases.valid("t1")
+    clock.now += 0.2  # 4.1 s: past ttl minus the 1 s margin
+    assert not leases.valid("t1")
+
+    leases.renewed("pid.t1.1", sent_at=clock.now)
+    assert leases.valid("t1")
+    assert leases.claim_pids() == ["pid.t1.1"]
+
+
+def test_a_lease_the_server_forgot_is_lost_and_released_with_its_workflow():
+    clock = FakeClock()
+    leases = Leases(5.0, clock)
+    leases.hold("t1", 1, "pid.t1.1", "job-1", claimed_at=clock.now)
+    leases.hold("t2", 1, "pid.t2.1", "job-2", claimed_at=clock.now)
+
+    leases.mark_lost("pid.t1.1")
+    leases.renewed("pid.t1.1", sent_at=clock.now)  # a late beat does not revive it
+    assert not leases.valid("t1")
+    assert leases.claim_pids() == ["pid.t2.1"]
+
+    assert [lease.task_id for lease in leases.release_root("job-1")] == ["t1"]
+    assert len(leases) == 1 and leases.valid("t2")

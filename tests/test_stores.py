@@ -7,7 +7,8 @@ import sqlite3
 
 import requests
 
-from tests.support import ROOT, Process, free_port, wait_until
+from tests.make_run import start_make_run
+from tests.support import ROOT, wait_until
 
 _spec = importlib.util.spec_from_file_location("postgres_flags",
                                                ROOT / "scripts" / "postgres-flags.py")
@@ -52,22 +53,11 @@ def test_the_stack_keeps_promises_in_its_store(stack, nonce, request):
 
 
 def test_make_run_with_database_url_stores_in_postgres(postgres, tmp_path, nonce):
-    """`make run DATABASE_URL=...`: the variable reaches the server through make and honcho."""
+    """`make run DATABASE_URL=...`: the variable reaches the server through make and
+    supervisord."""
     database_url = postgres.create_database()
-    http, poll, port = free_port(), free_port(), free_port()
-    env = {
-        "RESONATE_HTTP_ADDR": f"127.0.0.1:{http}", "RESONATE_POLL_ADDR": f"127.0.0.1:{poll}",
-        "RESONATE_GRPC_ADDR": f"127.0.0.1:{free_port()}",
-        "RESONATE_METRICS_ADDR": f"127.0.0.1:{free_port()}",
-        "RESONATE_URL": f"http://127.0.0.1:{http}", "RESONATE_POLL_URL": f"http://127.0.0.1:{poll}",
-        "RESONATE_DATA_DIR": str(tmp_path / "data"), "LEDGER_PATH": str(tmp_path / "ledger"),
-    }
-    service = Process("make-run", ["make", "run", f"PORT={port}", f"DATABASE_URL={database_url}"],
-                      env, tmp_path).start()
+    service, gateway = start_make_run(tmp_path, f"DATABASE_URL={database_url}")
     try:
-        gateway = f"http://127.0.0.1:{port}"
-        wait_until(lambda: requests.get(f"{gateway}/readyz", timeout=1).ok, 60,
-                   "make run to serve")
         job_id = f"make-run-{nonce}"
         assert requests.post(f"{gateway}/begin", params={"id": job_id}, timeout=10).ok
         wait_until(lambda: requests.get(f"{gateway}/wait", params={"id": job_id},

@@ -31,8 +31,12 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signum, lambda *_: stop.set())
 
     settings = Settings.from_env()
-    worker = engine.run_worker(args.group, GROUPS[args.group], settings.resonate_url,
-                               settings.resonate_poll_url)
+    worker = engine.run_worker(
+        args.group, GROUPS[args.group], settings.resonate_url, settings.resonate_poll_url,
+        claim_ttl_seconds=settings.claim_ttl_seconds,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        timeout_seconds=settings.engine_timeout_seconds,
+    )
     print(f"worker[{os.getpid()}] serving group {args.group!r} from {settings.resonate_url}",
           flush=True)
     stop.wait()

@@ -39,6 +39,12 @@ class Settings:
     retry_after_seconds: int = 1
     # On SIGTERM, how long a worker lets the tasks it holds finish before it exits.
     worker_grace_seconds: float = 20.0
+    # A worker's claim on a task lasts this long unless a heartbeat renews it. Longer: a worker
+    # that dies is replaced later (its tasks wait out the ttl). Shorter: a shorter engine
+    # outage makes the workers drop their runs (the step under way may then run twice).
+    claim_ttl_seconds: float = 5.0
+    # How often a worker renews its claims; the ttl must cover two, so that one may fail.
+    heartbeat_seconds: float = 2.0
     # Bearer tokens the gateway accepts (API_TOKENS, comma-separated); empty turns auth off.
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
 
@@ -56,5 +62,7 @@ class Settings:
             webhook_secret=os.environ.get("WEBHOOK_SECRET", ""),
             retry_after_seconds=_env_int("RETRY_AFTER_SECONDS", cls.retry_after_seconds),
             worker_grace_seconds=_env_float("WORKER_GRACE_SECONDS", cls.worker_grace_seconds),
+            claim_ttl_seconds=_env_float("CLAIM_TTL_SECONDS", cls.claim_ttl_seconds),
+            heartbeat_seconds=_env_float("HEARTBEAT_SECONDS", cls.heartbeat_seconds),
             api_tokens=_env_list("API_TOKENS"),
         )

@@ -1,0 +1,39 @@
+"""The engine layer: the only code that imports the Resonate SDK (resonate-sdk 0.4.10, server
+v0.7.0). Moving to another engine version touches this package and nothing else.
+
+* `client`: the promise-store client the gateway uses (`Engine`), and the errors it raises.
+* `workflow`: what durable functions yield (`call`, `start`, `step`, `signal`, `sleep`).
+* `runtime`: the worker runtime (`run_worker`), with claims as leases (`leases`).
+* `sdk_fixes`: fixes to the SDK's internals, each with the reason it exists and its test.
+
+No Flask here: workers import this package without the gateway.
+"""
+
+from async_api.engine.client import (
+    CANCELED,
+    JOB_TAG,
+    PENDING,
+    REJECTED,
+    RESERVED_KEY,
+    RESOLVED,
+    TIMEDOUT,
+    Engine,
+    EngineError,
+    EngineRejected,
+    EngineUnavailable,
+    Promise,
+    PromiseAlreadySettled,
+    PromiseConflict,
+    PromiseNotFound,
+    ReservedKey,
+    check_value,
+)
+from async_api.engine.runtime import Worker, run_worker
+from async_api.engine.workflow import JobSettledElsewhere, call, signal, sleep, start, step
+
+__all__ = [
+    "CANCELED", "JOB_TAG", "PENDING", "REJECTED", "RESERVED_KEY", "RESOLVED", "TIMEDOUT", "Engine",
+    "EngineError", "EngineRejected", "EngineUnavailable", "JobSettledElsewhere", "Promise",
+    "PromiseAlreadySettled", "PromiseConflict", "PromiseNotFound", "ReservedKey", "Worker",
+    "call", "check_value", "run_worker", "signal", "sleep", "start", "step",
+]

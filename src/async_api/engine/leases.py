@@ -1,0 +1,93 @@
+"""The claims a worker process holds, and until when the server is sure to agree that it does.
+
+A claim on a task is a lease: the server gives it for `ttl` seconds and every heartbeat renews
+it. The worker may write checkpoints and complete the task only while its lease is valid *by its
+own clock*, counted from the moment it sent the claim or the last heartbeat the server confirmed.
+When the server cannot be reached for longer than that (an engine outage), the worker must
+assume the server gave the task to someone else: the lease is lost and the work is fenced.
+Pure bookkeeping, no I/O, so that it can be tested with a fake clock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class Lease:
+    task_id: str
+    counter: int
+    claim_pid: str  # the process id the task was claimed under (one per claim)
+    root_id: str  # the workflow the task runs
+    valid_until: float  # by the worker's monotonic clock
+    lost: bool = False
+
+
+class Leases:
+    """Thread-safe: the scheduler thread holds and releases, the heartbeat thread renews."""
+
+    def __init__(self, ttl_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl_seconds
+        # A write checked just before expiry could still reach the server just after it.
+        self.margin = min(1.0, ttl_seconds / 5)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._by_task: dict[str, Lease] = {}
+
+    def now(self) -> float:
+        return self._clock()
+
+    def hold(self, task_id: str, counter: int, claim_pid: str, root_id: str,
+             claimed_at: float) -> None:
+        """Records a claim the server granted; `claimed_at` is when the claim was sent."""
+        with self._lock:
+            self._by_task[task_id] = Lease(task_id, counter, claim_pid, root_id,
+                                           claimed_at + self.ttl)
+
+    def get(self, task_id: str) -> Lease | None:
+        with self._lock:
+            return self._by_task.get(task_id)
+
+    def release(self, task_id: str) -> None:
+        with self._lock:
+            self._by_task.pop(task_id, None)
+
+    def release_root(self, root_id: str) -> list[Lease]:
+        """Forgets every claim of workflow `root_id`: they are no longer heartbeated."""
+        with self._lock:
+            gone = [lease for lease in self._by_task.values() if lease.root_id == root_id]
+            for lease in gone:
+                del self._by_task[lease.task_id]
+            return gone
+
+    def renewed(self, claim_pid: str, sent_at: float) -> None:
+        """A heartbeat sent at `sent_at` was confirmed by the server."""
+        with self._lock:
+            for lease in self._by_task.values():
+                if lease.claim_pid == claim_pid and not lease.lost:
+                    lease.valid_until = max(lease.valid_until, sent_at + self.ttl)
+
+    def mark_lost(self, claim_pid: str) -> None:
+        """The server no longer knows this claim (it expired and went back to the queue)."""
+        with self._lock:
+            for lease in self._by_task.values():
+                if lease.claim_pid == claim_pid:
+                    lease.lost = True
+
+    def valid(self, task_id: str) -> bool:
+        """Whether the work of this task may still be written to the server."""
+        with self._lock:
+            lease = self._by_task.get(task_id)
+            return (lease is not None and not lease.lost
+                    and self._clock() < lease.valid_until - self.margin)
+
+    def claim_pids(self) -> list[str]:
+        with self._lock:
+            return [lease.claim_pid for lease in self._by_task.values() if not lease.lost]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._by_task)

@@ -1,0 +1,247 @@
+"""The worker runtime: a Resonate node that polls one group and survives the engine's outages.
+
+What the SDK 0.4.10 scheduler adds here (tests/test_outages.py proves each):
+
+* Each claim gets its own process id and its own lease (engine/leases.py). Heartbeats renew
+  exactly the claims held; a claim the server no longer knows is marked lost.
+* A workflow whose claim is lost is *fenced*: its in-memory state is dropped before it writes
+  another checkpoint or completes its task, and late results of its steps are discarded. The
+  server gives the task to a worker (maybe this one), whose replay skips every step that had
+  checkpointed. Only a step that was under way when the claim was lost can run twice.
+* Whatever the server answers after an outage (a re-delivered task this process still holds,
+  403 or 404 on a write, a refused claim), the workflow concerned is dropped and the process
+  keeps serving: its task comes back once the claim expires. A worker exits only when told to.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from resonate.cmd_queue import Claim, Command, Complete, Invoke, Resume
+from resonate.collections import FunctionRegistry
+from resonate.dependencies import Dependencies
+from resonate.errors import ResonateError
+from resonate.options import Options
+from resonate.scheduler.scheduler import Scheduler
+from resonate.stores.record import InvokeMsg
+
+from async_api.engine.leases import Leases
+from async_api.engine.sdk_fixes import (
+    BindingDelayQueue,
+    BindingProcessor,
+    Bound,
+    ClaimLost,
+    FencedStore,
+    ReconnectingPoller,
+)
+
+_log = logging.getLogger(__name__)
+
+_STALE = object()  # a command for a record that was dropped or replaced
+
+
+class _Scheduler(Scheduler):
+    """The SDK's scheduler with per-claim leases, fencing, and no exit on a server's answer."""
+
+    def __init__(self, *, leases: Leases, heartbeat_seconds: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._leases = leases
+        self._heartbeat_seconds = heartbeat_seconds
+        self._processor = BindingProcessor(self._records)
+        self._delay_queue = BindingDelayQueue(self._records)
+        self._current_root: str | None = None  # the workflow the scheduler thread works for
+
+    # --- one command at a time, never fatal ----------------------------------------------
+
+    def _step(self, cmd: Any) -> list[Any]:
+        command, root_id = self._unbind(cmd)
+        if root_id is _STALE:
+            return []
+        self._current_root = root_id
+        try:
+            if root_id is not None and not self._may_write(root_id):
+                self._drop(root_id, "its claim expired")
+                return []
+            return [self._bind(c) for c in super()._step(command)]
+        except ClaimLost:
+            self._drop(self._current_root, "its claim expired while it was writing")
+        except Exception:
+            _log.exception("dropping workflow %s after an unexpected error",
+                           self._current_root or "(none)")
+            self._drop(self._current_root, "of the error above")
+        finally:
+            self._current_root = None
+        return []
+
+    def _unbind(self, cmd: Any) -> tuple[Command, Any]:
+        """The command and the workflow it works for (None: none yet, _STALE: drop it)."""
+        command, bound_to = (cmd.command, cmd.record) if isinstance(cmd, Bound) else (cmd, None)
+        if not isinstance(command, Invoke | Resume | Complete):
+            return command, None
+        record = self._records.get(command.id)
+        if record is None or (bound_to is not None and record is not bound_to):
+            _log.info("discarding %s for %s: its run was dropped", type(command).__name__,
+                      command.id)
+            return command, _STALE
+        return command, record.root().id
+
+    def _bind(self, command: Command) -> Any:
+        if isinstance(command, Invoke | Resume | Complete):
+            return Bound(command, self._records.get(command.id))
+        return command
+
+    # --- claims ---------------------------------------------------------------------------
+
+    def _handle_claim(self, claim: Claim) -> list[Command]:
+        task = claim.record
+        held = self._leases.get(task.task_id)
+        if held is not None:  # the server re-sent a task this process holds: the claim expired
+            self._drop(held.root_id, f"task {task.task_id} was delivered again")
+        claim_pid = f"{self._pid}.{task.task_id}.{task.counter}"
+        claimed_at = self._leases.now()
+        try:
+            message = self._store.tasks.claim(task_id=task.task_id, counter=task.counter,
+                                              pid=claim_pid, ttl=int(self._leases.ttl * 1000))
+        except ResonateError as exc:
+            if exc.code not in ("STORE_FORBIDDEN", "STORE_NOT_FOUND"):
+                raise
+            _log.warning("task %s (counter %s) is not claimable (claimed or done elsewhere); "
+                         "skipped", task.task_id, task.counter)
+            return []
+        root_id = message.root_durable_promise.id
+        root = self._records.get(root_id)
+        if root is not None and root.has_task():  # a stale run of the same workflow
+            self._drop(root_id, f"task {task.task_id} replaces the one it held")
+        self._leases.hold(task.task_id, task.counter, claim_pid, root_id, claimed_at)
+        self._current_root = root_id
+        if isinstance(message, InvokeMsg):
+            return self._process_invoke_msg(message, task)
+        return self._process_resume_msg(message, task)
+
+    def _complete_task(self, id: str) -> None:
+        task_id = self._records[id].get_task().task_id
+        super()._complete_task(id)
+        self._leases.release(task_id)
+
+    def _may_write(self, root_id: str) -> bool:
+        """False once the claim this workflow runs under may have gone to someone else."""
+        root = self._records.get(root_id)
+        if root is None or not root.has_task():
+            return True  # between tasks: nothing is written until the next claim
+        return self._leases.valid(root.get_task().task_id)
+
+    def fence(self) -> None:
+        """Asked by the store before every attempt of every call it makes."""
+        if self._current_root is not None and not self._may_write(self._current_root):
+            raise ClaimLost(self._current_root)
+
+    def _drop(self, root_id: str | None, why: str) -> None:
+        """Forgets a workflow's run: its records, its awaits, its claims (no more heartbeats).
+
+        Remote children that run here as workflows of their own are kept; cached records of
+        the others go too, so that the replay asks the server again.
+        """
+        if root_id is None:
+            return
+        lost = self._leases.release_root(root_id)
+        root = self._records.get(root_id)
+        _log.warning("workflow %s dropped because %s (tasks %s); the server hands it out "
+                     "again and its replay resumes from the last checkpoint", root_id, why,
+                     ", ".join(lease.task_id for lease in lost) or "none")
+        if root is None:
+            return
+        doomed, stack = set(), [root]
+        while stack:
+            record = stack.pop()
+            doomed.add(record.id)
+            stack.extend(child for child in record.children
+                         if not (child.is_root and child.has_coro()) and child.id not in doomed)
+        for record_id in doomed:
+            self._records.pop(record_id, None)
+            self._awaiting_lfi.pop(record_id, None)
+            self._awaiting_rfi.pop(record_id, None)
+            self._subsriptions.pop(record_id, None)
+        for awaiting in (self._awaiting_lfi, self._awaiting_rfi):
+            for blocked in awaiting.values():
+                blocked[:] = [record_id for record_id in blocked if record_id not in doomed]
+
+    # --- heartbeats -----------------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        """Renews each held claim; a claim the server no longer has is marked lost."""
+        session = requests.Session()
+        while True:
+            for claim_pid in self._leases.claim_pids():
+                sent_at = self._leases.now()
+                try:
+                    response = session.post(f"{self._store.url}/tasks/heartbeat",
+                                            json={"processId": claim_pid},
+                                            timeout=self._heartbeat_seconds)
+                    response.raise_for_status()
+                    if response.json().get("tasksAffected"):
+                        self._leases.renewed(claim_pid, sent_at)
+                    else:
+                        _log.warning("claim %s expired on the server", claim_pid)
+                        self._leases.mark_lost(claim_pid)
+                except Exception as exc:  # the next beat tries again
+                    _log.warning("heartbeat failed (%s)", exc)
+                    break
+            time.sleep(self._heartbeat_seconds)
+
+
+@dataclass
+class Worker:
+    """A running worker node: it polls its group until drained."""
+
+    scheduler: _Scheduler
+    poller: ReconnectingPoller
+    leases: Leases
+
+    def held_tasks(self) -> int:
+        return len(self.leases)
+
+    def drain(self, grace_seconds: float) -> bool:
+        """Stops taking tasks, then waits up to `grace_seconds` for the held ones to finish.
+
+        Returns whether all finished. A task still held when the process exits is not lost: its
+        claim expires (no more heartbeats) and the server delivers it to another worker, which
+        replays it; only steps that had not completed run again.
+        """
+        self.poller.stop()
+        deadline = time.monotonic() + grace_seconds
+        while self.leases and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self.leases
+
+
+def run_worker(
+    group: str,
+    functions: Iterable[Callable[..., Any]],
+    url: str,
+    poll_url: str,
+    *,
+    claim_ttl_seconds: float = 5.0,
+    heartbeat_seconds: float = 2.0,
+    timeout_seconds: float = 5.0,
+) -> Worker:
+    """Starts a Resonate node that polls `group` and runs the registered durable functions."""
+    if heartbeat_seconds * 2 > claim_ttl_seconds:
+        raise ValueError("the claim ttl must cover two heartbeats, so that one may fail")
+    leases = Leases(claim_ttl_seconds)
+    poller = ReconnectingPoller(url=poll_url, group=group)
+    registry = FunctionRegistry()
+    for function in functions:  # before the poller starts: a task may arrive at once
+        registry.add(function.__name__, (function, Options(durable=True)))
+    store = FencedStore(url, timeout_seconds)
+    scheduler = _Scheduler(leases=leases, heartbeat_seconds=heartbeat_seconds,
+                           deps=Dependencies(), pid=uuid.uuid4().hex, registry=registry,
+                           store=store, task_source=poller)
+    store.fence = scheduler.fence
+    scheduler.start()
+    return Worker(scheduler, poller, leases)

@@ -1,0 +1,77 @@
+"""Engine outages while workers are inside steps: no worker exits, every job finishes, a step
+that had checkpointed never runs again, and a step runs twice only where a claim was lost."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.support import Stack, wait_until
+from workers import ledger
+
+STEPS = ("validate", "charge", "ship")  # process_order's checkpointed steps, in order
+STEP_SECONDS = "1.5"  # long enough that a kill lands while steps are under way
+
+
+def start_orders(stack: Stack, nonce: str, count: int) -> list[str]:
+    order_ids = [f"{nonce}-{n}" for n in range(count)]
+    for order_id in order_ids:
+        assert stack.post("/jobs", {"order_id": order_id, "items": ["x"]}).status_code == 202
+    return order_ids
+
+
+def runs(stack: Stack, step: str, order_id: str) -> int:
+    return ledger.count(step, order_id, stack.ledger_path)
+
+
+def checkpointed(stack: Stack, order_id: str) -> set[str]:
+    """The steps whose result the engine holds (the SDK names them `<job id>.1`, `.2`, ...)."""
+    return {step for n, step in enumerate(STEPS, start=1)
+            if stack.promise_state(f"order:{order_id}.{n}") == "RESOLVED"}
+
+
+def drops(stack: Stack, order_id: str) -> int:
+    """How many times a worker dropped this job's run because its claim was lost."""
+    pattern = re.compile(rf"workflow order:{re.escape(order_id)} dropped because")
+    return sum(len(pattern.findall(worker.log())) for worker in stack.workers)
+
+
+@pytest.mark.parametrize("outages", [(2,), (6,), (20,), (6, 6)],
+                         ids=["2s", "6s", "20s", "two-6s-2s-apart"])
+def test_workers_ride_out_an_engine_outage_while_steps_run(make_stack, store, nonce, outages):
+    stack = make_stack(store=store)
+    stack.engine.start()
+    workers = [stack.start_worker("worker", env={"STEP_PAUSE_SECONDS": STEP_SECONDS})
+               for _ in range(3)]
+    stack.start_gateway()
+    order_ids = start_orders(stack, nonce, 6)
+    wait_until(lambda: all(runs(stack, "validate:started", o) for o in order_ids)
+               and any(runs(stack, "validate", o) for o in order_ids), 30,
+               "every job to be inside a step and one step to be done")
+
+    before: dict[str, set[str]] = {}
+    for number, seconds in enumerate(outages):
+        if number:
+            time.sleep(2)
+        before = {o: checkpointed(stack, o) | before.get(o, set()) for o in order_ids}
+        stack.engine.kill()
+        assert not stack.engine.alive()
+        time.sleep(seconds)
+        stack.engine.start()  # same store, same ports
+
+    for order_id in order_ids:
+        settled = stack.wait_settled(f"order:{order_id}", timeout=90)
+        assert settled["status"] == "resolved", settled
+    dead = [w.name for w in workers if not w.alive()]
+    assert not dead, f"{dead} exited:\n" + "\n".join(w.log()[-3000:] for w in workers)
+    for order_id in order_ids:
+        counts = {step: runs(stack, step, order_id) for step in STEPS}
+        assert all(counts.values()), counts
+        for step in before[order_id]:
+            assert counts[step] == 1, f"{step} of {order_id} had checkpointed: {counts}"
+        extra = sum(counts.values()) - len(STEPS)
+        assert extra <= drops(stack, order_id), (order_id, counts, drops(stack, order_id))
+    if max(outages) > 5:  # longer than a claim's ttl: the fault took effect
+        assert sum(drops(stack, o) for o in order_ids) >= 1
