@@ -184,3 +184,21 @@ def test_a_worker_killed_while_holding_a_task_is_taken_over(make_stack, nonce):
     assert stack.ran([body]).total() == 1  # one completed execution...
     assert stack.ran([body], "foo:started").total() == 2  # ...of two that started
     assert stack.worker_pids() == {survivor}
+
+
+def test_heartbeats_keep_a_step_longer_than_the_claim_ttl_on_its_worker(make_stack, nonce):
+    """9 s inside one step, almost twice the 5 s claim ttl: only heartbeats keep the claim, so
+    without them the other worker would take the task over and start the step again."""
+    stack = make_stack()
+    stack.engine.start()
+    stack.start_worker("worker")
+    stack.start_worker("worker")
+    stack.start_gateway()
+    job_id, body = f"long-{nonce}", {"work": 9, "nonce": nonce}
+
+    holder = stack.begin_held_job(job_id, body)
+
+    assert stack.wait_settled(job_id, timeout=60)["status"] == "resolved"
+    assert stack.ran([body], "foo:started").total() == 1  # never taken over
+    assert stack.ran([body]).total() == 1
+    assert stack.worker_pids() == {holder}

@@ -66,6 +66,19 @@ def count(step: str, key: str, path: str | None = None) -> int:
     return total
 
 
+def started_since(step: str, key: str, since: float, path: str | None = None) -> int:
+    """How many executions of `step` for `key` began at or after `since` (a time.time())."""
+    connection = _connect(path or _path())
+    try:
+        (total,) = connection.execute(
+            "SELECT COUNT(*) FROM effects WHERE step = ? AND key = ? AND at >= ?",
+            (f"{step}:started", key, since),
+        ).fetchone()
+    finally:
+        connection.close()
+    return total
+
+
 def rows(step: str, path: str | None = None) -> list[tuple[str, int]]:
     """(key, pid) of every execution of `step`, oldest first."""
     connection = _connect(path or _path())
