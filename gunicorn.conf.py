@@ -23,3 +23,18 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 from async_api import gunicorn_errors  # noqa: E402
 
 gunicorn_errors.install()
+
+
+def post_worker_init(worker: object) -> None:
+    """Same-process mode (EMBEDDED_WORKER_GROUPS): this gateway process serves worker groups."""
+    if os.environ.get("EMBEDDED_WORKER_GROUPS"):
+        from workers import embedded
+
+        embedded.start()
+
+
+def worker_exit(server: object, worker: object) -> None:
+    if os.environ.get("EMBEDDED_WORKER_GROUPS"):
+        from workers import embedded
+
+        embedded.stop()

@@ -13,8 +13,8 @@ import os
 import signal
 import threading
 
-from async_api import engine
 from async_api.settings import Settings
+from workers import serve
 from workers.functions import GROUPS
 
 
@@ -31,20 +31,9 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signum, lambda *_: stop.set())
 
     settings = Settings.from_env()
-    worker = engine.run_worker(
-        args.group, GROUPS[args.group], settings.resonate_url, settings.resonate_poll_url,
-        claim_ttl_seconds=settings.claim_ttl_seconds,
-        heartbeat_seconds=settings.heartbeat_seconds,
-        timeout_seconds=settings.engine_timeout_seconds,
-    )
-    print(f"worker[{os.getpid()}] serving group {args.group!r} from {settings.resonate_url}",
-          flush=True)
+    nodes = serve.start([args.group], settings)
     stop.wait()
-    held = worker.held_tasks()
-    print(f"worker[{os.getpid()}] stopping: draining {held} task(s)", flush=True)
-    drained = worker.drain(settings.worker_grace_seconds)
-    print(f"worker[{os.getpid()}] stopped ({'drained' if drained else 'tasks handed back'})",
-          flush=True)
+    serve.drain(nodes, settings.worker_grace_seconds)
 
 
 if __name__ == "__main__":

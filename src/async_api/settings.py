@@ -45,6 +45,8 @@ class Settings:
     claim_ttl_seconds: float = 5.0
     # How often a worker renews its claims; the ttl must cover two, so that one may fail.
     heartbeat_seconds: float = 2.0
+    # Same-process mode: each gateway process also serves these worker groups.
+    embedded_worker_groups: tuple[str, ...] = ()
     # Bearer tokens the gateway accepts (API_TOKENS, comma-separated); empty turns auth off.
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
 
@@ -64,5 +66,6 @@ class Settings:
             worker_grace_seconds=_env_float("WORKER_GRACE_SECONDS", cls.worker_grace_seconds),
             claim_ttl_seconds=_env_float("CLAIM_TTL_SECONDS", cls.claim_ttl_seconds),
             heartbeat_seconds=_env_float("HEARTBEAT_SECONDS", cls.heartbeat_seconds),
+            embedded_worker_groups=_env_list("EMBEDDED_WORKER_GROUPS"),
             api_tokens=_env_list("API_TOKENS"),
         )

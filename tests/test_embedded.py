@@ -1,0 +1,62 @@
+"""Same-process mode: gunicorn's worker processes also serve worker groups; no `python -m
+workers` process runs. The seed contract and a crash mid-job hold as with dedicated workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+from tests.support import Stack
+
+
+@pytest.fixture
+def embedded(make_stack, store) -> Stack:
+    stack = make_stack(store=store)
+    stack.engine.start()
+    stack.start_gateway({"EMBEDDED_WORKER_GROUPS": "worker,pricing"}, workers=2)
+    assert not stack.workers
+    return stack
+
+
+def test_begin_wait_and_dedup_with_workers_inside_the_gateway(embedded, nonce):
+    job_id, body = f"embedded-{nonce}", {"nonce": nonce}
+
+    assert embedded.begin(job_id, body).status_code == 202
+    settled = embedded.wait_settled(job_id)
+    assert settled["status"] == "resolved"
+    again = embedded.begin(job_id, body)
+    assert (again.status_code, again.json()["status"]) == (202, "resolved")
+    assert embedded.begin(job_id, {"other": nonce}).status_code == 409
+    assert embedded.ran([body]).total() == 1
+    gateway_pids = set(embedded.gateways[0].children())
+    assert embedded.worker_pids() <= gateway_pids  # foo ran inside a gunicorn worker
+
+
+def test_a_gateway_process_killed_mid_job_is_taken_over_by_another(embedded, nonce):
+    job_id, body = f"embedded-held-{nonce}", {"work": 4, "nonce": nonce}
+    gateway = embedded.gateways[0]
+
+    holder = embedded.begin_held_job(job_id, body)
+    assert holder in gateway.children()
+    os.kill(holder, signal.SIGKILL)
+
+    assert embedded.wait_settled(job_id, timeout=60)["status"] == "resolved"
+    assert embedded.ran([body]).total() == 1  # one completed execution...
+    assert embedded.ran([body], "foo:started").total() == 2  # ...after the killed one
+    assert holder not in embedded.worker_pids()
+    assert gateway.alive()
+
+
+def test_sigterm_drains_the_embedded_workers_before_the_gateway_exits(embedded, nonce):
+    job_id, body = f"embedded-drain-{nonce}", {"work": 3, "nonce": nonce}
+    gateway = embedded.gateways[0]
+
+    embedded.begin_held_job(job_id, body)
+    gateway.stop(timeout=30)  # SIGTERM to the master, which stops its workers
+
+    assert embedded.promise_state(job_id) == "RESOLVED"  # finished before the exit
+    assert embedded.ran([body], "foo:started").total() == 1
+    assert "draining 1 task(s)" in gateway.log()
+    assert "stopped (drained)" in gateway.log()
