@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from async_api import create_app
+from async_api.app import create_app
 from async_api.settings import Settings
 
 TOKENS = ("alpha-token", "beta-token")
