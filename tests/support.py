@@ -305,7 +305,7 @@ class Stack:
         """Polls GET /jobs/<id> until the job is neither running nor waiting."""
         def settled() -> dict | None:
             job = self.get(f"/jobs/{job_id}").json()
-            return job if job["status"] not in ("running", "waiting_for_approval") else None
+            return job if job["status"] not in ("pending", "waiting_for_approval") else None
         return wait_until(settled, timeout, f"job {job_id} to settle", interval=0.1)
 
     def promise_state(self, promise_id: str) -> str | None:

@@ -30,7 +30,7 @@ def test_await_chain_survives_the_death_of_both_sides(make_stack, nonce):
     stack.start_worker("business")
 
     done = stack.job_settled(job_id, timeout=60)
-    assert done["status"] == "done"
+    assert done["status"] == "resolved"
     assert done["result"]["placed"] is True
     assert ledger.count("query_orders", f"c-{nonce}", stack.ledger_path) == 1
     assert ledger.count("place_order", f"c-{nonce}:pen", stack.ledger_path) == 1

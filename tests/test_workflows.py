@@ -46,7 +46,7 @@ def test_an_order_waits_for_approval_then_ships_once(stack, nonce):
     assert changed_mind.status_code == 409
 
     done = stack.job_settled(f"order:{order_id}")
-    assert done["status"] == "done"
+    assert done["status"] == "resolved"
     assert done["result"] == {"order_id": order_id, "status": "shipped"}
     assert ledger.count("ship", order_id, stack.ledger_path) == 1
 
@@ -96,7 +96,7 @@ def test_a_slow_quote_answers_504_then_the_stored_result(stack, nonce):
     assert late.json()["wait"] == f"/jobs/quote:{sku}:2"
     assert late.json()["error"]["code"] == "timeout"
 
-    assert stack.job_settled(f"quote:{sku}:2")["status"] == "done"
+    assert stack.job_settled(f"quote:{sku}:2")["status"] == "resolved"
     cached = stack.post("/price-quote", {"sku": sku, "qty": 2})
     assert cached.status_code == 200
     assert cached.json()["price"] == unit_price_cents(sku) * 2 / 100
@@ -129,7 +129,7 @@ def test_detached_child_finishes_after_its_parent(stack, nonce):
 
     parent = stack.job_settled(job_id)
     assert parent["result"] == {"started": child_id, "report": f"r-{nonce}"}
-    assert stack.get(f"/jobs/{child_id}").json()["status"] == "running"
+    assert stack.get(f"/jobs/{child_id}").json()["status"] == "pending"
     child = stack.job_settled(child_id)
     assert child["result"] == {"report": f"r-{nonce}", "rows": len(f"r-{nonce}") * 10}
     assert ledger.count("build_report", f"r-{nonce}", stack.ledger_path) == 1
