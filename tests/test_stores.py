@@ -7,7 +7,7 @@ import sqlite3
 
 import requests
 
-from tests.support import ROOT, Process, free_port, wait_until
+from tests.support.processes import ROOT, Process, free_port, wait_until
 
 _spec = importlib.util.spec_from_file_location("postgres_flags",
                                                ROOT / "scripts" / "postgres-flags.py")
