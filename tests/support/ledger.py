@@ -20,8 +20,8 @@ class LedgerChecks:
     def ran(self, bodies: Iterable[Any], step: str = "foo") -> Counter:
         """How many completed executions of `step` the ledger holds for each job body."""
         keys = {canonical(body) for body in bodies}
-        return Counter(key for key, _ in ledger.rows(step, str(self.ledger_path)) if key in keys)
+        return Counter(key for key, _ in ledger.rows(step, self.ledger_path) if key in keys)
 
     def worker_pids(self, step: str = "foo") -> set[int]:
         """The worker processes that ran `step`."""
-        return {pid for _, pid in ledger.rows(step, str(self.ledger_path))}
+        return {pid for _, pid in ledger.rows(step, self.ledger_path)}
