@@ -1,5 +1,5 @@
 """The WSGI entry point: `gunicorn wsgi:app`."""
 
-from async_api import create_app
+from async_api.app import create_app
 
 app = create_app()

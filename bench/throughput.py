@@ -1,6 +1,6 @@
 """Benchmark: what the gateway costs on top of the raw Resonate server, on this machine.
 
-Starts its own server, worker and gateway on free ports (tests/support.py), then runs, in one
+Starts its own server, worker and gateway on free ports (tests/support/stack.py), then runs, in one
 invocation, with the same client threads:
 
   baseline    promise create + get straight on the server (what any client pays)
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support import Stack
+from tests.support.stack import Stack
 
 
 def measure(pairs: int, threads: int, one: Callable[[requests.Session, int], None]) -> dict:

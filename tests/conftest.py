@@ -1,4 +1,5 @@
-"""Fixtures that start real processes and always tear them down.
+"""Fixtures that start real processes and always tear them down, and `offline`, the gateway in
+the test's own process for checks of request validation.
 
 End-to-end tests run against both stores the Resonate server supports: its sqlite file and
 PostgreSQL (a private cluster, started only when a test asks for it).
@@ -10,13 +11,23 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+from flask.testing import FlaskClient
 
-from tests.support import PostgresCluster, Stack
-from workers.functions import GROUPS
+from async_api.contract import GROUPS
+from tests.support.in_process import offline_gateway
+from tests.support.servers import PostgresCluster
+from tests.support.stack import Stack
 
 STORES = ["sqlite", "postgres"]
 # The shared gateway signs-checks webhooks with this and gives quotes one second.
 GATEWAY_ENV = {"WEBHOOK_SECRET": "test-webhook-secret", "QUOTE_TIMEOUT_SECONDS": "1"}
+
+
+@pytest.fixture(scope="session")
+def offline() -> FlaskClient:
+    """The gateway with default settings in this process, no engine: answers in milliseconds
+    to requests that fail validation, 503 to any that would reach the engine."""
+    return offline_gateway()
 
 
 @pytest.fixture(scope="session")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 import requests
 
-from async_api import create_app
 from async_api.settings import Settings
+from tests.support.in_process import offline_gateway
 
 TOKENS = ("alpha-token", "beta-token")
 
 
 @pytest.fixture
 def client():
-    return create_app(Settings(api_tokens=TOKENS, webhook_secret="signing-secret")).test_client()
+    return offline_gateway(api_tokens=TOKENS, webhook_secret="signing-secret")
 
 
 def assert_unauthorized(response) -> None:
@@ -57,13 +57,12 @@ def test_paths_that_only_look_open_need_a_token(client, path):
 
 
 def test_webhooks_need_a_token_when_they_are_not_signed():
-    client = create_app(Settings(api_tokens=TOKENS)).test_client()  # no WEBHOOK_SECRET
+    client = offline_gateway(api_tokens=TOKENS)  # no WEBHOOK_SECRET
     assert_unauthorized(client.post("/webhooks/approval/B7", json={"approved": True}))
 
 
-def test_auth_is_off_without_tokens():
-    client = create_app(Settings()).test_client()
-    assert client.get("/wait").status_code == 400
+def test_auth_is_off_without_tokens(offline):
+    assert offline.get("/wait").status_code == 400
 
 
 def test_tokens_come_from_a_comma_separated_env(monkeypatch):
@@ -74,11 +73,11 @@ def test_tokens_come_from_a_comma_separated_env(monkeypatch):
     assert Settings.from_env().api_tokens == ()
 
 
-def test_openapi_declares_the_bearer_scheme_only_when_on(client):
+def test_openapi_declares_the_bearer_scheme_only_when_on(client, offline):
     spec = client.get("/openapi.json").get_json()
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert spec["security"] == [{"bearerAuth": []}]
-    assert "security" not in create_app(Settings()).test_client().get("/openapi.json").get_json()
+    assert "security" not in offline.get("/openapi.json").get_json()
 
 
 def test_gunicorn_gateway_enforces_tokens_end_to_end(stack, nonce):

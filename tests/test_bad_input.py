@@ -1,9 +1,17 @@
-"""Every bad request gets a JSON error with the right status, never HTML or a 500."""
+"""Every bad request gets a JSON error with the right status, never HTML or a 500.
+
+The gateway refuses most before any engine call: those run in this process (`offline`), in
+milliseconds. Gunicorn's own limits, and what a refused body would do to a worker, need real
+processes (`stack`).
+"""
 
 from __future__ import annotations
 
 import pytest
 import requests
+
+from async_api.app import create_app
+from tests.support.in_process import NOWHERE
 
 CASES = [
     # (method, path, headers, body, status, code)
@@ -33,50 +41,69 @@ CASES = [
     ("GET", "/wait?id=a%00b", {}, None, 400, "invalid_id"),
     ("POST", "/begin?id=%E6%97%A5%E6%9C%AC", {}, None, 400, "invalid_id"),
     ("GET", "/wait?id=" + "a" * 3000, {}, None, 400, "invalid_id"),
-    # past gunicorn's limits: it answers itself, in JSON too (gunicorn_errors)
-    ("GET", "/wait?id=" + "a" * 5000, {}, None, 414, "uri_too_long"),
-    ("GET", "/wait?id=x", {"X-Big": "x" * 9000}, None, 431, "request_header_fields_too_large"),
     ("POST", "/begin", {"Content-Type": "application/json"}, b'{"a": ' * 40 + b"1" + b"}" * 40,
      400, "too_deep"),
 ]
+# Past gunicorn's limits: gunicorn answers before the app, in JSON too (gunicorn_errors).
+GUNICORN_CASES = [
+    ("GET", "/wait?id=" + "a" * 5000, {}, None, 414, "uri_too_long"),
+    ("GET", "/wait?id=x", {"X-Big": "x" * 9000}, None, 431, "request_header_fields_too_large"),
+]
+PARAMETERS = ("method", "path", "headers", "body", "status", "code")
 
 
-@pytest.mark.parametrize(("method", "path", "headers", "body", "status", "code"), CASES,
-                         ids=[f"{c[0]} {c[1][:30]} {c[4]}" for c in CASES])
-def test_bad_input_answers_json(stack, method, path, headers, body, status, code):
+def case_ids(cases: list[tuple]) -> list[str]:
+    return [f"{c[0]} {c[1][:30]} {c[4]}" for c in cases]
+
+
+def check_error(status_code: int, content_type: str, body: dict, status: int, code: str) -> None:
+    """The product's error answer: this status, JSON, a machine-readable code and a message."""
+    assert (status_code, content_type) == (status, "application/json"), body
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+
+
+@pytest.mark.parametrize(PARAMETERS, CASES, ids=case_ids(CASES))
+def test_bad_input_answers_json(offline, method, path, headers, body, status, code):
+    response = offline.open(path, method=method, headers=headers, data=body)
+
+    check_error(response.status_code, response.content_type, response.get_json(), status, code)
+
+
+@pytest.mark.parametrize(PARAMETERS, GUNICORN_CASES, ids=case_ids(GUNICORN_CASES))
+def test_gunicorn_limits_answer_json(stack, method, path, headers, body, status, code):
     response = requests.request(method, stack.gateway_url + path, headers=headers, data=body,
                                 timeout=10)
 
-    assert response.status_code == status, response.text[:300]
-    assert response.headers["Content-Type"] == "application/json"
-    assert response.json()["error"]["code"] == code
-    assert response.json()["error"]["message"]
+    check_error(response.status_code, response.headers["Content-Type"], response.json(), status,
+                code)
 
 
-def test_a_body_on_a_get_is_ignored(stack):
-    response = requests.get(f"{stack.gateway_url}/healthz", data=b"stray",
-                            headers={"Content-Type": "text/plain"}, timeout=10)
+def test_a_body_on_a_get_is_ignored(offline):
+    response = offline.get("/healthz", data=b"stray", headers={"Content-Type": "text/plain"})
 
     assert response.status_code == 200
 
 
-def test_limits_come_from_the_environment(stack, nonce):
-    gateway = stack.start_gateway({"MAX_BODY_BYTES": "64", "MAX_JSON_DEPTH": "3",
-                                   "MAX_ID_LENGTH": "40"}, workers=1)
+def test_limits_come_from_the_environment(monkeypatch):
+    for name, value in {"MAX_BODY_BYTES": "64", "MAX_JSON_DEPTH": "3", "MAX_ID_LENGTH": "40",
+                        "RESONATE_URL": NOWHERE}.items():
+        monkeypatch.setenv(name, value)
+    gateway = create_app().test_client()
 
-    def begin(job_id: str, body: bytes) -> requests.Response:
-        return requests.post(f"{gateway.url}/begin", params={"id": job_id}, data=body,
-                             headers={"Content-Type": "application/json"}, timeout=10)
+    def begin(job_id: str, body: bytes):
+        return gateway.post("/begin", query_string={"id": job_id}, data=body,
+                            content_type="application/json")
 
-    small = begin(f"lim-{nonce[:16]}", b'{"a": [[1]]}')
-    assert small.status_code == 202, small.text
-    too_big = begin(f"big-{nonce[:16]}", b'{"a": "' + b"x" * 64 + b'"}')
-    assert (too_big.status_code, too_big.json()["error"]["code"]) == \
+    # within every limit, the request gets as far as the (absent) engine
+    assert begin("small", b'{"a": [[1]]}').status_code == 503
+    too_big = begin("big", b'{"a": "' + b"x" * 64 + b'"}')
+    assert (too_big.status_code, too_big.get_json()["error"]["code"]) == \
         (413, "request_entity_too_large")
-    too_deep = begin(f"deep-{nonce[:16]}", b'{"a": [[[1]]]}')
-    assert (too_deep.status_code, too_deep.json()["error"]["code"]) == (400, "too_deep")
+    too_deep = begin("deep", b'{"a": [[[1]]]}')
+    assert (too_deep.status_code, too_deep.get_json()["error"]["code"]) == (400, "too_deep")
     too_long = begin("i" * 41, b"")
-    assert (too_long.status_code, too_long.json()["error"]["code"]) == (400, "invalid_id")
+    assert (too_long.status_code, too_long.get_json()["error"]["code"]) == (400, "invalid_id")
 
 
 @pytest.mark.parametrize("body", [

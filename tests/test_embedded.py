@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from tests.support import Stack
+from tests.support.stack import Stack
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ def _record(state: str) -> DurablePromiseRecord:
 
 
 @pytest.mark.parametrize("state", ["REJECTED_CANCELED", "REJECTED_TIMEDOUT"])
-def test_a_cancelled_promise_reaches_the_workflow_as_an_error(state):
+def test_a_canceled_promise_reaches_the_workflow_as_an_error(state):
     seen = as_seen_by_workflow(_record(state))
 
     error = seen.get_value(JsonEncoder()).err()  # the SDK would assert on `state`

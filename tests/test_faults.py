@@ -11,7 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support import Client, Stack, wait_until
+from tests.support.http import Client
+from tests.support.processes import wait_until
+from tests.support.stack import Stack
 from workers import ledger
 
 

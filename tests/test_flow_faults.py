@@ -6,12 +6,10 @@ completed execution, whatever was killed.
 
 from __future__ import annotations
 
-import json
-
 import requests
 
-from async_api.resources.webhooks import SIGNATURE_HEADER, sign
-from tests.support import wait_until
+from tests.support.http import approval_webhook
+from tests.support.processes import wait_until
 from workers import ledger
 
 SLOW = {"STEP_PAUSE_SECONDS": "1.5"}
@@ -30,7 +28,7 @@ def test_await_chain_survives_the_death_of_both_sides(make_stack, nonce):
     stack.start_worker("business")
 
     done = stack.job_settled(job_id, timeout=60)
-    assert done["status"] == "done"
+    assert done["status"] == "resolved"
     assert done["result"]["placed"] is True
     assert ledger.count("query_orders", f"c-{nonce}", stack.ledger_path) == 1
     assert ledger.count("place_order", f"c-{nonce}:pen", stack.ledger_path) == 1
@@ -64,10 +62,8 @@ def test_an_approval_wait_survives_a_worker_restart(make_stack, nonce):
                == "waiting_for_approval", 15, "the job to wait for approval")
 
     workers["worker"].kill()
-    body = json.dumps({"approved": True}).encode()
-    approved = requests.post(f"{stack.gateway_url}/webhooks/approval/{order_id}", data=body,
-                             headers={"Content-Type": "application/json",
-                                      SIGNATURE_HEADER: sign("s3cret", body)}, timeout=10)
+    approved = requests.post(f"{stack.gateway_url}/webhooks/approval/{order_id}", timeout=10,
+                             **approval_webhook({"approved": True}, "s3cret"))
     assert approved.status_code == 200  # accepted while no worker runs at all
     stack.start_worker("worker")
 

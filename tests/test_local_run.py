@@ -9,8 +9,8 @@ from pathlib import Path
 
 import requests
 
-from tests.make_run import start_make_run
-from tests.support import wait_until
+from tests.support.make_run import start_make_run
+from tests.support.processes import wait_until
 
 
 def descendants(pid: int) -> dict[int, str]:

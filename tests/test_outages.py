@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.support import Stack, wait_until
+from tests.support.processes import wait_until
+from tests.support.stack import Stack
 from workers import ledger
 
 STEPS = ("validate", "charge", "ship")  # process_order's checkpointed steps, in order

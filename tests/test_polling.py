@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.support import wait_until
+from tests.support.processes import wait_until
 from workers import ledger
 
 
@@ -81,18 +81,20 @@ def test_a_function_that_raises_answers_rejected_with_its_reason(stack, nonce):
                        "error": {"type": "JobFailed", "message": "out of stock"}}
 
 
-def test_wait_errors(stack):
+def test_waiting_for_an_unknown_job_is_404(stack):
     unknown = stack.poll("never-begun")
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "not_found"
 
-    missing = requests.get(f"{stack.gateway_url}/wait", timeout=5)
-    assert missing.status_code == 400
-    assert "id" in missing.json()["error"]["details"]["query"]
 
-    bad = stack.poll("../etc/passwd")
+def test_wait_needs_a_well_formed_id(offline):
+    missing = offline.get("/wait")
+    assert missing.status_code == 400
+    assert "id" in missing.get_json()["error"]["details"]["query"]
+
+    bad = offline.get("/wait", query_string={"id": "../etc/passwd"})
     assert bad.status_code == 400
-    assert bad.json()["error"]["code"] == "invalid_id"
+    assert bad.get_json()["error"]["code"] == "invalid_id"
 
 
 def test_probes(stack):

@@ -12,9 +12,9 @@ import schemathesis
 from hypothesis import HealthCheck, assume, given, settings
 from schemathesis import GenerationMode
 
+from async_api.contract import GROUPS
 from async_api.engine import ReservedKey, check_value
 from tests.conftest import GATEWAY_ENV
-from workers.functions import GROUPS
 
 EXAMPLES_PER_OPERATION_AND_MODE = 40
 

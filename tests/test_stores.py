@@ -7,8 +7,8 @@ import sqlite3
 
 import requests
 
-from tests.make_run import start_make_run
-from tests.support import ROOT, wait_until
+from tests.support.make_run import start_make_run
+from tests.support.processes import ROOT, wait_until
 
 _spec = importlib.util.spec_from_file_location("postgres_flags",
                                                ROOT / "scripts" / "postgres-flags.py")

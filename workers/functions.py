@@ -1,5 +1,7 @@
 """The business functions: durable generators run by the workers, grouped by worker group.
 
+Each implements one function of `async_api.contract` (`@implements`), which names it and says
+which group runs it; GROUPS, what `python -m workers --group G` registers, is derived from that.
 Every side effect runs inside a checkpointed step (`engine.step`) and writes one ledger row, so
 a replay after a crash skips what already completed and the tests can count real executions.
 """
@@ -14,12 +16,30 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any
 
-from async_api import engine
+from async_api import contract, engine, jobs
+from async_api.contract import DurableFunction
 from async_api.settings import Settings
 from workers import ledger
 from workers.errors import JobFailed
 
 Workflow = Generator[Any, Any, Any]
+DurableGenerator = Callable[..., Workflow]
+
+_IMPLEMENTATIONS: dict[DurableFunction, DurableGenerator] = {}
+
+
+def implements(function: DurableFunction) -> Callable[[DurableGenerator], DurableGenerator]:
+    """Marks the decorated generator as the worker side of `function`.
+
+    The engine registers a function under its Python name, so that name must be the contract's.
+    """
+    def register(implementation: DurableGenerator) -> DurableGenerator:
+        if implementation.__name__ != function.name:
+            raise ValueError(f"{implementation.__name__} would be registered under its own "
+                             f"name, but the contract calls it {function.name!r}")
+        _IMPLEMENTATIONS[function] = implementation
+        return implementation
+    return register
 
 
 MAX_SLEEP_SECONDS = 3600
@@ -34,6 +54,7 @@ def canonical(data: Any) -> str:
 # --- worker group "worker" ---------------------------------------------------------------------
 
 
+@implements(contract.FOO)
 def foo(ctx: Any, data: Any) -> Workflow:
     """The /begin job. Demo knobs in the body: "sleep": N waits N seconds durably first,
     "work": N blocks N seconds inside the checkpointed step (its worker holds the task
@@ -80,16 +101,17 @@ def order_step(ctx: Any, step: str, order_id: str, items: list[str]) -> dict[str
     """One business step of an order.
 
     A step raises only for transient trouble (the SDK retries it); a business "no" is a value.
-    A job cancelled meanwhile stops before its next effect.
+    A job canceled meanwhile stops before its next effect.
     """
-    if _engine().get(f"order:{order_id}").state == engine.CANCELED:
-        return {"step": step, "ok": False, "why": "the job was cancelled"}
+    if _engine().get(contract.order_job_id(order_id)).state == engine.CANCELED:
+        return {"step": step, "ok": False, "why": "the job was canceled"}
     if step == "validate" and UNAVAILABLE in items:
         return {"step": step, "ok": False, "why": f"an item is {UNAVAILABLE}"}
     ledger.record(ctx, step, order_id, step_seconds())  # only a completed step leaves a row
     return {"step": step, "ok": True}
 
 
+@implements(contract.PROCESS_ORDER)
 def process_order(ctx: Any, order_id: str, items: list[str]) -> Workflow:
     """Validate, charge, ship: each a checkpoint, so a survivor resumes after the last one."""
     for step in ("validate", "charge", "ship"):
@@ -100,42 +122,45 @@ def process_order(ctx: Any, order_id: str, items: list[str]) -> Workflow:
             "steps": ["validate", "charge", "ship"]}
 
 
+@implements(contract.APPROVE_THEN_SHIP)
 def approve_then_ship(ctx: Any, order_id: str) -> Workflow:
     """Waits, durably and for as long as it takes, for the approval webhook, then ships."""
-    decision = yield engine.signal(ctx, f"approval:{order_id}")
+    decision = yield engine.signal(ctx, contract.approval_id(order_id))
     if not (isinstance(decision, dict) and decision.get("approved") is True):
         return {"order_id": order_id, "status": "rejected"}
     yield engine.step(ctx, order_step, "ship", order_id, [])
     return {"order_id": order_id, "status": "shipped"}
 
 
-def start_job(ctx: Any, job_id: str, func: str, args: list[Any], group: str) -> str:
-    """A step that starts a job of its own, as the gateway would: nobody awaits it.
-
-    (A child started with `engine.start` would hold its parent open until it finished.)
-    """
-    _engine().invoke(job_id, func, args, group=group,
-                     timeout_seconds=_settings().job_timeout_seconds)
-    return job_id
+def start_report_job(ctx: Any, child_id: str, report: str) -> str:
+    """A step that starts build_report as a job of its own, as the gateway would: nobody
+    awaits it. (A child started with `engine.start` would hold its parent open until it
+    finished.)"""
+    jobs.start(_engine(), _settings(), contract.BUILD_REPORT, child_id, [report])
+    return child_id
 
 
+@implements(contract.START_REPORT)
 def start_report(ctx: Any, report: str, child_id: str) -> Workflow:
-    """Detached chain: starts build_report on group db and returns without waiting for it."""
-    yield engine.step(ctx, start_job, child_id, "build_report", [report], "db")
+    """Detached chain: starts build_report and returns without waiting for it."""
+    yield engine.step(ctx, start_report_job, child_id, report)
     return {"started": child_id, "report": report}
 
 
+@implements(contract.FAN_OUT_WORKFLOW)
 def fan_out_workflow(ctx: Any, count: int) -> Workflow:
-    """Fan-out: starts `count` steps at once on group worker, awaits them all, combines."""
+    """Fan-out: starts `count` squares at once, awaits them all, combines."""
     handles = []
     for index in range(count):
-        handles.append((yield engine.start(ctx, "worker", "square", index)))
+        handles.append((yield engine.start(ctx, contract.SQUARE.group, contract.SQUARE.name,
+                                           index)))
     results = []
     for handle in handles:
         results.append((yield handle))
     return {"results": results, "total": sum(results)}
 
 
+@implements(contract.SQUARE)
 def square(ctx: Any, number: int) -> Workflow:
     value = yield engine.step(ctx, _square_step, number)
     return value
@@ -153,6 +178,7 @@ def unit_price_cents(sku: str) -> int:
     return 100 + int(hashlib.sha256(sku.encode()).hexdigest(), 16) % 900
 
 
+@implements(contract.COMPUTE_QUOTE)
 def compute_quote(ctx: Any, sku: str, qty: int) -> Workflow:
     """Prices an order. A sku starting with "slow-" takes 5 s (to show the 504 path)."""
     if sku.startswith("slow-"):
@@ -164,14 +190,17 @@ def compute_quote(ctx: Any, sku: str, qty: int) -> Workflow:
 # --- worker groups "business" and "db": an await chain across groups -------------------------
 
 
+@implements(contract.PLACE_ORDER)
 def place_order(ctx: Any, customer: str, item: str) -> Workflow:
-    """Await chain: asks group db for the customer's history and uses the answer."""
-    history = yield engine.call(ctx, "db", "query_orders", customer)
+    """Await chain: asks query_orders (another group) for the customer's history, uses it."""
+    history = yield engine.call(ctx, contract.QUERY_ORDERS.group, contract.QUERY_ORDERS.name,
+                                customer)
     yield engine.step(ctx, ledger.record, "place_order", f"{customer}:{item}")
     return {"customer": customer, "item": item, "previous_orders": len(history["orders"]),
             "placed": True}
 
 
+@implements(contract.QUERY_ORDERS)
 def query_orders(ctx: Any, customer: str) -> Workflow:
     orders = yield engine.step(ctx, _orders_of, customer)
     return {"customer": customer, "orders": orders}
@@ -183,6 +212,7 @@ def _orders_of(ctx: Any, customer: str) -> list[str]:
     return [f"{customer}-order-{n}" for n in range(len(customer) % 4)]
 
 
+@implements(contract.BUILD_REPORT)
 def build_report(ctx: Any, report: str) -> Workflow:
     """The detached child: slower than its parent on purpose."""
     yield engine.sleep(ctx, 1)
@@ -190,10 +220,16 @@ def build_report(ctx: Any, report: str) -> Workflow:
     return {"report": report, "rows": len(report) * 10}
 
 
+def _by_group() -> dict[str, list[DurableGenerator]]:
+    """The implementations each group registers. A contract function without one would strand
+    its jobs, so the workers refuse to start instead."""
+    missing = [function.name for function in contract.FUNCTIONS
+               if function not in _IMPLEMENTATIONS]
+    if missing:
+        raise RuntimeError(f"no implementation of {', '.join(missing)}")
+    return {group: [implementation for function, implementation in _IMPLEMENTATIONS.items()
+                    if function.group == group] for group in contract.GROUPS}
+
+
 # Which functions each worker group serves: `python -m workers --group G`.
-GROUPS: dict[str, list[Callable[..., Any]]] = {
-    "worker": [foo, process_order, approve_then_ship, start_report, fan_out_workflow, square],
-    "pricing": [compute_quote],
-    "business": [place_order],
-    "db": [query_orders, build_report],
-}
+GROUPS = _by_group()

@@ -19,7 +19,7 @@ def _path() -> str:
     return os.environ.get("LEDGER_PATH", DEFAULT_PATH)
 
 
-def _connect(path: str) -> sqlite3.Connection:
+def _connect(path: str | Path) -> sqlite3.Connection:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     connection = sqlite3.connect(path, timeout=30, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
@@ -54,9 +54,9 @@ def record(ctx: Any, step: str, key: str, work_seconds: float = 0) -> None:
     _append(step, key)
 
 
-def count(step: str, key: str, path: str | None = None) -> int:
-    """How many times `step` really ran for `key`."""
-    connection = _connect(path or _path())
+def count(step: str, key: str, path: str | Path) -> int:
+    """How many times `step` really ran for `key`, in the ledger at `path`."""
+    connection = _connect(path)
     try:
         (total,) = connection.execute(
             "SELECT COUNT(*) FROM effects WHERE step = ? AND key = ?", (step, key)
@@ -66,9 +66,9 @@ def count(step: str, key: str, path: str | None = None) -> int:
     return total
 
 
-def started_since(step: str, key: str, since: float, path: str | None = None) -> int:
+def started_since(step: str, key: str, since: float, path: str | Path) -> int:
     """How many executions of `step` for `key` began at or after `since` (a time.time())."""
-    connection = _connect(path or _path())
+    connection = _connect(path)
     try:
         (total,) = connection.execute(
             "SELECT COUNT(*) FROM effects WHERE step = ? AND key = ? AND at >= ?",
@@ -79,9 +79,9 @@ def started_since(step: str, key: str, since: float, path: str | None = None) ->
     return total
 
 
-def rows(step: str, path: str | None = None) -> list[tuple[str, int]]:
-    """(key, pid) of every execution of `step`, oldest first."""
-    connection = _connect(path or _path())
+def rows(step: str, path: str | Path) -> list[tuple[str, int]]:
+    """(key, pid) of every execution of `step` in the ledger at `path`, oldest first."""
+    connection = _connect(path)
     try:
         return connection.execute(
             "SELECT key, pid FROM effects WHERE step = ? ORDER BY at", (step,)

@@ -21,15 +21,11 @@ from async_api.engine import (
 class ApiError(HTTPException):
     """An HTTP error with a machine-readable code, raised by routes."""
 
-    def __init__(
-        self, status: int, code: str, message: str, details: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(message)
         self.code = status
         self.error_code = code
         self.details = details
-        self.extra_headers = headers or {}
 
 
 def error_response(
@@ -52,8 +48,7 @@ def error_code(name: str) -> str:
 
 def _handle_http_exception(exc: HTTPException) -> Response:
     if isinstance(exc, ApiError):
-        return error_response(exc.code, exc.error_code, exc.description, exc.details,
-                              exc.extra_headers)
+        return error_response(exc.code, exc.error_code, exc.description, exc.details)
     status = exc.code or 500
     details = None
     # flask-smorest/webargs put per-field validation messages here

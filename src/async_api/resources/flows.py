@@ -10,8 +10,9 @@ from collections.abc import Callable
 from flask_smorest import Blueprint
 from marshmallow import Schema
 
-from async_api import ids, jobs
-from async_api.resources import engine, settings
+from async_api import contract, ids
+from async_api.contract import DurableFunction
+from async_api.resources import accepted, settings, start_job
 from async_api.schemas import ErrorResponseSchema, OptionalIdQuerySchema
 from async_api.schemas.flows import (
     AwaitChainSchema,
@@ -46,29 +47,29 @@ def _new_job_id(query: dict, default_id: str) -> str:
     return ids.chosen(query.get("id", default_id), settings())
 
 
-def _start(job_id: str, func: str, args: list, group: str) -> tuple:
-    return jobs.start(engine(), settings(), job_id, func, args, group=group)
+def _start(function: DurableFunction, job_id: str, args: list) -> tuple:
+    return accepted(start_job(function, job_id, args))
 
 
 @flow_route("/await-chain", AwaitChainSchema)
 def await_chain(query: dict, body: dict) -> tuple:
     """`place_order` (group business) awaits `query_orders` (group db) and uses its answer."""
-    return _start(_new_job_id(query, "await-chain"), "place_order",
-                  [body["customer"], body["item"]], "business")
+    return _start(contract.PLACE_ORDER, _new_job_id(query, "await-chain"),
+                  [body["customer"], body["item"]])
 
 
 @flow_route("/detached-chain", DetachedChainSchema, DetachedJobSchema)
 def detached_chain(query: dict, body: dict) -> tuple:
     """`start_report` starts `build_report` (group db) and finishes without waiting for it."""
     job_id = _new_job_id(query, "detached-chain")
-    child_id = ids.checked(f"{job_id}:report", settings())  # must stay pollable: not too long
-    answer, status, headers = _start(job_id, "start_report", [body["report"], child_id],
-                                     "worker")
+    # The child's id must stay pollable: a parent id near the length limit is refused here.
+    child_id = ids.checked(contract.report_job_id(job_id), settings())
+    answer, status, headers = _start(contract.START_REPORT, job_id, [body["report"], child_id])
     return {**answer, "child_job_id": child_id}, status, headers
 
 
 @flow_route("/fan-out-workflow", FanOutSchema)
 def fan_out_workflow(query: dict, body: dict) -> tuple:
     """`fan_out_workflow` runs `count` squares at once on group worker and sums them."""
-    return _start(_new_job_id(query, "fan-out-workflow"), "fan_out_workflow", [body["count"]],
-                  "worker")
+    return _start(contract.FAN_OUT_WORKFLOW, _new_job_id(query, "fan-out-workflow"),
+                  [body["count"]])

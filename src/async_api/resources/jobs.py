@@ -2,10 +2,10 @@
 
 from flask_smorest import Blueprint
 
-from async_api import ids, jobs
+from async_api import contract, ids
 from async_api.engine import PENDING, EngineRejected, PromiseAlreadySettled
 from async_api.errors import ApiError
-from async_api.resources import engine, settings
+from async_api.resources import accepted, engine, find_job, job_view, settings, start_job
 from async_api.schemas import ErrorResponseSchema
 from async_api.schemas.jobs import JobListQuerySchema, JobListSchema, JobSchema, OrderJobSchema
 
@@ -18,9 +18,8 @@ blp = Blueprint("jobs", __name__, description="Durable jobs: submit, poll, list,
 @blp.alt_response(409, schema=ErrorResponseSchema, description="Same order, other items.")
 def submit_job(order: dict) -> tuple:
     """Process an order; the id is `order:{order_id}`, so a retried submit reconnects."""
-    job_id = f"order:{order['order_id']}"
-    return jobs.start(engine(), settings(), job_id, "process_order",
-                      [order["order_id"], order["items"]], group="worker")
+    return accepted(start_job(contract.PROCESS_ORDER, contract.order_job_id(order["order_id"]),
+                              [order["order_id"], order["items"]]))
 
 
 @blp.route("/jobs")
@@ -29,13 +28,13 @@ def submit_job(order: dict) -> tuple:
 @blp.alt_response(400, schema=ErrorResponseSchema, description="A cursor not from this server.")
 def list_jobs(query: dict) -> dict:
     """Jobs newest first, one page at a time; pass `next_cursor` back as `cursor`."""
-    wanted = jobs.ENGINE_STATE.get(query.get("state"))
+    wanted = query.get("state")
     try:
         found, cursor = engine().search_jobs(wanted, query["limit"], query.get("cursor"))
     except EngineRejected as exc:  # the only part of the query the engine judges
         raise ApiError(400, "invalid_cursor", "Pass back a `next_cursor` as it was.") from exc
-    # The engine pages canceled and timed-out jobs together with failed ones.
-    return {"jobs": [jobs.view(p) for p in found if wanted in (None, p.state)],
+    # The engine pages canceled and timed-out jobs together with rejected ones.
+    return {"jobs": [job_view(p) for p in found if wanted in (None, p.state)],
             "next_cursor": cursor}
 
 
@@ -44,7 +43,7 @@ def list_jobs(query: dict) -> dict:
 @blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown job.")
 def get_job(job_id: str) -> dict:
     """The job's state now; never waits for the job."""
-    return jobs.view(jobs.find(engine(), ids.checked(job_id, settings())), engine())
+    return job_view(find_job(ids.checked(job_id, settings())), show_approval=True)
 
 
 @blp.route("/jobs/<id:job_id>/cancel", methods=["POST"])
@@ -52,14 +51,13 @@ def get_job(job_id: str) -> dict:
 @blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown job.")
 @blp.alt_response(409, schema=ErrorResponseSchema, description="The job already finished.")
 def cancel_job(job_id: str) -> dict:
-    """Cancel a running job; its worker may finish the step it is in, but not flip the job."""
+    """Cancel a pending job; its worker may finish the step it is in, but not flip the job."""
     job_id = ids.checked(job_id, settings())
-    promise = jobs.find(engine(), job_id)
+    promise = find_job(job_id)
     try:
         if promise.state == PENDING:
-            return jobs.view(engine().cancel(job_id, {"message": "cancelled by request"}))
+            return job_view(engine().cancel(job_id, {"message": "canceled by request"}))
     except PromiseAlreadySettled:
         promise = engine().get(job_id)
-    status = jobs.STATUS.get(promise.state, promise.state)
     raise ApiError(409, "already_settled",
-                   f"The job is already {status}; it cannot be cancelled.")
+                   f"The job is already {promise.state}; it cannot be canceled.")

@@ -2,17 +2,12 @@
 
 from flask_smorest import Blueprint
 
-from async_api import ids, jobs
-from async_api.resources import engine, settings
+from async_api import contract, ids, jobs
+from async_api.resources import accepted, engine, settings, start_job
 from async_api.schemas import ErrorResponseSchema
 from async_api.schemas.jobs import JobSchema
 
 blp = Blueprint("orders", __name__, description="Orders that wait for a person's approval.")
-
-
-def approval_id(order_id: str) -> str:
-    """The promise the order's workflow waits on, and its webhook settles."""
-    return f"approval:{order_id}"
 
 
 @blp.route("/orders/<new_id:order_id>/approve-and-ship", methods=["POST"])
@@ -21,7 +16,8 @@ def approval_id(order_id: str) -> str:
 def approve_and_ship(order_id: str) -> tuple:
     """Start `approve_then_ship`; it waits for POST /webhooks/approval/<order_id>."""
     order_id = ids.chosen(order_id, settings())
+    approval_id = contract.approval_id(order_id)
     # Created here too, so that a webhook arriving before the worker gets to it is not lost.
-    engine().create_signal(approval_id(order_id), settings().job_timeout_seconds)
-    return jobs.start(engine(), settings(), f"order:{order_id}", "approve_then_ship", [order_id],
-                      group="worker", tags={jobs.APPROVAL_TAG: approval_id(order_id)})
+    engine().create_signal(approval_id, settings().job_timeout_seconds)
+    return accepted(start_job(contract.APPROVE_THEN_SHIP, contract.order_job_id(order_id),
+                              [order_id], tags={jobs.APPROVAL_TAG: approval_id}))

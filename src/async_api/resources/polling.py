@@ -3,9 +3,9 @@
 from flask import url_for
 from flask_smorest import Blueprint
 
-from async_api import body, ids, jobs
+from async_api import body, contract, ids
 from async_api.engine import PENDING, RESOLVED
-from async_api.resources import engine, settings
+from async_api.resources import find_job, settings, start_job
 from async_api.schemas import ErrorResponseSchema, OptionalIdQuerySchema
 from async_api.schemas.polling import (
     BeginResponseSchema,
@@ -35,12 +35,8 @@ DEFAULT_BODY = {"foo": "bar"}
 })
 def begin(query: dict) -> tuple:
     """Start `foo(body)` on worker group `worker`; the same id and body never run twice."""
-    config = settings()
-    job_id = ids.chosen(query["id"], config) if "id" in query else ids.mint()
-    data = body.read_json(default=DEFAULT_BODY)
-    promise = engine().invoke(
-        job_id, "foo", [data], group="worker", timeout_seconds=config.job_timeout_seconds
-    )
+    job_id = ids.chosen(query["id"], settings()) if "id" in query else ids.mint()
+    promise = start_job(contract.FOO, job_id, [body.read_json(default=DEFAULT_BODY)])
     wait_url = url_for("polling.wait", id=job_id)
     return {"promise": job_id, "status": promise.state, "wait": wait_url}, {"Location": wait_url}
 
@@ -53,7 +49,7 @@ def begin(query: dict) -> tuple:
 def wait(query: dict) -> tuple | dict:
     """The job's state now: pending (with Retry-After), resolved, or rejected with the error."""
     config = settings()
-    promise = jobs.find(engine(), ids.checked(query["id"], config))
+    promise = find_job(ids.checked(query["id"], config))
     answer = {"status": promise.state, "promise_id": promise.id}
     if promise.state == PENDING:
         answer["message"] = "Processing in progress"

@@ -6,12 +6,13 @@ returns the stored result at once.
 
 import time
 
-from flask import Response, url_for
+from flask import Response
 from flask_smorest import Blueprint
 
+from async_api import contract
 from async_api.engine import PENDING, RESOLVED, Engine, Promise
 from async_api.errors import ApiError, error_response
-from async_api.resources import engine, settings
+from async_api.resources import engine, job_links, settings, start_job
 from async_api.schemas import ErrorResponseSchema
 from async_api.schemas.quotes import QuoteRequestSchema, QuoteSchema, QuoteTimeoutSchema
 
@@ -36,15 +37,14 @@ def settle_within(engine: Engine, promise: Promise, seconds: float) -> Promise:
 def price_quote(request: dict) -> dict | Response:
     """Run `compute_quote` on worker group `pricing` and wait up to QUOTE_TIMEOUT_SECONDS."""
     config = settings()
-    quote_id = f"quote:{request['sku']}:{request['qty']}"
-    promise = engine().invoke(quote_id, "compute_quote", [request["sku"], request["qty"]],
-                              group="pricing", timeout_seconds=config.job_timeout_seconds)
+    quote_id = contract.quote_job_id(request["sku"], request["qty"])
+    promise = start_job(contract.COMPUTE_QUOTE, quote_id, [request["sku"], request["qty"]])
     promise = settle_within(engine(), promise, config.quote_timeout_seconds)
     if promise.state == RESOLVED and isinstance(promise.value, dict):
         return {"quote_id": quote_id, **promise.value}
     if promise.state != PENDING:  # failed, or an answer that is not a quote
         raise ApiError(422, "quote_failed", "No quote could be computed.", promise.value)
-    wait_url = url_for("jobs.get_job", job_id=quote_id)
+    wait_url = job_links(quote_id)["self"]
     return error_response(504, "timeout",
                           f"No quote within {config.quote_timeout_seconds} s; it is still being "
                           "computed: poll `wait`, or send the same request again.",

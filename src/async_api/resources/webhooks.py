@@ -10,11 +10,10 @@ import hmac
 from flask import Flask, request
 from flask_smorest import Blueprint
 
-from async_api import ids, jobs
+from async_api import contract, ids, jobs
 from async_api.engine import PromiseAlreadySettled
 from async_api.errors import ApiError
-from async_api.resources import engine, settings
-from async_api.resources.orders import approval_id
+from async_api.resources import engine, find_job, job_view, settings
 from async_api.schemas import ErrorResponseSchema
 from async_api.schemas.orders import ApprovalResponseSchema, ApprovalSchema
 
@@ -53,13 +52,14 @@ def install(app: Flask) -> None:
 def approval(decision: dict, order_id: str) -> dict:
     """Approve or reject an order; a replay of the same decision changes nothing."""
     order_id = ids.checked(order_id, settings())
-    job = jobs.find(engine(), f"order:{order_id}")
-    if job.tags.get(jobs.APPROVAL_TAG) != approval_id(order_id):
+    approval_id = contract.approval_id(order_id)
+    job = find_job(contract.order_job_id(order_id))
+    if job.tags.get(jobs.APPROVAL_TAG) != approval_id:
         raise ApiError(404, "not_found", "No order with this id awaits approval.")
     try:
-        engine().resolve(approval_id(order_id), decision)
+        engine().resolve(approval_id, decision)
     except PromiseAlreadySettled as exc:
         raise ApiError(409, "already_decided",
                        "This order was already decided with another answer.") from exc
     return {"order_id": order_id, "decision": decision,
-            "job": jobs.view(engine().get(job.id), engine())}
+            "job": job_view(engine().get(job.id), show_approval=True)}

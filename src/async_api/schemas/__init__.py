@@ -1,5 +1,7 @@
 """Marshmallow schemas, one module per resource; they also feed the OpenAPI document."""
 
+from collections.abc import Sequence
+
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from async_api.ids import ID_REGEX, NEW_ID_PATTERN, NEW_ID_REGEX, NEW_ID_RULE
@@ -34,6 +36,11 @@ class QuerySchema(Schema):
 class OptionalIdQuerySchema(QuerySchema):
     id = fields.String(metadata={"description": "Client-chosen job id; re-sending it reconnects "
                                                 "to the same run.", **NEW_ID_RULES})
+
+
+def state_field(states: Sequence[str], **metadata: str) -> fields.String:
+    """A job's `status` in an answer: the OpenAPI document lists the words it can be (enum)."""
+    return fields.String(required=True, validate=validate.OneOf(states), metadata=metadata)
 
 
 class ApiErrorSchema(Schema):

@@ -1,9 +1,13 @@
 """Schemas of the job API: order submissions, job views, listings."""
 
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
-from async_api.jobs import STATUS, WAITING_FOR_APPROVAL
-from async_api.schemas import NEW_ID_CHARACTERS, QuerySchema
+from async_api.jobs import STATE_ALIASES, STATES, WAITING_FOR_APPROVAL
+from async_api.schemas import NEW_ID_CHARACTERS, QuerySchema, state_field
+
+JOB_STATUSES = (*STATES, WAITING_FOR_APPROVAL)
 
 
 class OrderJobSchema(Schema):
@@ -23,20 +27,25 @@ class JobLinksSchema(Schema):
 
 class JobSchema(Schema):
     job_id = fields.String(required=True, metadata={"example": "order:A1"})
-    status = fields.String(
-        required=True,
-        validate=validate.OneOf([*STATUS.values(), WAITING_FOR_APPROVAL]),
-        metadata={"description": "running, waiting_for_approval, done, failed, cancelled "
-                                 "or timed_out"},
-    )
+    status = state_field(JOB_STATUSES, description=f"{WAITING_FOR_APPROVAL}: pending, and its "
+                                                   "workflow waits for its approval webhook")
     links = fields.Nested(JobLinksSchema, required=True)
-    result = fields.Raw(allow_none=True, metadata={"description": "when done"})
-    reason = fields.Raw(allow_none=True, metadata={"description": "when failed or cancelled"})
+    result = fields.Raw(allow_none=True, metadata={"description": "when resolved"})
+    reason = fields.Raw(allow_none=True,
+                        metadata={"description": "when rejected, canceled or timedout"})
     waiting_for = fields.String(metadata={"description": "the promise a waiting job awaits"})
 
 
+class StateFilter(fields.String):
+    """A job state to list; older words for the same states are read as today's."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        state = super()._deserialize(value, attr, data, **kwargs)
+        return STATE_ALIASES.get(state, state)
+
+
 class JobListQuerySchema(QuerySchema):
-    state = fields.String(validate=validate.OneOf(list(STATUS.values())))
+    state = StateFilter(validate=validate.OneOf(STATES))
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 100))
     cursor = fields.String(validate=validate.Length(max=2000))
 

@@ -2,12 +2,13 @@
 
 from marshmallow import Schema, fields
 
-from async_api.schemas import ID_RULES, QuerySchema
+from async_api.jobs import STATES
+from async_api.schemas import ID_RULES, QuerySchema, state_field
 
 
 class BeginResponseSchema(Schema):
     promise = fields.String(required=True)
-    status = fields.String(required=True, metadata={"example": "pending"})
+    status = state_field(STATES)
     wait = fields.String(required=True, metadata={"example": "/wait?id=job-001"})
 
 
@@ -16,10 +17,7 @@ class WaitQuerySchema(QuerySchema):
 
 
 class WaitResponseSchema(Schema):
-    status = fields.String(
-        required=True,
-        metadata={"description": "pending, resolved, rejected, canceled or timedout"},
-    )
+    status = state_field(STATES)
     promise_id = fields.String(required=True)
     message = fields.String()
     result = fields.Raw(allow_none=True)

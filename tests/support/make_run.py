@@ -6,7 +6,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support import Process, free_port, wait_until
+from tests.support.processes import Process, free_port, wait_until
 
 
 def start_make_run(tmp_path: Path, *make_args: str) -> tuple[Process, str]:

@@ -1,0 +1,59 @@
+"""The gateway's app factory: settings, engine, one blueprint per resource, JSON errors.
+
+Apart from the package so that the workers, which import `async_api.engine` and
+`async_api.contract`, do not import Flask with it.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_smorest import Api
+
+from async_api import auth, body, ids
+from async_api.engine import Engine
+from async_api.errors import register_error_handlers
+from async_api.resources import docs, flows, health, jobs, orders, polling, quotes, webhooks
+from async_api.schemas import ID_RULES, NEW_ID_RULES, ErrorResponseSchema
+from async_api.settings import Settings
+
+
+class DocumentedApi(Api):
+    """flask-smorest's Api, documenting the error body this gateway really sends."""
+
+    ERROR_SCHEMA = ErrorResponseSchema
+
+
+API_BLUEPRINTS = (health.blp, polling.blp, jobs.blp, orders.blp, webhooks.blp, quotes.blp,
+                  flows.blp)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The app factory: settings from the environment unless given, one blueprint per resource."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE="async-api",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL=docs.ASSETS_URL,
+        API_SPEC_OPTIONS=auth.spec_options(settings),
+    )
+    app.extensions["async_api.settings"] = settings
+    app.extensions["async_api.engine"] = Engine(settings.resonate_url,
+                                                settings.engine_timeout_seconds)
+    auth.install(app, settings)
+    app.url_map.converters.update(id=ids.IdConverter, new_id=ids.NewIdConverter)
+    api = DocumentedApi(app)
+    api.register_converter(ids.IdConverter, lambda _: {"type": "string", **ID_RULES})
+    api.register_converter(ids.NewIdConverter, lambda _: {"type": "string", **NEW_ID_RULES})
+    for blueprint in API_BLUEPRINTS:
+        api.register_blueprint(blueprint)
+    app.register_blueprint(docs.blp)
+    webhooks.install(app)  # signatures first, then bodies
+    body.install(app)
+    register_error_handlers(app)  # after Api(), which installs its own HTTP error handler
+    return app
