@@ -152,8 +152,7 @@ def fan_out_workflow(ctx: Any, count: int) -> Workflow:
     """Fan-out: starts `count` squares at once, awaits them all, combines."""
     handles = []
     for index in range(count):
-        handles.append((yield engine.start(ctx, contract.SQUARE.group, contract.SQUARE.name,
-                                           index)))
+        handles.append((yield engine.start(ctx, contract.SQUARE, index)))
     results = []
     for handle in handles:
         results.append((yield handle))
@@ -193,8 +192,7 @@ def compute_quote(ctx: Any, sku: str, qty: int) -> Workflow:
 @implements(contract.PLACE_ORDER)
 def place_order(ctx: Any, customer: str, item: str) -> Workflow:
     """Await chain: asks query_orders (another group) for the customer's history, uses it."""
-    history = yield engine.call(ctx, contract.QUERY_ORDERS.group, contract.QUERY_ORDERS.name,
-                                customer)
+    history = yield engine.call(ctx, contract.QUERY_ORDERS, customer)
     yield engine.step(ctx, ledger.record, "place_order", f"{customer}:{item}")
     return {"customer": customer, "item": item, "previous_orders": len(history["orders"]),
             "placed": True}

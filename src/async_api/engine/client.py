@@ -94,8 +94,6 @@ class Promise:
     state: str
     value: Any
     tags: dict[str, str]
-    created_on: int
-    completed_on: int | None
 
     @property
     def pending(self) -> bool:
@@ -140,15 +138,13 @@ def _to_promise(record: DurablePromiseRecord) -> Promise:
         state=state,
         value=value,
         tags=record.tags or {},
-        created_on=record.created_on,
-        completed_on=record.completed_on,
     )
 
 
 class Engine:
     """The gateway's handle on the Resonate server's promise store."""
 
-    def __init__(self, url: str, timeout_seconds: float = 5.0) -> None:
+    def __init__(self, url: str, timeout_seconds: float) -> None:
         self.url = url.rstrip("/")
         self._timeout = timeout_seconds
         self._sessions = threading.local()  # gunicorn's gthread workers share this object
@@ -191,7 +187,6 @@ class Engine:
         promise_id: str,
         func: str,
         args: Iterable[Any] = (),
-        kwargs: dict[str, Any] | None = None,
         *,
         group: str,
         timeout_seconds: int,
@@ -203,12 +198,12 @@ class Engine:
         arguments raises PromiseConflict.
         """
         args = list(args)
-        kwargs = kwargs or {}
-        check_value([args, kwargs])
+        kwargs: dict[str, Any] = {}  # the SDK's call format has them; the product passes none
+        check_value(args)
         return self._sdk(
             self._promises.create,
             id=promise_id,
-            ikey=idempotency_key(func, args, kwargs),
+            ikey=idempotency_key(func, args, kwargs),  # the same key as stored promises have
             strict=False,
             headers=None,
             data=self._json.encode({"func": func, "args": args, "kwargs": kwargs}),
@@ -240,9 +235,6 @@ class Engine:
     def resolve(self, promise_id: str, value: Any) -> Promise:
         """Resolves once; a replay with the same value returns the settled promise unchanged."""
         return self._settle(self._promises.resolve, promise_id, value)
-
-    def reject(self, promise_id: str, value: Any) -> Promise:
-        return self._settle(self._promises.reject, promise_id, value)
 
     def cancel(self, promise_id: str, value: Any = None) -> Promise:
         return self._settle(self._promises.cancel, promise_id, value)

@@ -199,7 +199,6 @@ class _Scheduler(Scheduler):
 class Worker:
     """A running worker node: it polls its group until drained."""
 
-    scheduler: _Scheduler
     poller: ReconnectingPoller
     leases: Leases
 
@@ -244,4 +243,4 @@ def run_worker(
                            store=store, task_source=poller)
     store.fence = scheduler.fence
     scheduler.start()
-    return Worker(scheduler, poller, leases)
+    return Worker(poller, leases)

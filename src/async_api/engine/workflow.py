@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resonate.dataclasses import DurablePromise
 from resonate.targets import poll
+
+if TYPE_CHECKING:
+    from async_api.contract import DurableFunction
 
 
 class JobSettledElsewhere(Exception):
@@ -21,14 +24,15 @@ class JobSettledElsewhere(Exception):
         self.message = message
 
 
-def call(ctx: Any, group: str, func: str, *args: Any, promise_id: str | None = None) -> Any:
-    """Yield this to run `func` on a worker of `group` and wait for its result (await chain)."""
-    return ctx.rfc(func, *args).options(id=promise_id, send_to=poll(group))
+def call(ctx: Any, function: DurableFunction, *args: Any) -> Any:
+    """Yield this to run `function` on a worker of its group and wait for its result."""
+    return ctx.rfc(function.name, *args).options(send_to=poll(function.group))
 
 
-def start(ctx: Any, group: str, func: str, *args: Any, promise_id: str | None = None) -> Any:
-    """Yield this to start `func` on `group` without waiting; yield the handle later to await."""
-    return ctx.rfi(func, *args).options(id=promise_id, send_to=poll(group))
+def start(ctx: Any, function: DurableFunction, *args: Any) -> Any:
+    """Yield this to start `function` on its group without waiting; yield the handle later to
+    await it."""
+    return ctx.rfi(function.name, *args).options(send_to=poll(function.group))
 
 
 def step(ctx: Any, func: Callable[..., Any], *args: Any) -> Any:
