@@ -54,7 +54,7 @@ def test_sigterm_drains_the_embedded_workers_before_the_gateway_exits(embedded, 
     gateway = embedded.gateways[0]
 
     embedded.begin_held_job(job_id, body)
-    gateway.stop(timeout=30)  # SIGTERM to the master, which stops its workers
+    gateway.stop()  # SIGTERM to the master, which stops its workers
 
     assert embedded.promise_state(job_id) == "RESOLVED"  # finished before the exit
     assert embedded.ran([body], "foo:started").total() == 1

@@ -7,6 +7,8 @@ fails on pytest 9, so this drives its strategies with hypothesis directly.)
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, assume, given, settings
@@ -33,6 +35,9 @@ def check(case) -> None:
         case.query.pop("cursor", None)
     # "__type" nested at any depth is refused (400); JSON Schema documents only the top level.
     assume(not holds_reserved_key(case.body))
+    # A request line over gunicorn's 4094 bytes gets its 414 (tested in test_bad_input.py),
+    # before the schema that this test checks is even looked at.
+    assume(len(urlencode(case.query or {}, doseq=True)) < 3500)
     response = case.call_and_validate(timeout=10)
     if response.status_code >= 400:
         assert response.headers["content-type"] == ["application/json"]  # lists, lower-cased
