@@ -14,8 +14,9 @@ Each stack is started on free loopback ports, measured, and stopped before the n
                every 20 ms until all are resolved (jobs/s, p50/p99, polls per job, lost)
   CPU          utime + stime of every process of the stack, children included
                (/proc/<pid>/stat), per job over the burst and over the /begin runs
-  idle         the whole stack's CPU over 10 s with nothing to do (after the GET runs,
-               before the /begin runs)
+  idle         the whole stack's CPU over 10 s with nothing to do: once freshly started
+               (one job run), once after the burst and GET runs (a backlog it could not
+               finish shows there)
 
 The load generators' own CPU is printed too: a client that used a whole core was the limit.
 
@@ -89,6 +90,14 @@ def started(kind: type, directory: Path) -> Iterator[RawServer | Service | Celer
         stack.stop()
 
 
+def cpu_over(roots: dict[str, int], seconds: float) -> dict[str, tuple[float, int]]:
+    """What the stack uses while nobody sends it anything."""
+    time.sleep(1)
+    before = procs.snapshot(roots)
+    time.sleep(seconds)
+    return procs.used(before, procs.snapshot(roots))
+
+
 def measure(stack: RawServer | Service | CeleryPeer, plan: Plan, prefix: str,
             result: Result) -> None:
     """Every scenario but the /begin runs, on one started stack."""
@@ -106,20 +115,21 @@ def measure(stack: RawServer | Service | CeleryPeer, plan: Plan, prefix: str,
     say(f"{stack.title}: GET x {plan.repeats}")
     for _ in range(plan.repeats):
         result.wait.append(plan.load(stack.url, "get", wait_path, "", plan.seconds, CONNECTIONS))
-    say(f"{stack.title}: idle for {plan.idle_seconds:g} s")
-    time.sleep(1)
-    before = procs.snapshot(roots)
-    time.sleep(plan.idle_seconds)
-    result.idle_cpu = procs.used(before, procs.snapshot(roots))
-    result.idle_seconds = plan.idle_seconds
+    say(f"{stack.title}: no requests for {plan.idle_seconds:g} s, after the load")
+    result.after_load_cpu = cpu_over(roots, plan.idle_seconds)
 
 
 def begin_run(stack: RawServer | Service | CeleryPeer, plan: Plan, prefix: str,
               result: Result) -> None:
-    """One /begin run on a fresh stack, then (for jobs) the drain of what it started."""
+    """One /begin run on a fresh stack, then (for jobs) the drain of what it started. The
+    first fresh stack is measured idle first."""
     stack.settled(f"{prefix}-warm")
     mode, path = stack.begin
     roots = stack.roots()
+    if not result.idle_cpu:
+        say(f"{stack.title}: idle for {plan.idle_seconds:g} s")
+        result.idle_cpu = cpu_over(roots, plan.idle_seconds)
+        result.idle_seconds = plan.idle_seconds
     before, started_at = procs.snapshot(roots), time.monotonic()
     run = plan.load(stack.url, mode, path, prefix, plan.seconds, CONNECTIONS)
     # Up to CONNECTIONS requests cut off at the end may have started jobs too.

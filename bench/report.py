@@ -23,8 +23,9 @@ class Result:
     latency: Jobs | None = None
     burst: Jobs | None = None
     burst_cpu: dict[str, tuple[float, int]] = field(default_factory=dict)
-    idle_cpu: dict[str, tuple[float, int]] = field(default_factory=dict)
-    idle_seconds: float = 0.0
+    idle_cpu: dict[str, tuple[float, int]] = field(default_factory=dict)  # fresh stack
+    after_load_cpu: dict[str, tuple[float, int]] = field(default_factory=dict)  # no requests
+    idle_seconds: float = 0.0  # of either
 
 
 def _total(cpu: dict[str, tuple[float, int]]) -> float:
@@ -80,8 +81,10 @@ METRICS: list[tuple[str, str, str, Callable[[Result], float], bool]] = [
      True),
     ("CPU per job done, /begin runs (raw: per create)", "ms", "lower",
      lambda r: _per_job_ms(r.begin_cpu, r.begin_jobs - r.begin_unfinished), True),
-    ("idle CPU, whole stack", "% core", "lower",
+    ("idle CPU, whole stack, fresh", "% core", "lower",
      lambda r: _idle_percent(r, _total(r.idle_cpu)), True),
+    ("CPU with no requests, after the load", "% core", "lower",
+     lambda r: _idle_percent(r, _total(r.after_load_cpu)), True),
 ]
 
 
@@ -145,9 +148,11 @@ def process_table(results: dict[str, Result]) -> str:
                 _number(1000 * result.begin_cpu[name][0] / begin_jobs)
                 if begin_jobs and name in result.begin_cpu else "-",
                 _number(_idle_percent(result, seconds)),
+                _number(_idle_percent(result, result.after_load_cpu[name][0]))
+                if name in result.after_load_cpu else "-",
             ])
     return grid(["stack", "process", "CPU ms/job, burst", "CPU ms/job done, /begin runs",
-                 "idle % core"], rows)
+                 "idle % core", "after load % core"], rows)
 
 
 def client_table(results: dict[str, Result]) -> tuple[str, list[str]]:

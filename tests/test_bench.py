@@ -15,7 +15,7 @@ ROWS = [
     "POST /begin", "GET /wait, settled id", "jobs done during /begin runs + drain",
     "1 client, begin -> resolved p50", "1 client, begin -> resolved p99", "1 client, jobs lost",
     "burst, throughput", "burst, polls per job", "burst, jobs lost",
-    "CPU per job, burst", "idle CPU, whole stack",
+    "CPU per job, burst", "idle CPU, whole stack, fresh", "CPU with no requests",
 ]
 
 
