@@ -34,8 +34,19 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 $(RESONATE):
 	scripts/build-resonate $(RESONATE)
 
-bench: install
-	$(BIN)/python -m bench.throughput
+# The side-by-side benchmark (bench/__main__.py): wrk and redis-server from Debian when missing,
+# the Celery peer's packages in a virtualenv of their own.
+PEER_VENV := bench/.venv-peer
+
+bench: install $(PEER_VENV)/.installed
+	bench/ensure-tools
+	$(BIN)/python -m bench
+
+$(PEER_VENV)/.installed: bench/celery_peer/requirements.txt
+	test -x $(PEER_VENV)/bin/python || python3 -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install --quiet --upgrade pip
+	$(PEER_VENV)/bin/pip install --quiet -r bench/celery_peer/requirements.txt
+	touch $@
 
 postgres:
 	scripts/ensure-postgres
