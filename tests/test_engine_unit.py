@@ -11,12 +11,25 @@ from async_api.engine.leases import Leases
 from async_api.engine.sdk_fixes import ReconnectingPoller, as_seen_by_workflow
 
 
-def test_the_poller_queues_each_task_and_counter_once():
+def test_the_poller_queues_each_offer_once_and_skips_replaced_ones():
     poller = ReconnectingPoller(url="http://127.0.0.1:1", group="worker")
+    first, again, newer = (TaskRecord(task_id="t1", counter=c) for c in (1, 1, 2))
 
-    assert poller._first_time(TaskRecord(task_id="t1", counter=1))
-    assert not poller._first_time(TaskRecord(task_id="t1", counter=1))  # a re-send
-    assert poller._first_time(TaskRecord(task_id="t1", counter=2))  # a new attempt
+    assert poller._take(first)
+    assert not poller._take(again)  # a re-send
+    assert poller._take(newer)  # offered again after its enqueue delay
+    assert not poller.current(first)  # the scheduler skips the old offer without a claim
+    assert poller.current(newer)
+
+
+def test_the_poller_leaves_offers_with_the_server_while_the_worker_is_full():
+    poller = ReconnectingPoller(url="http://127.0.0.1:1", group="worker")
+    poller.has_room = lambda queued: queued < 1
+
+    assert poller._take(TaskRecord(task_id="t1", counter=1))
+    assert not poller._take(TaskRecord(task_id="t2", counter=1))  # full: not queued
+    assert poller.current(TaskRecord(task_id="t1", counter=1))
+    assert poller._take(TaskRecord(task_id="t2", counter=1))  # room again: the re-send is taken
 
 
 def _record(state: str) -> DurablePromiseRecord:

@@ -43,7 +43,10 @@ from async_api.engine.sdk_fixes import (
 
 _log = logging.getLogger(__name__)
 
-_STALE = object()  # a command for a record that was dropped or replaced
+_STALE = object()
+# Tasks one worker process takes at once (claimed or queued to be claimed); its steps run on
+# the SDK's 4 threads, so more would only wait here instead of going to an idle worker.
+MAX_TASKS_IN_FLIGHT = 16  # a command for a record that was dropped or replaced
 
 
 class _Scheduler(Scheduler):
@@ -100,6 +103,8 @@ class _Scheduler(Scheduler):
 
     def _handle_claim(self, claim: Claim) -> list[Command]:
         task = claim.record
+        if not self._task_source.current(task):
+            return []  # a newer offer of the same task is queued: claim that one
         held = self._leases.get(task.task_id)
         if held is not None:  # the server re-sent a task this process holds: the claim expired
             self._drop(held.root_id, f"task {task.task_id} was delivered again")
@@ -237,6 +242,8 @@ def run_worker(
     registry = FunctionRegistry()
     for function in functions:  # before the poller starts: a task may arrive at once
         registry.add(function.__name__, (function, Options(durable=True)))
+    # Tasks taken but not finished: past this, offers stay with the server for other workers.
+    poller.has_room = lambda queued: len(leases) + queued < MAX_TASKS_IN_FLIGHT
     store = FencedStore(url, timeout_seconds)
     scheduler = _Scheduler(leases=leases, heartbeat_seconds=heartbeat_seconds,
                            deps=Dependencies(), pid=uuid.uuid4().hex, registry=registry,

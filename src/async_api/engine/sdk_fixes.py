@@ -52,7 +52,10 @@ class ReconnectingPoller(Poller):
 
     def __init__(self, url: str, group: str) -> None:
         super().__init__(url=url, group=group)
-        self._queued: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._newest: OrderedDict[str, int] = OrderedDict()  # task id -> newest counter queued
+        self._queued = 0  # offers queued that the scheduler has not got to yet
+        self.has_room: Callable[[int], bool] = lambda queued: True  # the runtime sets its own
         self._stopping = threading.Event()
         self._response: requests.Response | None = None
 
@@ -94,23 +97,36 @@ class ReconnectingPoller(Poller):
             message = self._encoder.decode(line.strip()[5:])
             if "task" in message:
                 task = TaskRecord.decode(message["task"], encoder=self._encoder)
-                if self._first_time(task):
+                if self._take(task):
                     cmd_queue.put(Claim(task))
 
-    def _first_time(self, task: TaskRecord) -> bool:
-        """The server re-sends a task it has not seen claimed yet (every task-enqueue-delay).
+    def _take(self, task: TaskRecord) -> bool:
+        """Whether to queue this offer for the scheduler.
 
-        A busy worker would queue each copy and claim them all, the late ones in vain: its
-        backlog then grows faster than it drains. One claim per task and counter is enough
-        (tests/test_engine_unit.py, tests/test_burst.py).
+        The server offers a task again (a new counter) when it was not claimed within its
+        task-enqueue-delay, and re-sends unclaimed ones. SDK 0.4.10 queues every copy: a busy
+        worker's backlog then holds offers that are stale before it gets to them, each claim
+        of those fails, and the backlog grows faster than it drains (tests/test_burst.py). Here
+        an offer is taken once, and only while the worker has room: the others stay with the
+        server, which offers them again, to this worker or another.
         """
-        key = (task.task_id, task.counter)
-        if key in self._queued:
-            return False
-        self._queued[key] = None
-        if len(self._queued) > 100_000:
-            self._queued.popitem(last=False)
-        return True
+        with self._lock:
+            if self._newest.get(task.task_id, -1) >= task.counter:
+                return False  # a re-send, or older than one queued
+            if not self.has_room(self._queued):
+                return False
+            self._newest[task.task_id] = task.counter
+            self._newest.move_to_end(task.task_id)
+            if len(self._newest) > 100_000:
+                self._newest.popitem(last=False)
+            self._queued += 1
+            return True
+
+    def current(self, task: TaskRecord) -> bool:
+        """Called once the scheduler gets to an offer: False if a newer one replaced it."""
+        with self._lock:
+            self._queued -= 1
+            return self._newest.get(task.task_id) == task.counter
 
 
 def as_seen_by_workflow(record: DurablePromiseRecord) -> DurablePromiseRecord:
