@@ -6,7 +6,8 @@ import pytest
 from resonate.encoders import JsonEncoder
 from resonate.stores.record import DurablePromiseRecord, Param, TaskRecord, Value
 
-from async_api.engine import JobSettledElsewhere
+from async_api.engine import JobSettledElsewhere, Promise
+from async_api.engine.client import SettledPromises
 from async_api.engine.leases import Leases
 from async_api.engine.sdk_fixes import ReconnectingPoller, as_seen_by_workflow
 
@@ -90,3 +91,12 @@ def test_a_lease_the_server_forgot_is_lost_and_released_with_its_workflow():
 
     assert [lease.task_id for lease in leases.release_root("job-1")] == ["t1"]
     assert len(leases) == 1 and leases.valid("t2")
+
+
+def test_settled_promises_keep_the_newest_up_to_their_size():
+    settled = SettledPromises(2)
+    for n in range(3):
+        settled.remember(Promise(id=f"job-{n}", state="resolved", value=n, tags={}))
+
+    assert settled.get("job-0") is None  # the oldest went
+    assert settled.get("job-2").value == 2

@@ -10,6 +10,7 @@ import hashlib
 import json
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -141,6 +142,27 @@ def _to_promise(record: DurablePromiseRecord) -> Promise:
     )
 
 
+SETTLED_CACHE_SIZE = 10_000  # per gateway process: every poll of a finished job after the first
+
+
+class SettledPromises:
+    """The last settled promises this process saw, newest kept. Thread-safe."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._lock = threading.Lock()
+        self._promises: OrderedDict[str, Promise] = OrderedDict()
+
+    def get(self, promise_id: str) -> Promise | None:
+        return self._promises.get(promise_id)
+
+    def remember(self, promise: Promise) -> None:
+        with self._lock:
+            self._promises[promise.id] = promise
+            if len(self._promises) > self._size:
+                self._promises.popitem(last=False)
+
+
 class Engine:
     """The gateway's handle on the Resonate server's promise store."""
 
@@ -151,6 +173,7 @@ class Engine:
         self._encoder = Base64Encoder()
         self._json = JsonEncoder()
         self._promises = RemotePromiseStore(self.url, self._call_once, self._encoder)
+        self._settled = SettledPromises(SETTLED_CACHE_SIZE)
 
     def _session(self) -> requests.Session:
         """One keep-alive session per thread: requests' Session is not thread-safe."""
@@ -178,9 +201,12 @@ class Engine:
 
     def _sdk(self, operation: Callable[..., DurablePromiseRecord], **kwargs: Any) -> Promise:
         try:
-            return _to_promise(operation(**kwargs))
+            promise = _to_promise(operation(**kwargs))
         except ResonateError as exc:  # raised by the SDK itself, e.g. on encoding
             raise EngineRejected(str(exc)) from exc
+        if not promise.pending:
+            self._settled.remember(promise)
+        return promise
 
     def invoke(
         self,
@@ -230,6 +256,10 @@ class Engine:
         )
 
     def get(self, promise_id: str) -> Promise:
+        """The promise now; a settled one never changes, so it is answered from memory."""
+        settled = self._settled.get(promise_id)
+        if settled is not None:
+            return settled
         return self._sdk(self._promises.get, id=quote(promise_id, safe=""))
 
     def resolve(self, promise_id: str, value: Any) -> Promise:
