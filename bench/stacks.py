@@ -187,4 +187,4 @@ class CeleryPeer(JobStack):
 
     def stop(self) -> None:
         for process in reversed(self.processes()):
-            process.stop(timeout=10, group=True)
+            process.stop(group=True)
