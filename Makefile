@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RESONATE := .resonate/bin/resonate
 
-.PHONY: run test lint install bench postgres
+.PHONY: run test lint install bench bench-serving postgres
 
 run: install
 	PORT=$(PORT) $(BIN)/honcho start -f Procfile.dev -p $(PORT)
@@ -31,6 +31,10 @@ $(RESONATE):
 
 bench: install
 	$(BIN)/python -m bench.throughput
+
+# Needs wrk (Debian package): the gateway's serving models compared (README "Serving model").
+bench-serving: install
+	$(BIN)/python -m bench.serving
 
 postgres:
 	scripts/ensure-postgres
