@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RESONATE := .resonate/bin/resonate
 
-.PHONY: run test lint install bench postgres
+.PHONY: run test lint install bench bench-serving postgres
 
 # supervisord restarts whatever dies; see supervisord.conf.
 run: install
@@ -47,6 +47,10 @@ $(PEER_VENV)/.installed: bench/celery_peer/requirements.txt
 	$(PEER_VENV)/bin/pip install --quiet --upgrade pip
 	$(PEER_VENV)/bin/pip install --quiet -r bench/celery_peer/requirements.txt
 	touch $@
+
+# Needs wrk (Debian package): the gateway's serving models compared (README "Serving model").
+bench-serving: install
+	$(BIN)/python -m bench.serving
 
 postgres:
 	scripts/ensure-postgres

@@ -7,11 +7,15 @@ The bind address is left to gunicorn: $PORT on all interfaces when set (the Proc
 import os
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Threads: a /price-quote waits up to QUOTE_TIMEOUT_SECONDS; with sync workers, two slow quotes
-# would stall every other request, probes included.
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
-# A gateway request is a couple of engine calls; a stuck one is a bug, not work.
+# Serving model (README "Serving model"): gevent. Every connection is a greenlet, so a slow
+# client, a waiting /price-quote or a held long-poll costs a few kilobytes, not a thread: they
+# cannot starve /healthz or /begin. gunicorn patches the standard library in each worker before
+# it loads the app, so `requests` and time.sleep yield instead of blocking.
+worker_class = "gevent"
+# Open connections per worker process (slow or idle ones included); past that, new ones queue.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+# A worker whose event loop is blocked this long (CPU-bound, or a call gevent cannot make
+# cooperative) is killed and replaced; waiting on I/O does not count, engine calls time out.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 # On SIGTERM, in-flight requests get this long to finish.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
@@ -19,14 +23,17 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 
-# Gunicorn's own early error answers (414, 431, 400 on malformed HTTP) are JSON too.
-from async_api import gunicorn_errors  # noqa: E402
-
-gunicorn_errors.install()
-
 
 def post_worker_init(worker: object) -> None:
-    """Same-process mode (EMBEDDED_WORKER_GROUPS): this gateway process serves worker groups."""
+    """In each worker, after gevent has patched it and the app is loaded (importing the app
+    here, not at the top, keeps the master from importing `requests` and friends unpatched):
+
+    - gunicorn's own early error answers (414, 431, 400 on malformed HTTP) become JSON too;
+    - in same-process mode (EMBEDDED_WORKER_GROUPS) this process also serves worker groups.
+    """
+    from async_api import gunicorn_errors
+
+    gunicorn_errors.install()
     if os.environ.get("EMBEDDED_WORKER_GROUPS"):
         from workers import embedded
 

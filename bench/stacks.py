@@ -3,7 +3,7 @@
 - RawServer: the Resonate server alone (scripts/resonate-serve, as `make run` starts it): the
   ceiling for any client of it.
 - Service: this project (tests/support/stack.py's Stack): the server, one `python -m workers --group
-  worker` process and the gateway under gunicorn (2 gthread workers x 4 threads).
+  worker` process and the gateway under gunicorn (gunicorn.conf.py: 2 gevent workers).
 - CeleryPeer: bench/celery_peer (Flask + Celery + Redis) with the same HTTP contract, from its
   own virtualenv bench/.venv-peer.
 
@@ -29,7 +29,7 @@ PEER_BIN = ROOT / "bench" / ".venv-peer" / "bin"
 # tick): tests/support/servers.py sets a short task enqueue delay for the tests; empty, the script
 # falls back to its own default.
 ENGINE_ENV = {"RESONATE_TASK_ENQUEUE_DELAY": ""}
-WEB_ENV = {"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4", "GUNICORN_GRACEFUL_TIMEOUT": "2"}
+WEB_ENV = {"WEB_CONCURRENCY": "2", "GUNICORN_GRACEFUL_TIMEOUT": "2"}
 
 
 class RawServer:

@@ -6,5 +6,6 @@
 - http.py        what a test asks a stack's gateway (and its server); Client, a retrying client
 - ledger.py      what a test counts in a stack's effects ledger (real step executions)
 - make_run.py    `make run`, the README's run command, on free ports in a temp dir
+- slow_clients.py slowloris connections, and how long a probe waits for its answer
 - in_process.py  the gateway app in the test's own process, for request validation (no engine)
 """

@@ -6,12 +6,13 @@ and starts no threads, so it is safe in gunicorn's pre-fork workers and greenlet
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -142,6 +143,38 @@ def _to_promise(record: DurablePromiseRecord) -> Promise:
     )
 
 
+class SessionPool:
+    """Keep-alive sessions, each lent to one call at a time, for threads and greenlets alike.
+
+    requests' Session is not safe to share between concurrent calls. A session per thread
+    (threading.local) becomes a session per greenlet under gevent, that is one new connection to
+    the server per client connection; lending idle sessions keeps connections alive across
+    requests either way (tests/test_slow_clients.py). At most `max_idle` are kept: a burst does
+    not leave a crowd of idle connections behind.
+    """
+
+    def __init__(self, max_idle: int = 32) -> None:
+        self._idle: list[requests.Session] = []  # list.pop/append are atomic: no lock needed
+        self._max_idle = max_idle
+
+    @contextlib.contextmanager
+    def lend(self) -> Iterator[requests.Session]:
+        try:
+            session = self._idle.pop()  # the most recently used: its connection is warm
+        except IndexError:
+            session = requests.Session()
+            # The server is on loopback or a private network, never behind a proxy: skip the
+            # walk over the environment's proxy variables that requests makes on every call.
+            session.trust_env = False
+        try:
+            yield session
+        finally:
+            if len(self._idle) < self._max_idle:
+                self._idle.append(session)
+            else:
+                session.close()
+
+
 SETTLED_CACHE_SIZE = 10_000  # per gateway process: every poll of a finished job after the first
 
 
@@ -169,22 +202,17 @@ class Engine:
     def __init__(self, url: str, timeout_seconds: float) -> None:
         self.url = url.rstrip("/")
         self._timeout = timeout_seconds
-        self._sessions = threading.local()  # gunicorn's gthread workers share this object
+        self._sessions = SessionPool()  # shared by all the requests a gunicorn worker serves
         self._encoder = Base64Encoder()
         self._json = JsonEncoder()
         self._promises = RemotePromiseStore(self.url, self._call_once, self._encoder)
         self._settled = SettledPromises(SETTLED_CACHE_SIZE)
 
-    def _session(self) -> requests.Session:
-        """One keep-alive session per thread: requests' Session is not thread-safe."""
-        if not hasattr(self._sessions, "session"):
-            self._sessions.session = requests.Session()
-        return self._sessions.session
-
     def _call_once(self, request: requests.Request) -> requests.Response:
         """One attempt, mapped to this module's errors (the SDK would retry 5xx forever)."""
         try:
-            response = self._session().send(request.prepare(), timeout=self._timeout)
+            with self._sessions.lend() as session:
+                response = session.send(request.prepare(), timeout=self._timeout)
         except requests.RequestException as exc:
             raise EngineUnavailable(f"Resonate server unreachable: {exc}") from exc
         if response.ok:
