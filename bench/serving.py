@@ -1,7 +1,7 @@
 """Benchmark: gunicorn serving models for the gateway, compared on this machine with wrk.
 
-Starts one Resonate server and one worker (tests/support/stack.py), then, round after round, for each
-model (gthread as it was, gevent as it is, by worker count) starts a gateway and measures:
+Starts one Resonate server and one worker (tests/support/stack.py), then, round after round, for
+each model (gthread as it was, gevent as it is, by worker count) starts a gateway and measures:
 
   wait     wrk: GET /wait of a finished job
   begin    wrk: POST /begin, retrying the same 32 jobs with the same bodies (the idempotent path:
