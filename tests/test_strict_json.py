@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from async_api import create_app
 from async_api.body import parse_strict
-from async_api.settings import Settings
 
 # (route, body, code, what the message must name)
 REFUSED = [
@@ -29,16 +27,10 @@ REFUSED = [
 ]
 
 
-@pytest.fixture
-def client():
-    # No request here reaches the engine: nothing listens on port 1.
-    return create_app(Settings(resonate_url="http://127.0.0.1:1")).test_client()
-
-
 @pytest.mark.parametrize(("path", "body", "code", "named"), REFUSED,
                          ids=[f"{path} {body[:40]!r}" for path, body, *_ in REFUSED])
-def test_non_strict_json_is_refused_with_a_clear_code(client, path, body, code, named):
-    response = client.post(path, data=body, content_type="application/json")
+def test_non_strict_json_is_refused_with_a_clear_code(offline, path, body, code, named):
+    response = offline.post(path, data=body, content_type="application/json")
 
     assert response.status_code == 400
     assert response.content_type == "application/json"
@@ -47,11 +39,11 @@ def test_non_strict_json_is_refused_with_a_clear_code(client, path, body, code, 
     assert named in error["message"]
 
 
-def test_a_huge_duplicate_key_is_not_echoed_whole(client):
+def test_a_huge_duplicate_key_is_not_echoed_whole(offline):
     key = "k" * 10_000
     body = f'{{"{key}": 1, "{key}": 2}}'.encode()
 
-    response = client.post("/begin", data=body, content_type="application/json")
+    response = offline.post("/begin", data=body, content_type="application/json")
 
     assert response.get_json()["error"]["code"] == "duplicate_key"
     assert len(response.get_json()["error"]["message"]) < 200
