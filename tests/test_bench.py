@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.support import ROOT
+from tests.support.processes import ROOT
 
 ROWS = [
     "POST /begin", "GET /wait, settled id", "jobs done during /begin runs + drain",
