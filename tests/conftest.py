@@ -23,6 +23,19 @@ STORES = ["sqlite", "postgres"]
 GATEWAY_ENV = {"WEBHOOK_SECRET": "test-webhook-secret", "QUOTE_TIMEOUT_SECONDS": "1"}
 
 
+@pytest.fixture(autouse=True)
+def shared_stack_stays_alive(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that used the shared stack, every process of it is still running: a
+    worker or gateway that dies fails the test that killed it, not every later one."""
+    yield
+    if "stack" not in request.fixturenames:
+        return
+    shared: Stack = request.getfixturevalue("stack")
+    dead = [p for p in [shared.engine, *shared.workers, *shared.gateways] if not p.alive()]
+    assert not dead, "\n".join(f"{p.name} exited; its log ends:\n{p.log()[-2000:]}"
+                                for p in dead)
+
+
 @pytest.fixture(scope="session")
 def offline() -> FlaskClient:
     """The gateway with default settings in this process, no engine: answers in milliseconds
