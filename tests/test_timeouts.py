@@ -1,0 +1,26 @@
+"""JOB_TIMEOUT_SECONDS: a job (and an approval wait) not done by then ends `timedout`, and the
+worker that was running it lives on."""
+
+from __future__ import annotations
+
+from tests.support.processes import wait_until
+
+
+def test_a_job_past_its_timeout_ends_timedout_and_the_worker_lives(make_stack, store, nonce):
+    stack = make_stack(store=store)
+    worker = stack.start(["worker"], gateway_env={"JOB_TIMEOUT_SECONDS": "2"})["worker"]
+    job_id, order_id = f"late-{nonce}", f"late-{nonce}"
+
+    assert stack.begin(job_id, {"sleep": 6, "nonce": nonce}).status_code == 202
+    assert stack.post(f"/orders/{order_id}/approve-and-ship").status_code == 202
+
+    assert stack.wait_settled(job_id, timeout=30)["status"] == "timedout"
+    wait_until(lambda: stack.get(f"/jobs/order:{order_id}").json()["status"] == "timedout",
+               30, "the unapproved order to time out")
+    # The worker was mid-job (asleep) when the job timed out; it wakes into a settled job.
+    wait_until(lambda: stack.promise_state(f"{job_id}.1") not in (None, "PENDING"), 20,
+               "the sleep to end")
+    fresh = f"after-{nonce}"
+    assert stack.begin(fresh, {"nonce": nonce}).status_code == 202
+    assert stack.wait_settled(fresh)["status"] == "resolved"
+    assert worker.alive()
