@@ -17,6 +17,7 @@ REFUSED = [
     ("/begin", b'{"a": 1e999}', "non_finite_number", "1e999"),  # Python reads it as inf
     ("/begin", b"-1.5e400", "non_finite_number", "-1.5e400"),
     ("/begin", b'{"a": 1, "a": 2}', "duplicate_key", '"a"'),
+    ("/begin", b"\x0b", "malformed_json", "JSON"),  # not JSON whitespace: not an empty body
     ("/begin", b'{"a": 1, "a": 1}', "duplicate_key", '"a"'),  # same value: still ambiguous
     ("/begin", b'{"outer": [{"k": {}, "j": 0, "k": []}]}', "duplicate_key", '"k"'),
     ("/begin", b'{"a": 1, "\\u0061": 2}', "duplicate_key", '"a"'),  # the same key, escaped

@@ -17,6 +17,7 @@ from flask import Flask, current_app, g, request
 
 from async_api.errors import ApiError
 
+JSON_WHITESPACE = b" \t\n\r"  # RFC 8259's four; bytes.strip() would also drop \x0b and \x0c
 _PARSED = "async_api_json_body"  # where check_json_body leaves the parsed body, in flask.g
 
 
@@ -81,8 +82,8 @@ def check_json_body() -> None:
     if request.method in ("GET", "HEAD", "OPTIONS", "DELETE"):
         return  # no route reads a body there
     raw = request.get_data(cache=True)  # past MAX_CONTENT_LENGTH this raises 413
-    if not raw.strip():
-        return
+    if not raw.strip(JSON_WHITESPACE):
+        return  # no body: the route's default
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type",
                        "Send the body as JSON with Content-Type: application/json.")
