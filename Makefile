@@ -31,8 +31,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-$(RESONATE):
+# Always asked: build-resonate compares the binary's stamp with the patches in
+# scripts/resonate-patches/ and rebuilds only when they differ (an instant no-op otherwise).
+$(RESONATE): FORCE
 	scripts/build-resonate $(RESONATE)
+
+FORCE:
 
 bench: install
 	$(BIN)/python -m bench.throughput
