@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RESONATE := .resonate/bin/resonate
 
-.PHONY: run test lint install bench bench-serving postgres
+.PHONY: run test lint install bench bench-serving bench-hops postgres FORCE
 
 # supervisord restarts whatever dies; see supervisord.conf.
 run: install
@@ -31,8 +31,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-$(RESONATE):
+# Always asked: build-resonate compares the binary's stamp with the patches in
+# scripts/resonate-patches/ and rebuilds only when they differ (an instant no-op otherwise).
+$(RESONATE): FORCE
 	scripts/build-resonate $(RESONATE)
+
+FORCE:
 
 # The side-by-side benchmark (bench/__main__.py): wrk and redis-server from Debian when missing,
 # the Celery peer's packages in a virtualenv of their own.
@@ -51,6 +55,10 @@ $(PEER_VENV)/.installed: bench/celery_peer/requirements.txt
 # Needs wrk (Debian package): the gateway's serving models compared (README "Serving model").
 bench-serving: install
 	$(BIN)/python -m bench.serving
+
+# Hop latency and idle CPU of the patched server against upstream at several ticks.
+bench-hops: install
+	$(BIN)/python -m bench.hops
 
 postgres:
 	scripts/ensure-postgres
