@@ -31,7 +31,7 @@ def shared_stack_stays_alive(request: pytest.FixtureRequest) -> Iterator[None]:
     if "stack" not in request.fixturenames:
         return
     shared: Stack = request.getfixturevalue("stack")
-    dead = [p for p in [shared.engine, *shared.workers, *shared.gateways] if not p.alive()]
+    dead = [p for p in shared.started_with if not p.alive()]
     assert not dead, "\n".join(f"{p.name} exited; its log ends:\n{p.log()[-2000:]}"
                                 for p in dead)
 
@@ -68,6 +68,8 @@ def stack(request: pytest.FixtureRequest,
                    engine_env(request, request.param))
     try:
         shared.start(list(GROUPS), gateway_env=GATEWAY_ENV)
+        # What every test may count on; a gateway a test adds and stops itself is its own.
+        shared.started_with = [shared.engine, *shared.workers, *shared.gateways]
         yield shared
     finally:
         shared.stop()

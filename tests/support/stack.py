@@ -26,6 +26,7 @@ class Stack(GatewayRequests, LedgerChecks):
         self.workers: list[Process] = []
         self.gateways: list[Process] = []
         self.gateway_url = ""
+        self.started_with: list[Process] = []  # set by the shared `stack` fixture
 
     @property
     def database_url(self) -> str | None:
