@@ -8,7 +8,6 @@ its claim expires, so a deploy never loses a job.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import signal
 import threading
@@ -23,8 +22,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--group", default=os.environ.get("WORKER_GROUP", "worker"),
                         choices=sorted(GROUPS), help="the worker group to serve")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"),
-                        format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s")
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -6,9 +6,6 @@ not survive a fork) and `stop` when the process exits, which drains like `python
 
 from __future__ import annotations
 
-import logging
-import os
-
 from async_api import engine
 from async_api.settings import Settings
 from workers import serve
@@ -19,8 +16,6 @@ _nodes: list[engine.Worker] = []
 def start() -> None:
     settings = Settings.from_env()
     if settings.embedded_worker_groups:
-        logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"),
-                            format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s")
         _nodes.extend(serve.start(settings.embedded_worker_groups, settings))
 
 

@@ -10,11 +10,11 @@ from async_api import engine
 from async_api.settings import Settings
 from workers.functions import GROUPS
 
-_log = logging.getLogger(__name__)
-
 
 def start(groups: list[str] | tuple[str, ...], settings: Settings) -> list[engine.Worker]:
     """One worker node per group, each polling the server under its own process id."""
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"),
+                        format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s")
     unknown = sorted(set(groups) - set(GROUPS))
     if unknown:
         raise ValueError(f"no such worker group: {', '.join(unknown)}")

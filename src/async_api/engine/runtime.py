@@ -43,10 +43,10 @@ from async_api.engine.sdk_fixes import (
 
 _log = logging.getLogger(__name__)
 
-_STALE = object()
+_STALE = object()  # a command for a record that was dropped or replaced
 # Tasks one worker process takes at once (claimed or queued to be claimed); its steps run on
 # the SDK's 4 threads, so more would only wait here instead of going to an idle worker.
-MAX_TASKS_IN_FLIGHT = 16  # a command for a record that was dropped or replaced
+MAX_TASKS_IN_FLIGHT = 16
 
 
 class _Scheduler(Scheduler):
