@@ -170,7 +170,7 @@ class Engine:
 
     def __init__(self, url: str, timeout_seconds: float) -> None:
         self.url = url.rstrip("/")
-        self._transport = Transport(timeout_seconds)  # shared by a gunicorn worker's requests
+        self._transport = Transport(self.url, timeout_seconds)  # shared by all its requests
         self._encoder = Base64Encoder()
         self._json = JsonEncoder()
         self._promises = RemotePromiseStore(self.url, self._call_once, self._encoder)

@@ -182,7 +182,7 @@ class _Scheduler(Scheduler):
 
     def _heartbeat(self) -> None:
         """Renews each held claim; a claim the server no longer has is marked lost."""
-        transport = Transport(self._heartbeat_seconds)
+        transport = Transport(self._store.url, self._heartbeat_seconds)
         while True:
             for claim_pid in self._leases.claim_pids():
                 sent_at = self._leases.now()

@@ -216,7 +216,7 @@ class FencedStore(RemoteStore):
     def __init__(self, url: str, timeout_seconds: float) -> None:
         super().__init__(url=url)
         self.fence: Callable[[], None] = lambda: None  # the scheduler sets its own
-        self._transport = Transport(timeout_seconds)
+        self._transport = Transport(self.url, timeout_seconds)
         self.promises = _WorkflowPromiseStore(self.url, self._call, self._encoder)
         self.tasks = _WorkflowTaskStore(self.url, self._call, self._encoder)
 

@@ -47,10 +47,10 @@ class Answer:
 class Transport:
     """Keep-alive connections to one server, shared by every thread or greenlet of a process."""
 
-    def __init__(self, timeout_seconds: float) -> None:
+    def __init__(self, url: str, timeout_seconds: float) -> None:
         self._timeout = urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds)
-        self._pools = urllib3.PoolManager(maxsize=MAX_CONNECTIONS, block=True, retries=False,
-                                          timeout=self._timeout)
+        self._pool = urllib3.connection_from_url(url, maxsize=MAX_CONNECTIONS, block=True,
+                                                 retries=False, timeout=self._timeout)
 
     def send(self, request: requests.Request) -> Answer:
         """One attempt; raises Unreachable when the server does not answer."""
@@ -63,7 +63,7 @@ class Transport:
             body = json.dumps(request.json).encode()
             headers["Content-Type"] = "application/json"
         try:
-            response = self._pools.request(
+            response = self._pool.request(
                 request.method.upper(), url, body=body, headers=headers,
                 pool_timeout=self._timeout.connect_timeout,
             )

@@ -30,7 +30,7 @@ def settle_within(engine: Engine, promise: Promise, seconds: float) -> Promise:
 
 
 @blp.route("/price-quote", methods=["POST"])
-@blp.arguments(QuoteRequestSchema)
+@blp.arguments(QuoteRequestSchema())
 @blp.response(200, QuoteSchema)
 @blp.alt_response(504, schema=QuoteTimeoutSchema, description="Not ready in time; poll `wait`.")
 @blp.alt_response(422, schema=ErrorResponseSchema, description="Invalid request, or no quote.")
