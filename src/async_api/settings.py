@@ -27,6 +27,9 @@ class Settings:
     resonate_poll_url: str = "http://127.0.0.1:8002"
     # How long the gateway waits on one engine call before answering 503.
     engine_timeout_seconds: float = 5.0
+    # Calls to the engine one gateway process makes at once; past that, and a moment's wait,
+    # a request is refused with 503 "overloaded" rather than queued (README, "Overload").
+    engine_max_calls: int = 16
     # A job that has not finished by then is settled as timed out by the server.
     job_timeout_seconds: int = 24 * 3600
     max_body_bytes: int = 1024 * 1024
@@ -56,6 +59,7 @@ class Settings:
             resonate_url=os.environ.get("RESONATE_URL", cls.resonate_url),
             resonate_poll_url=os.environ.get("RESONATE_POLL_URL", cls.resonate_poll_url),
             engine_timeout_seconds=_env_float("ENGINE_TIMEOUT_SECONDS", cls.engine_timeout_seconds),
+            engine_max_calls=_env_int("ENGINE_MAX_CALLS", cls.engine_max_calls),
             job_timeout_seconds=_env_int("JOB_TIMEOUT_SECONDS", cls.job_timeout_seconds),
             max_body_bytes=_env_int("MAX_BODY_BYTES", cls.max_body_bytes),
             max_id_length=_env_int("MAX_ID_LENGTH", cls.max_id_length),

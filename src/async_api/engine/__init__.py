@@ -18,6 +18,7 @@ from async_api.engine.client import (
     RESOLVED,
     TIMEDOUT,
     Engine,
+    EngineBusy,
     EngineError,
     EngineRejected,
     EngineUnavailable,
@@ -33,7 +34,8 @@ from async_api.engine.workflow import JobSettledElsewhere, call, signal, sleep, 
 
 __all__ = [
     "CANCELED", "JOB_TAG", "PENDING", "REJECTED", "RESERVED_KEY", "RESOLVED", "TIMEDOUT", "Engine",
-    "EngineError", "EngineRejected", "EngineUnavailable", "JobSettledElsewhere", "Promise",
-    "PromiseAlreadySettled", "PromiseConflict", "PromiseNotFound", "ReservedKey", "Worker",
+    "EngineBusy", "EngineError", "EngineRejected", "EngineUnavailable", "JobSettledElsewhere",
+    "Promise", "PromiseAlreadySettled", "PromiseConflict", "PromiseNotFound", "ReservedKey",
+    "Worker",
     "call", "check_value", "run_worker", "signal", "sleep", "start", "step",
 ]

@@ -52,6 +52,10 @@ class EngineUnavailable(EngineError):
     """The Resonate server did not answer in time (down, restarting, overloaded)."""
 
 
+class EngineBusy(EngineUnavailable):
+    """This process already has as many calls in flight as it may: the caller should back off."""
+
+
 class PromiseNotFound(EngineError):
     """No promise has this id."""
 
@@ -165,23 +169,40 @@ class SettledPromises:
                 self._promises.popitem(last=False)
 
 
-class Engine:
-    """The gateway's handle on the Resonate server's promise store."""
+# How long a call may wait for one of the `max_calls` slots before EngineBusy: well under the
+# 100 ms in which an overloaded gateway should tell a client to come back later.
+BUSY_WAIT_SECONDS = 0.05
 
-    def __init__(self, url: str, timeout_seconds: float) -> None:
+
+class Engine:
+    """The gateway's handle on the Resonate server's promise store.
+
+    At most `max_calls` calls are in flight per process; past that a call waits a moment, then
+    raises EngineBusy. Under overload the excess is refused at once, instead of every client
+    waiting in a queue that grows as long as the load lasts (README, "Overload").
+    """
+
+    def __init__(self, url: str, timeout_seconds: float, max_calls: int = 16) -> None:
         self.url = url.rstrip("/")
         self._transport = Transport(self.url, timeout_seconds)  # shared by all its requests
+        self._slots = threading.BoundedSemaphore(max_calls)  # a gevent one once patched
         self._encoder = Base64Encoder()
         self._json = JsonEncoder()
         self._promises = RemotePromiseStore(self.url, self._call_once, self._encoder)
         self._settled = SettledPromises(SETTLED_CACHE_SIZE)
 
-    def _call_once(self, request: requests.Request) -> Answer:
-        """One attempt, mapped to this module's errors (the SDK would retry 5xx forever)."""
+    def _call_once(self, request: requests.Request, *, admitted: bool = False) -> Answer:
+        """One attempt, mapped to this module's errors (the SDK would retry 5xx forever);
+        `admitted` skips the slots (the readiness probe must answer under overload too)."""
+        if not admitted and not self._slots.acquire(timeout=BUSY_WAIT_SECONDS):
+            raise EngineBusy(f"{self.url}: too many calls in flight")
         try:
             response = self._transport.send(request)
         except Unreachable as exc:
             raise EngineUnavailable(f"Resonate server unreachable: {exc}") from exc
+        finally:
+            if not admitted:
+                self._slots.release()
         if response.ok:
             return response
         if response.status_code == 404:
@@ -301,5 +322,6 @@ class Engine:
     def ping(self) -> None:
         """Raises EngineUnavailable unless the server answers."""
         self._call_once(
-            requests.Request("get", f"{self.url}/promises", params={"id": "*", "limit": 1})
+            requests.Request("get", f"{self.url}/promises", params={"id": "*", "limit": 1}),
+            admitted=True,
         )

@@ -75,7 +75,12 @@ class _Scheduler(Scheduler):
             return [self._bind(c) for c in super()._step(command)]
         except ClaimLost:
             self._drop(self._current_root, "its claim expired while it was writing")
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, ResonateError) and exc.code in ("STORE_FORBIDDEN",
+                                                               "STORE_NOT_FOUND"):
+                # The claim went to another worker before its lease ran out by this clock.
+                self._drop(self._current_root, f"the server refused a write ({exc.code})")
+                return []
             _log.exception("dropping workflow %s after an unexpected error",
                            self._current_root or "(none)")
             self._drop(self._current_root, "of the error above")

@@ -54,7 +54,9 @@ class Transport:
 
     def send(self, request: requests.Request) -> Answer:
         """One attempt; raises Unreachable when the server does not answer."""
-        url = request.url
+        # The path alone on the request line: a proxy in between (tests/test_shutdown.py)
+        # would not expect the absolute form that urllib3 sends a full URL as.
+        url = urllib3.util.parse_url(request.url).request_uri
         if request.params:
             url += "?" + urlencode(request.params)
         headers = dict(request.headers or {})
