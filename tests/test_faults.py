@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support.http import Client
+from tests.support.http import Client, assert_error
 from tests.support.processes import wait_until
 from tests.support.stack import Stack
 from workers import ledger
@@ -45,10 +45,9 @@ def test_a_restarted_server_keeps_results_and_finishes_pending_work(make_stack, 
 
     stack.engine.kill()
     outage = stack.poll(pending_id)  # a settled job may be answered from the gateway's memory
-    assert outage.status_code == 503
-    assert outage.json()["error"]["code"] == "engine_unavailable"
+    assert_error(outage, 503, "engine_unavailable")
     assert outage.headers["Retry-After"]
-    assert requests.get(f"{stack.gateway_url}/readyz", timeout=5).status_code == 503
+    assert_error(stack.get("/readyz"), 503, "engine_unavailable")
     stack.engine.start()  # same sqlite file, same ports
 
     assert stack.poll(done_id).json() == before

@@ -72,7 +72,8 @@ def test_listing_takes_the_state_words_of_wait_and_reads_the_old_ones(offline):
     # a state it takes gets as far as the (absent) engine
     for state in ("pending", "resolved", "rejected", "canceled", "timedout",
                   "running", "done", "failed", "cancelled", "timed_out"):
-        assert offline.get("/jobs", query_string={"state": state}).status_code == 503, state
+        assert_error(offline.get("/jobs", query_string={"state": state}), 503,
+                     "engine_unavailable")
 
 
 def test_unknown_jobs_are_404_and_ids_may_hold_colons(stack):
