@@ -92,6 +92,11 @@ class GatewayRequests:
         response = requests.get(f"{self.engine_url}/promises/{promise_id}", timeout=2)
         return response.json()["state"] if response.ok else None
 
+    def completed_on(self, promise_id: str) -> int:
+        """When the engine settled a promise (ms since the epoch), by the engine's own clock."""
+        response = requests.get(f"{self.engine_url}/promises/{promise_id}", timeout=2)
+        return response.json()["completedOn"]
+
     def promise_exists(self, promise_id: str) -> bool:
         return self.promise_state(promise_id) is not None
 
