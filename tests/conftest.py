@@ -19,8 +19,9 @@ from tests.support.servers import PostgresCluster
 from tests.support.stack import Stack
 
 STORES = ["sqlite", "postgres"]
-# The shared gateway signs-checks webhooks with this and gives quotes one second.
-GATEWAY_ENV = {"WEBHOOK_SECRET": "test-webhook-secret", "QUOTE_TIMEOUT_SECONDS": "1"}
+# The shared gateway checks webhook signatures with this, and gives a quote two seconds: far
+# more than a quick one takes, even on a loaded machine, and less than a slow one's five.
+GATEWAY_ENV = {"WEBHOOK_SECRET": "test-webhook-secret", "QUOTE_TIMEOUT_SECONDS": "2"}
 
 
 @pytest.fixture(autouse=True)

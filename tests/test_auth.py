@@ -6,6 +6,7 @@ import pytest
 import requests
 
 from async_api.settings import Settings
+from tests.support.http import assert_error
 from tests.support.in_process import offline_gateway
 
 TOKENS = ("alpha-token", "beta-token")
@@ -39,9 +40,10 @@ def test_missing_or_wrong_token_is_401_json(client, header):
                                     "bearer beta-token"])
 def test_any_configured_token_passes(client, header):
     # /wait without an id fails validation before any engine call: a 400, not a 401
-    response = client.get("/wait", headers={"Authorization": header})
-    assert response.status_code == 400
-    assert client.get("/no-such-route", headers={"Authorization": header}).status_code == 404
+    assert_error(client.get("/wait", headers={"Authorization": header}), 400,
+                 "bad_request")
+    assert_error(client.get("/no-such-route", headers={"Authorization": header}), 404,
+                 "not_found")
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/openapi.json", "/docs", "/docs/swagger",
@@ -62,7 +64,7 @@ def test_webhooks_need_a_token_when_they_are_not_signed():
 
 
 def test_auth_is_off_without_tokens(offline):
-    assert offline.get("/wait").status_code == 400
+    assert_error(offline.get("/wait"), 400, "bad_request")  # not 401
 
 
 def test_tokens_come_from_a_comma_separated_env(monkeypatch):
@@ -90,7 +92,7 @@ def test_gunicorn_gateway_enforces_tokens_end_to_end(stack, nonce):
     assert refused.json()["error"]["code"] == "unauthorized"
     assert requests.get(f"{gateway.url}/healthz", timeout=5).status_code == 200
     assert requests.get(f"{gateway.url}/readyz", timeout=5).status_code == 200
-    assert stack.poll(job_id).status_code == 404  # the refused begin created nothing
+    assert_error(stack.poll(job_id), 404, "not_found")  # the refused begin created nothing
 
     auth = {"Authorization": f"Bearer {TOKENS[1]}"}
     accepted = requests.post(f"{gateway.url}/begin", params={"id": job_id}, headers=auth,

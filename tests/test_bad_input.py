@@ -7,10 +7,15 @@ processes (`stack`).
 
 from __future__ import annotations
 
+import json
+import socket
+from urllib.parse import urlsplit
+
 import pytest
 import requests
 
 from async_api.app import create_app
+from tests.support.http import assert_error
 from tests.support.in_process import NOWHERE
 
 CASES = [
@@ -83,6 +88,34 @@ def test_gunicorn_limits_answer_json(stack, method, path, headers, body, status,
                 code)
 
 
+def raw_exchange(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Sends `request` as is over a socket (no client library would send it malformed) and
+    reads the answer to its end: status, headers (lower-cased names) and body."""
+    address = urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return int(status_line.split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"NOT AN HTTP REQUEST\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: x\r\nA header without a colon\r\n\r\n",
+    b"GET /healthz HTTP/7.1\r\nHost: x\r\n\r\n",
+    b"POST /begin HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+], ids=["not-http", "header-without-colon", "bad-version", "negative-length"])
+def test_gunicorn_answers_malformed_http_with_json_400(stack, request_bytes):
+    status, headers, body = raw_exchange(stack.gateway_url, request_bytes)
+
+    check_error(status, headers["content-type"], json.loads(body), 400, "bad_request")
+    assert int(headers["content-length"]) == len(body)
+
+
 def test_a_body_on_a_get_is_ignored(offline):
     response = offline.get("/healthz", data=b"stray", headers={"Content-Type": "text/plain"})
 
@@ -100,14 +133,10 @@ def test_limits_come_from_the_environment(monkeypatch):
                             content_type="application/json")
 
     # within every limit, the request gets as far as the (absent) engine
-    assert begin("small", b'{"a": [[1]]}').status_code == 503
-    too_big = begin("big", b'{"a": "' + b"x" * 64 + b'"}')
-    assert (too_big.status_code, too_big.get_json()["error"]["code"]) == \
-        (413, "request_entity_too_large")
-    too_deep = begin("deep", b'{"a": [[[1]]]}')
-    assert (too_deep.status_code, too_deep.get_json()["error"]["code"]) == (400, "too_deep")
-    too_long = begin("i" * 41, b"")
-    assert (too_long.status_code, too_long.get_json()["error"]["code"]) == (400, "invalid_id")
+    assert_error(begin("small", b'{"a": [[1]]}'), 503, "engine_unavailable")
+    assert_error(begin("big", b'{"a": "' + b"x" * 64 + b'"}'), 413, "request_entity_too_large")
+    assert_error(begin("deep", b'{"a": [[[1]]]}'), 400, "too_deep")
+    assert_error(begin("i" * 41, b""), 400, "invalid_id")
 
 
 @pytest.mark.parametrize("body", [
@@ -119,10 +148,8 @@ def test_the_sdk_reserved_key_is_refused_and_the_worker_survives(stack, nonce, b
     """SDK 0.4.10 decodes {"__type": NAME, "attributes": {...}} by importing NAME and calling it
     with the attributes: in a body that reached a worker it would run code of the client's
     choosing, or crash the worker on every delivery of that task."""
-    refused = stack.begin(f"reserved-{nonce}", body)
-    assert refused.status_code == 400
-    assert refused.json()["error"]["code"] == "reserved_key"
-    assert stack.poll(f"reserved-{nonce}").status_code == 404
+    assert_error(stack.begin(f"reserved-{nonce}", body), 400, "reserved_key")
+    assert_error(stack.poll(f"reserved-{nonce}"), 404, "not_found")
 
     stack.begin(f"after-{nonce}", {"nonce": nonce})
     assert stack.wait_settled(f"after-{nonce}")["status"] == "resolved"

@@ -8,6 +8,7 @@ import signal
 
 import pytest
 
+from tests.support.http import assert_error
 from tests.support.stack import Stack
 
 
@@ -28,7 +29,7 @@ def test_begin_wait_and_dedup_with_workers_inside_the_gateway(embedded, nonce):
     assert settled["status"] == "resolved"
     again = embedded.begin(job_id, body)
     assert (again.status_code, again.json()["status"]) == (202, "resolved")
-    assert embedded.begin(job_id, {"other": nonce}).status_code == 409
+    assert_error(embedded.begin(job_id, {"other": nonce}), 409, "conflict")
     assert embedded.ran([body]).total() == 1
     gateway_pids = set(embedded.gateways[0].children())
     assert embedded.worker_pids() <= gateway_pids  # foo ran inside a gunicorn worker

@@ -8,6 +8,7 @@ import time
 
 from async_api.app import create_app
 from async_api.settings import Settings
+from tests.support.http import assert_error
 
 
 def test_a_hung_engine_gets_a_503_after_the_engine_timeout():
@@ -23,7 +24,6 @@ def test_a_hung_engine_gets_a_503_after_the_engine_timeout():
     finally:
         hung.close()
 
-    assert response.status_code == 503
-    assert response.json["error"]["code"] == "engine_unavailable"
+    assert_error(response, 503, "engine_unavailable")
     assert response.headers["Retry-After"]
     assert 0.9 <= took < 5, took  # the timeout, not the default 5 s or forever

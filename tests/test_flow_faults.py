@@ -15,23 +15,29 @@ from workers import ledger
 SLOW = {"STEP_PAUSE_SECONDS": "1.5"}
 
 
-def test_await_chain_survives_the_death_of_both_sides(make_stack, nonce):
-    stack = make_stack()
+def test_await_chain_survives_the_death_of_both_sides(make_stack, store, nonce):
+    stack = make_stack(store=store)
     workers = stack.start(["business", "db"], SLOW)
-    job_id = f"chain-{nonce}"
-    stack.post(f"/await-chain?id={job_id}", {"customer": f"c-{nonce}", "item": "pen"})
-    wait_until(lambda: stack.promise_exists(f"{job_id}.1"), 15, "the call into group db")
+    job_id, customer = f"chain-{nonce}", f"c-{nonce}"
+    stack.post(f"/await-chain?id={job_id}", {"customer": customer, "item": "pen"})
+    # the db worker claimed the call and is inside query_orders' step (1.5 s), so the business
+    # worker holds place_order awaiting its answer
+    wait_until(lambda: ledger.count("query_orders:started", customer, stack.ledger_path), 15,
+               "query_orders to start")
+    assert ledger.count("query_orders", customer, stack.ledger_path) == 0
 
     workers["db"].kill()  # in the middle of query_orders
     workers["business"].kill()  # while it awaits the answer
-    stack.start_worker("db")
+    assert ledger.count("query_orders", customer, stack.ledger_path) == 0, "killed too late"
+    stack.start_worker("db", SLOW)  # marks its start too
     stack.start_worker("business")
 
     done = stack.job_settled(job_id, timeout=60)
     assert done["status"] == "resolved"
     assert done["result"]["placed"] is True
-    assert ledger.count("query_orders", f"c-{nonce}", stack.ledger_path) == 1
-    assert ledger.count("place_order", f"c-{nonce}:pen", stack.ledger_path) == 1
+    assert ledger.count("query_orders:started", customer, stack.ledger_path) == 2  # cut, redone
+    assert ledger.count("query_orders", customer, stack.ledger_path) == 1
+    assert ledger.count("place_order", f"{customer}:pen", stack.ledger_path) == 1
 
 
 def test_fan_out_survives_a_worker_killed_mid_way(make_stack, nonce):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.http import assert_error
 from tests.support.processes import wait_until
 from workers import ledger
 
@@ -47,7 +48,7 @@ def test_the_same_order_id_with_other_items_is_a_conflict(stack, nonce):
 
     response = stack.post("/jobs", {"order_id": f"C-{nonce}", "items": ["z"]})
 
-    assert response.status_code == 409
+    assert_error(response, 409, "conflict")
 
 
 @pytest.mark.parametrize(("body", "field"), [
@@ -61,23 +62,23 @@ def test_the_same_order_id_with_other_items_is_a_conflict(stack, nonce):
 def test_invalid_orders_get_422_with_messages_per_field(offline, body, field):
     response = offline.post("/jobs", json=body)
 
-    assert response.status_code == 422
+    assert_error(response, 422, "unprocessable_entity")
     assert field in response.get_json()["error"]["details"]["json"]
 
 
 def test_listing_takes_the_state_words_of_wait_and_reads_the_old_ones(offline):
-    assert offline.get("/jobs", query_string={"state": "sleeping"}).status_code == 422
+    assert_error(offline.get("/jobs", query_string={"state": "sleeping"}), 422,
+                 "unprocessable_entity")
     # a state it takes gets as far as the (absent) engine
     for state in ("pending", "resolved", "rejected", "canceled", "timedout",
                   "running", "done", "failed", "cancelled", "timed_out"):
-        assert offline.get("/jobs", query_string={"state": state}).status_code == 503, state
+        assert_error(offline.get("/jobs", query_string={"state": state}), 503,
+                     "engine_unavailable")
 
 
 def test_unknown_jobs_are_404_and_ids_may_hold_colons(stack):
-    response = stack.get("/jobs/order:does-not-exist")
-    assert response.status_code == 404
-    assert response.json()["error"]["code"] == "not_found"
-    assert stack.post("/jobs/order:does-not-exist/cancel").status_code == 404
+    assert_error(stack.get("/jobs/order:does-not-exist"), 404, "not_found")
+    assert_error(stack.post("/jobs/order:does-not-exist/cancel"), 404, "not_found")
 
 
 def test_listing_filters_by_state_and_pages_with_a_cursor(stack, nonce):
@@ -100,6 +101,35 @@ def test_listing_filters_by_state_and_pages_with_a_cursor(stack, nonce):
     assert stack.get("/jobs", params={"state": "done", "limit": 2}).json() == first
 
 
+def test_each_finished_state_lists_exactly_its_jobs_by_new_and_old_words(stack, nonce):
+    """The engine pages canceled and timed-out jobs together with failed ones: the gateway must
+    split them. (`timedout` is listed in test_timeouts.py, which makes a job time out.)"""
+    ours = {"resolved": f"ok-{nonce}", "rejected": f"failed-{nonce}",
+            "canceled": f"canceled-{nonce}"}
+    stack.begin(ours["resolved"], {"nonce": nonce})
+    stack.begin(ours["rejected"], {"fail": "no", "nonce": nonce})
+    stack.begin(ours["canceled"], {"sleep": 5, "nonce": nonce})
+    assert stack.post(f"/jobs/{ours['canceled']}/cancel").json()["status"] == "canceled"
+    for job_id in ours.values():
+        stack.wait_settled(job_id)
+
+    for state, old_word in (("resolved", "done"), ("rejected", "failed"),
+                            ("canceled", "cancelled")):
+        for word in (state, old_word):
+            listed = stack.listed(word)
+            assert set(listed.values()) == {state}, (word, listed)
+            assert set(listed) & set(ours.values()) == {ours[state]}, word
+
+
+def test_a_cursor_the_server_did_not_issue_is_invalid_cursor(stack):
+    issued = stack.get("/jobs", params={"limit": 1}).json()["next_cursor"]
+    assert issued  # the shared stack has run jobs by now
+    assert stack.get("/jobs", params={"limit": 1, "cursor": issued}).status_code == 200
+    for forged in ("not-a-cursor", issued[:-4], "eyJ9"):
+        response = stack.get("/jobs", params={"cursor": forged})
+        assert_error(response, 400, "invalid_cursor")
+
+
 def test_cancel_wins_over_a_running_job_and_the_worker_survives(make_stack, nonce):
     stack = make_stack()
     slow_worker = stack.start(["worker"], {"STEP_PAUSE_SECONDS": "1"})["worker"]
@@ -115,9 +145,7 @@ def test_cancel_wins_over_a_running_job_and_the_worker_survives(make_stack, nonc
     # the worker finishes the step it is in ("charge"), then stops before "ship"
     wait_until(lambda: ledger.count("charge", f"X-{nonce}", stack.ledger_path), 15,
                "the running step to finish")
-    again = stack.post(f"/jobs/{job_id}/cancel")
-    assert again.status_code == 409
-    assert again.json()["error"]["code"] == "already_settled"
+    assert_error(stack.post(f"/jobs/{job_id}/cancel"), 409, "already_settled")
     assert stack.get(f"/jobs/{job_id}").json()["status"] == "canceled"
     assert slow_worker.alive(), slow_worker.log()
     # and the same worker still takes new work
@@ -151,4 +179,5 @@ def test_workflow_steps_and_approval_promises_are_not_jobs(stack, nonce):
     stack.job_settled(f"order:N-{nonce}")
 
     assert stack.promise_exists(f"order:N-{nonce}.1")  # the engine has the step...
-    assert stack.get(f"/jobs/order:N-{nonce}.1").status_code == 404  # ...the job API hides it
+    # ...the job API hides it
+    assert_error(stack.get(f"/jobs/order:N-{nonce}.1"), 404, "not_found")

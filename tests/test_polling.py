@@ -8,7 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
+from tests.conftest import GATEWAY_ENV
+from tests.support.http import approval_webhook, assert_error
 from tests.support.processes import wait_until
+from tests.support.servers import TASK_ENQUEUE_DELAY_SECONDS
 from workers import ledger
 
 
@@ -21,17 +24,34 @@ def test_begin_then_wait_returns_the_processed_result(stack, nonce):
                                "wait": f"/wait?id={job_id}"}
     assert response.headers["Location"] == f"/wait?id={job_id}"
 
-    pending = stack.poll(job_id)
-    if pending.json()["status"] == "pending":
-        assert pending.json() == {"status": "pending", "promise_id": job_id,
-                                  "message": "Processing in progress"}
-        assert pending.headers["Retry-After"] == "1"
 
     settled = stack.wait_settled(job_id)
     assert settled["status"] == "resolved"
     assert settled["promise_id"] == job_id
     assert settled["result"]["result"] == 'Processed: {"foo": "hello"}'
     assert abs(settled["result"]["timestamp"] - time.time()) < 60
+
+
+def test_wait_answers_pending_with_retry_after_while_a_job_cannot_finish(stack, nonce):
+    """An order awaiting its approval stays pending until its webhook comes, so the pending
+    answer is checked every time, not only when a poll happens to beat the worker."""
+    order_id = f"pending-{nonce}"
+    job_id = f"order:{order_id}"
+    assert stack.post(f"/orders/{order_id}/approve-and-ship").status_code == 202
+    wait_until(lambda: stack.get(f"/jobs/{job_id}").json()["status"] == "waiting_for_approval",
+               15, "the job to wait for its approval")
+
+    pending = stack.poll(job_id)
+
+    assert pending.status_code == 200
+    assert pending.json() == {"status": "pending", "promise_id": job_id,
+                              "message": "Processing in progress"}
+    assert pending.headers["Retry-After"] == "1"
+    approved = requests.post(f"{stack.gateway_url}/webhooks/approval/{order_id}", timeout=10,
+                             **approval_webhook({"approved": True},
+                                                GATEWAY_ENV["WEBHOOK_SECRET"]))
+    assert approved.status_code == 200
+    assert stack.wait_settled(job_id)["status"] == "resolved"
 
 
 def test_begin_without_id_mints_a_uuid_and_uses_the_default_body(stack):
@@ -57,7 +77,8 @@ def test_same_id_and_body_runs_foo_once(stack, nonce):
     assert again.status_code == 202
     assert again.json()["status"] == "resolved"
     assert stack.wait_settled(job_id) == first  # the stored result, not a new run
-    time.sleep(0.5)  # a second execution, if any, would have landed by now
+    # a second execution, if any, would come from a task offered again: wait that out twice
+    time.sleep(2 * TASK_ENQUEUE_DELAY_SECONDS)
     assert ledger.count("foo", f'{{"nonce": "{nonce}"}}', stack.ledger_path) == 1
 
 
@@ -65,10 +86,7 @@ def test_same_id_with_another_body_is_a_conflict(stack, nonce):
     job_id = f"conflict-{nonce}"
     assert stack.begin(job_id, {"foo": "one"}).status_code == 202
 
-    response = stack.begin(job_id, {"foo": "two"})
-
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "conflict"
+    assert_error(stack.begin(job_id, {"foo": "two"}), 409, "conflict")
 
 
 def test_a_function_that_raises_answers_rejected_with_its_reason(stack, nonce):
@@ -82,19 +100,14 @@ def test_a_function_that_raises_answers_rejected_with_its_reason(stack, nonce):
 
 
 def test_waiting_for_an_unknown_job_is_404(stack):
-    unknown = stack.poll("never-begun")
-    assert unknown.status_code == 404
-    assert unknown.json()["error"]["code"] == "not_found"
+    assert_error(stack.poll("never-begun"), 404, "not_found")
 
 
 def test_wait_needs_a_well_formed_id(offline):
-    missing = offline.get("/wait")
-    assert missing.status_code == 400
-    assert "id" in missing.get_json()["error"]["details"]["query"]
+    missing = assert_error(offline.get("/wait"), 400, "bad_request")
+    assert "id" in missing["details"]["query"]
 
-    bad = offline.get("/wait", query_string={"id": "../etc/passwd"})
-    assert bad.status_code == 400
-    assert bad.get_json()["error"]["code"] == "invalid_id"
+    assert_error(offline.get("/wait", query_string={"id": "../etc/passwd"}), 400, "invalid_id")
 
 
 def test_probes(stack):
@@ -108,7 +121,7 @@ def test_wait_shows_jobs_only_not_their_steps(stack, nonce):
     stack.wait_settled(job_id)
 
     assert stack.promise_exists(f"{job_id}.1")  # foo's checkpointed step
-    assert stack.poll(f"{job_id}.1").status_code == 404
+    assert_error(stack.poll(f"{job_id}.1"), 404, "not_found")
 
 
 def test_an_absurd_sleep_is_capped_and_the_worker_lives(stack, nonce):

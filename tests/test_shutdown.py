@@ -11,10 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from tests.support.processes import wait_until
 
-def sigterm_mid_step(make_stack, nonce: str, work: float, worker_env: dict[str, str]):
-    """A stack whose only worker gets SIGTERM while it holds a job inside its step."""
-    stack = make_stack()
+
+def sigterm_mid_step(make_stack, store: str, nonce: str, work: float,
+                     worker_env: dict[str, str]):
+    """A stack whose only worker got SIGTERM while it holds a job inside its step, and has
+    begun to drain."""
+    stack = make_stack(store=store)
     stack.engine.start()
     worker = stack.start_worker("worker", worker_env)
     stack.start_gateway()
@@ -23,23 +27,35 @@ def sigterm_mid_step(make_stack, nonce: str, work: float, worker_env: dict[str, 
 
     worker.popen.send_signal(signal.SIGTERM)
 
-    assert worker.popen.wait(15) == 0
+    wait_until(lambda: "stopping: draining 1 task(s)" in worker.log(), 10, "the drain to begin")
     return stack, worker, job_id, body
 
 
-def test_sigterm_lets_a_worker_finish_the_task_it_holds(make_stack, nonce):
-    stack, worker, job_id, body = sigterm_mid_step(make_stack, nonce, 2, {})
+def test_sigterm_lets_a_worker_finish_the_task_it_holds_and_take_no_new_one(make_stack, store,
+                                                                            nonce):
+    stack, worker, job_id, body = sigterm_mid_step(make_stack, store, nonce, 3, {})
+    late_id, late = f"late-{nonce}", {"work": 0.1, "nonce": nonce}
+    assert stack.begin(late_id, late).status_code == 202  # while it drains, the only worker
 
+    assert worker.popen.wait(15) == 0
     assert "stopped (drained)" in worker.log()
     assert stack.wait_settled(job_id)["status"] == "resolved"  # no other worker exists
     assert stack.ran([body]).total() == 1
     assert stack.ran([body], "foo:started").total() == 1  # finished, not re-run
     assert stack.worker_pids() == {worker.pid}
+    # the task created after the SIGTERM was never started by the draining worker...
+    assert stack.ran([late], "foo:started").total() == 0
+    assert stack.poll(late_id).json()["status"] == "pending"
+    # ...but by the next worker of its group
+    successor = stack.start_worker("worker")
+    assert stack.wait_settled(late_id)["status"] == "resolved"
+    assert stack.worker_pids("foo:started", [late]) == {successor.pid}
 
 
-def test_sigterm_past_the_grace_period_hands_the_task_back(make_stack, nonce):
-    stack, impatient, job_id, body = sigterm_mid_step(make_stack, nonce, 3,
+def test_sigterm_past_the_grace_period_hands_the_task_back(make_stack, store, nonce):
+    stack, impatient, job_id, body = sigterm_mid_step(make_stack, store, nonce, 3,
                                                       {"WORKER_GRACE_SECONDS": "0.5"})
+    assert impatient.popen.wait(15) == 0
     assert "stopped (tasks handed back)" in impatient.log()
     survivor = stack.start_worker("worker")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from async_api.body import parse_strict
+from tests.support.http import assert_error
 
 # (route, body, code, what the message must name)
 REFUSED = [
@@ -33,11 +34,7 @@ REFUSED = [
 def test_non_strict_json_is_refused_with_a_clear_code(offline, path, body, code, named):
     response = offline.post(path, data=body, content_type="application/json")
 
-    assert response.status_code == 400
-    assert response.content_type == "application/json"
-    error = response.get_json()["error"]
-    assert error["code"] == code
-    assert named in error["message"]
+    assert named in assert_error(response, 400, code)["message"]
 
 
 def test_a_huge_duplicate_key_is_not_echoed_whole(offline):

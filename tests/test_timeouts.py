@@ -15,6 +15,11 @@ def test_a_job_past_its_timeout_ends_timedout_and_the_worker_lives(make_stack, s
     assert stack.post(f"/orders/{order_id}/approve-and-ship").status_code == 202
 
     assert stack.wait_settled(job_id, timeout=30)["status"] == "timedout"
+    # listed as timed out, by today's word and the old one, and as nothing else
+    assert stack.listed("timedout")[job_id] == "timedout"
+    assert stack.listed("timed_out")[job_id] == "timedout"
+    for other in ("rejected", "canceled", "resolved", "pending"):
+        assert job_id not in stack.listed(other), other
     order = stack.job_settled(f"order:{order_id}")
     # The job's own deadline, or its approval's (the same length, started a moment earlier):
     # whichever the server times out first ends the job.

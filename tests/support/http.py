@@ -16,6 +16,17 @@ from tests.support.processes import wait_until
 REQUEST_TIMEOUT_SECONDS = 10
 
 
+def assert_error(response: Any, status: int, code: str) -> dict:
+    """The product's error answer: this status, JSON, this machine-readable code and a message.
+    Takes a `requests` response or one of Flask's test client; returns the error."""
+    body = response.get_json() if hasattr(response, "get_json") else response.json()
+    assert (response.status_code, response.headers["Content-Type"]) == \
+        (status, "application/json"), body
+    assert body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    return body["error"]
+
+
 def approval_webhook(payload: dict, secret: str | None) -> dict[str, Any]:
     """The body and headers of an approval webhook as its sender makes them, signed with
     `secret` (None: unsigned); pass them as keyword arguments to a post."""
@@ -63,10 +74,28 @@ class GatewayRequests:
             return job if job["status"] not in ("pending", "waiting_for_approval") else None
         return wait_until(settled, timeout, f"job {job_id} to settle", interval=0.1)
 
+    def listed(self, state: str) -> dict[str, str]:
+        """Every job GET /jobs?state= lists, following next_cursor to the last page:
+        {job_id: status}."""
+        jobs: dict[str, str] = {}
+        params: dict[str, Any] = {"state": state, "limit": 100}
+        while True:
+            page = self.get("/jobs", params=params)
+            assert page.status_code == 200, page.text
+            jobs.update((job["job_id"], job["status"]) for job in page.json()["jobs"])
+            if not page.json()["next_cursor"]:
+                return jobs
+            params["cursor"] = page.json()["next_cursor"]
+
     def promise_state(self, promise_id: str) -> str | None:
         """Asks the engine directly, e.g. whether a workflow step is durably done."""
         response = requests.get(f"{self.engine_url}/promises/{promise_id}", timeout=2)
         return response.json()["state"] if response.ok else None
+
+    def completed_on(self, promise_id: str) -> int:
+        """When the engine settled a promise (ms since the epoch), by the engine's own clock."""
+        response = requests.get(f"{self.engine_url}/promises/{promise_id}", timeout=2)
+        return response.json()["completedOn"]
 
     def promise_exists(self, promise_id: str) -> bool:
         return self.promise_state(promise_id) is not None

@@ -22,6 +22,8 @@ class LedgerChecks:
         keys = {canonical(body) for body in bodies}
         return Counter(key for key, _ in ledger.rows(step, self.ledger_path) if key in keys)
 
-    def worker_pids(self, step: str = "foo") -> set[int]:
-        """The worker processes that ran `step`."""
-        return {pid for _, pid in ledger.rows(step, self.ledger_path)}
+    def worker_pids(self, step: str = "foo", bodies: Iterable[Any] | None = None) -> set[int]:
+        """The worker processes that ran `step` (for these job bodies only, if given)."""
+        keys = None if bodies is None else {canonical(body) for body in bodies}
+        return {pid for key, pid in ledger.rows(step, self.ledger_path)
+                if keys is None or key in keys}

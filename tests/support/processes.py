@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,27 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent.parent
 BIN = Path(sys.executable).parent
 STOP_TIMEOUT_SECONDS = 15
+# How often a process that lost its port (taken between free_port() and its bind) is started
+# again on fresh ports.
+PORT_ATTEMPTS = 5
+
+
+class PortTaken(Exception):
+    """A child could not bind a port chosen for it: another process took it meanwhile."""
 
 
 def free_port() -> int:
+    """A port free now; another process may take it before the child binds it, so a child
+    started on it goes through `Process.start_on_fresh_ports` (or binds port 0 itself)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def lost_its_port(log: str) -> bool:
+    """Whether a log says the bind failed: Go's and PostgreSQL's words, and gunicorn's."""
+    lowered = log.lower()
+    return "address already in use" in lowered or "connection in use" in lowered
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05):
@@ -51,8 +67,10 @@ class Process:
         self.env = env
         self.log_path = log_dir / f"{name}.log"
         self.popen: subprocess.Popen | None = None
+        self.log_offset = 0  # where the current run's output starts in the log
 
     def start(self) -> Process:
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.popen = subprocess.Popen(
             self.args, cwd=ROOT, env={**os.environ, **self.env}, stdout=log,
@@ -69,11 +87,32 @@ class Process:
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
-    def kill(self) -> None:
-        """SIGKILL, the crash the product must survive."""
+    def kill(self, group: bool = False) -> None:
+        """SIGKILL (to the whole process group with `group`), the crash the product must
+        survive."""
         if self.alive():
-            os.kill(self.pid, signal.SIGKILL)
+            (os.killpg if group else os.kill)(self.pid, signal.SIGKILL)
             self.popen.wait(10)
+
+    def start_on_fresh_ports(self, choose_ports: Callable[[], None],
+                             ready: Callable[[], Any], what: str) -> Any:
+        """Starts the process and waits for `ready`; when it exits because one of its ports was
+        taken meanwhile, `choose_ports` picks new ones and it starts again."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            Process.start(self)  # not a subclass's start, which may call this
+            try:
+                return wait_until(partial(self._started, ready, attempt < PORT_ATTEMPTS), 30,
+                                  what)
+            except PortTaken:
+                choose_ports()
+        raise AssertionError("unreachable")
+
+    def _started(self, ready: Callable[[], Any], may_retry: bool) -> Any:
+        if not self.alive():
+            if may_retry and lost_its_port(self.run_log()):
+                raise PortTaken
+            raise AssertionError(f"{self.name} exited:\n{self.run_log()}")
+        return ready()
 
     def stop(self, group: bool = False) -> None:
         """SIGTERM (to the whole process group with `group`), then SIGKILL to the group if it
@@ -99,3 +138,9 @@ class Process:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def run_log(self) -> str:
+        """The output of the current run only (the log file is shared by restarts)."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self.log_offset)
+            return log.read().decode(errors="replace")

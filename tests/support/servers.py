@@ -13,35 +13,59 @@ from pathlib import Path
 
 import requests
 
-from tests.support.processes import ROOT, Process, free_port, wait_until
+from tests.support.processes import (
+    PORT_ATTEMPTS,
+    ROOT,
+    Process,
+    free_port,
+    lost_its_port,
+    wait_until,
+)
+
+# When the server offers an unclaimed task again (RESONATE_TASK_ENQUEUE_DELAY), in the tests.
+TASK_ENQUEUE_DELAY_SECONDS = 1
 
 
 class EngineServer(Process):
-    """The real Resonate server (scripts/resonate-serve) on four free loopback ports."""
+    """The real Resonate server (scripts/resonate-serve) on four free loopback ports.
+
+    Its first start moves to fresh ports if one was taken meanwhile; a restart (after a kill)
+    keeps them, since its workers and gateways know them."""
 
     def __init__(self, data_dir: Path, log_dir: Path, extra_env: dict[str, str] | None = None):
-        self.http_port, self.poll_port = free_port(), free_port()
         env = {
             "RESONATE_DATA_DIR": str(data_dir),
+            "RESONATE_TASK_ENQUEUE_DELAY": f"{TASK_ENQUEUE_DELAY_SECONDS}s",
+            **(extra_env or {}),
+        }
+        super().__init__("resonate", [str(ROOT / "scripts" / "resonate-serve")], env, log_dir)
+        self.served = False
+        self.choose_ports()
+
+    def choose_ports(self) -> None:
+        self.http_port, self.poll_port = free_port(), free_port()
+        self.env.update({
             "RESONATE_HTTP_ADDR": f"127.0.0.1:{self.http_port}",
             "RESONATE_POLL_ADDR": f"127.0.0.1:{self.poll_port}",
             "RESONATE_GRPC_ADDR": f"127.0.0.1:{free_port()}",
             "RESONATE_METRICS_ADDR": f"127.0.0.1:{free_port()}",
-            "RESONATE_TASK_ENQUEUE_DELAY": "1s",
-            **(extra_env or {}),
-        }
-        super().__init__("resonate", [str(ROOT / "scripts" / "resonate-serve")], env, log_dir)
+        })
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.poll_url = f"http://127.0.0.1:{self.poll_port}"
 
     def start(self) -> EngineServer:
-        super().start()
-        wait_until(self.ready, 30, "the Resonate server to answer")
+        if self.served:
+            super().start()
+            wait_until(self.ready, 30, "the Resonate server to answer again")
+        else:
+            self.start_on_fresh_ports(self.choose_ports, self.ready,
+                                      "the Resonate server to answer")
+            self.served = True
         return self
 
     def ready(self) -> bool:
         if not self.alive():
-            raise AssertionError(f"Resonate server exited:\n{self.log()}")
+            raise AssertionError(f"Resonate server exited:\n{self.run_log()}")
         return requests.get(f"{self.url}/promises", params={"id": "*", "limit": 1},
                             timeout=1).ok
 
@@ -90,11 +114,20 @@ class PostgresCluster:
                   "--auth-local=trust", "--auth-host=scram-sha-256",
                   f"--pwfile={password_file}")
         password_file.unlink()
-        options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off "
-                   "-c max_connections=100")
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l",
-                  str(self.dir / "postgres.log"), "-w", "-t", "60", "start")
-        return self
+        log = self.dir / "postgres.log"
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} "
+                       "-c fsync=off -c max_connections=100")
+            try:
+                self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(log), "-w",
+                          "-t", "60", "start")
+                return self
+            except AssertionError:
+                if attempt == PORT_ATTEMPTS or not lost_its_port(log.read_text(errors="replace")):
+                    raise
+                log.unlink()  # its owner may be another user: start the next log afresh
+                self.port = free_port()  # taken since it was chosen
+        raise AssertionError("unreachable")
 
     def create_database(self) -> str:
         """A new empty database; returns its DATABASE_URL."""

@@ -3,14 +3,17 @@ use it, started and stopped as a unit (conftest.py's fixtures build them)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import requests
 
 from tests.support.http import GatewayRequests
 from tests.support.ledger import LedgerChecks
-from tests.support.processes import BIN, Process, free_port, wait_until
+from tests.support.processes import BIN, Process, wait_until
 from tests.support.servers import EngineServer
+
+LISTENING = re.compile(r"Listening at: (http://127\.0\.0\.1:\d+)")
 
 
 class Stack(GatewayRequests, LedgerChecks):
@@ -59,17 +62,22 @@ class Stack(GatewayRequests, LedgerChecks):
     def start_gateway(
         self, extra_env: dict[str, str] | None = None, workers: int | None = None
     ) -> Process:
-        """gunicorn with the repo's gunicorn.conf.py (WEB_CONCURRENCY workers, default 2)."""
-        port = free_port()
+        """gunicorn with the repo's gunicorn.conf.py (WEB_CONCURRENCY workers, default 2), on a
+        port it picks itself (port 0) and logs: no other process can take it first."""
         gateway = Process(
             f"gateway-{len(self.gateways)}",
-            [str(BIN / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{port}",
+            [str(BIN / "gunicorn"), "wsgi:app", "--bind", "127.0.0.1:0",
              *(["--workers", str(workers)] if workers else [])],
             {**self.env(), **(extra_env or {})}, self.dir,
         )
         gateway.start()
-        gateway.url = f"http://127.0.0.1:{port}"
         self.gateways.append(gateway)
+
+        def listening() -> str | None:
+            assert gateway.alive(), gateway.run_log()
+            found = LISTENING.search(gateway.run_log())
+            return found and found.group(1)
+        gateway.url = wait_until(listening, 30, "gunicorn to listen")
         wait_until(lambda: requests.get(f"{gateway.url}/healthz", timeout=1).ok, 30,
                    "gunicorn to answer")
         if not self.gateway_url:
