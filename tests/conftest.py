@@ -19,8 +19,10 @@ from tests.support.servers import PostgresCluster
 from tests.support.stack import Stack
 
 STORES = ["sqlite", "postgres"]
-# The shared gateway signs-checks webhooks with this and gives quotes one second.
-GATEWAY_ENV = {"WEBHOOK_SECRET": "test-webhook-secret", "QUOTE_TIMEOUT_SECONDS": "1"}
+# The shared gateway signs-checks webhooks with this, gives quotes one second and holds a
+# long-poll at most 5 s (under the tests' 10 s request timeout, whatever a request asks).
+GATEWAY_ENV = {"WEBHOOK_SECRET": "test-webhook-secret", "QUOTE_TIMEOUT_SECONDS": "1",
+               "LONG_POLL_MAX_SECONDS": "5"}
 
 
 @pytest.fixture(autouse=True)

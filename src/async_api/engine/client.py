@@ -96,6 +96,10 @@ class Promise:
     state: str
     value: Any
     tags: dict[str, str]
+    # The server's clock, in ms since the epoch: when the promise was created and settled
+    # (None while pending). Status monitors show them as createdDateTime and the like.
+    created_on: int | None = None
+    completed_on: int | None = None
 
     @property
     def pending(self) -> bool:
@@ -140,6 +144,8 @@ def _to_promise(record: DurablePromiseRecord) -> Promise:
         state=state,
         value=value,
         tags=record.tags or {},
+        created_on=record.created_on,
+        completed_on=record.completed_on,
     )
 
 
@@ -174,6 +180,11 @@ class SessionPool:
             else:
                 session.close()
 
+
+# Long-polls read the promise again after these pauses (seconds), then every WAIT_POLL_MAX: a job
+# that settles soon is seen within a few ms, one that takes long costs at most 20 reads a second.
+WAIT_POLL_FIRST = 0.005
+WAIT_POLL_MAX = 0.05
 
 SETTLED_CACHE_SIZE = 10_000  # per gateway process: every poll of a finished job after the first
 
@@ -289,6 +300,20 @@ class Engine:
         if settled is not None:
             return settled
         return self._sdk(self._promises.get, id=quote(promise_id, safe=""))
+
+    def settled_within(self, promise: Promise, seconds: float) -> Promise:
+        """`promise` as it is once settled, or after `seconds` if it is still pending.
+
+        The server has no blocking read, so this reads again after a pause that grows from
+        WAIT_POLL_FIRST to WAIT_POLL_MAX. time.sleep yields under gevent (the gateway), so a
+        wait holds a greenlet, not a thread.
+        """
+        deadline, pause = time.monotonic() + seconds, WAIT_POLL_FIRST
+        while promise.pending and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, WAIT_POLL_MAX)
+            promise = self.get(promise.id)
+        return promise
 
     def resolve(self, promise_id: str, value: Any) -> Promise:
         """Resolves once; a replay with the same value returns the settled promise unchanged."""
