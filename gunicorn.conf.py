@@ -22,6 +22,10 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # The control socket sits at one fixed path per user: several gateways on a machine would clash.
 control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+# The app alone decides whether X-Forwarded-* headers are believed (TRUSTED_PROXY_HOPS, werkzeug's
+# ProxyFix): gunicorn by default takes X-Forwarded-Proto from any client on loopback, which would
+# let a client choose the scheme of the absolute URLs (Location, Operation-Location) it is sent.
+secure_scheme_headers: dict[str, str] = {}
 
 
 def post_worker_init(worker: object) -> None:

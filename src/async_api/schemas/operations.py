@@ -22,7 +22,7 @@ class WaitOperationSchema(Schema):
 
 
 class AnySchema(Schema):
-    type_url = fields.String(data_key="@type", required=True)
+    type_url = fields.String(data_key="@type", attribute="@type", required=True)
     value = fields.Raw(allow_none=True)
 
 
