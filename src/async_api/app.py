@@ -60,7 +60,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.extensions["async_api.settings"] = settings
     app.extensions["async_api.engine"] = Engine(settings.resonate_url,
-                                                settings.engine_timeout_seconds)
+                                                settings.engine_timeout_seconds,
+                                                poll_url=settings.resonate_poll_url)
     auth.install(app, settings)
     app.url_map.converters.update(id=ids.IdConverter, new_id=ids.NewIdConverter)
     api = DocumentedApi(app)

@@ -5,6 +5,7 @@ that starts work does: a 504 would read as a failure to clients and proxies, and
 work goes on, and the same request later returns the stored result at once.
 """
 
+from flask import Response, jsonify
 from flask_smorest import Blueprint
 
 from async_api import contract
@@ -24,7 +25,7 @@ blp = Blueprint("quotes", __name__, description="Price quotes, answered synchron
 @blp.alt_response(202, schema=JobSchema,
                   description="Not ready in time: the job, with Operation-Location to poll.")
 @blp.alt_response(422, schema=ErrorResponseSchema, description="Invalid request, or no quote.")
-def price_quote(request: dict) -> dict | tuple:
+def price_quote(request: dict) -> dict | Response:
     """Run `compute_quote` on worker group `pricing` and wait up to QUOTE_TIMEOUT_SECONDS."""
     quote_id = contract.quote_job_id(request["sku"], request["qty"])
     promise = start_job(contract.COMPUTE_QUOTE, quote_id, [request["sku"], request["qty"]])
@@ -33,4 +34,8 @@ def price_quote(request: dict) -> dict | tuple:
         return {"quote_id": quote_id, **promise.value}
     if promise.state != PENDING:  # failed, or an answer that is not a quote
         raise ApiError(422, "quote_failed", "No quote could be computed.", promise.value)
-    return accepted(promise)
+    answer, status, headers = accepted(promise)
+    response = jsonify(answer)  # a Response: not dumped through the 200 answer's QuoteSchema
+    response.status_code = status
+    response.headers.update(headers)
+    return response
