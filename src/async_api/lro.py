@@ -39,7 +39,8 @@ ANY_VALUE = "type.googleapis.com/google.protobuf.Value"
 # RFC 7240 `Prefer: wait=S` (other preferences in the header are ignored).
 _PREFER_WAIT = re.compile(r"(?:^|[,;])\s*wait\s*=\s*\"?(\d+(?:\.\d+)?)\"?\s*(?=$|[,;])", re.I)
 # A google.protobuf.Duration in JSON: "5s", "1.5s".
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)s")
+DURATION_REGEX = r"^[0-9]+(?:\.[0-9]+)?s$"
+_DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)s")
 
 
 def timestamp(ms: int | None) -> str | None:
@@ -121,30 +122,24 @@ class FilterError(ValueError):
     """A list filter this service cannot apply."""
 
 
-_FILTER_TERM = re.compile(r'\s*(done|metadata\.state)\s*=\s*"?([A-Za-z_]+)"?\s*')
+# The AIP-160 filters ListOperations reads: `done = true|false` and `metadata.state = "<job
+# state>"`, joined by AND (spaces only, so that the OpenAPI pattern and Python agree).
+_STATE_WORDS = "|".join((PENDING, RESOLVED, REJECTED, CANCELED, TIMEDOUT))
+_TERM = rf'(?:done *= *(?:true|false)|metadata\.state *= *"?(?:{_STATE_WORDS})"?)'
+FILTER_REGEX = rf"^ *(?:{_TERM}(?: +AND +{_TERM})*)? *$"
+_FILTER = re.compile(FILTER_REGEX)
+_FILTER_TERM = re.compile(r'(done|metadata\.state) *= *"?([a-z]+)"?')
 
 
 def parse_filter(text: str, states: tuple[str, ...]) -> frozenset[str]:
-    """The job states an AIP-160 filter of ListOperations selects (an empty filter: all).
-
-    Terms `done = true|false` and `metadata.state = "<job state>"`, joined by AND.
-    """
+    """The job states a ListOperations filter (FILTER_REGEX) selects; an empty filter: all."""
+    if not _FILTER.fullmatch(text):
+        raise FilterError('Filter by done = true|false or metadata.state = "<job state>", '
+                          "joined by AND.")
     selected = frozenset(states)
-    if not text.strip():
-        return selected
-    for term in re.split(r"\s+AND\s+", text.strip()):
-        match = _FILTER_TERM.fullmatch(term)
-        if not match:
-            raise FilterError(f"Cannot filter by {term.strip()!r}: use done = true|false or "
-                              f'metadata.state = "<state>", joined by AND.')
-        key, value = match.groups()
+    for key, value in _FILTER_TERM.findall(text):
         if key == "done":
-            if value not in ("true", "false"):
-                raise FilterError("done is true or false.")
-            chosen = {s for s in states if (s != PENDING) == (value == "true")}
+            selected &= {s for s in states if (s != PENDING) == (value == "true")}
         else:
-            if value not in states:
-                raise FilterError(f"metadata.state is one of {', '.join(states)}.")
-            chosen = {value}
-        selected &= chosen
+            selected &= {value}
     return selected

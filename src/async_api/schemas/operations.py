@@ -2,20 +2,21 @@
 
 from marshmallow import Schema, fields, validate
 
+from async_api.lro import DURATION_REGEX, FILTER_REGEX
 from async_api.schemas import QuerySchema
 
 
 class ListOperationsQuerySchema(QuerySchema):
     filter = fields.String(load_default="", validate=validate.Length(max=500), metadata={
         "description": 'AIP-160: `done = true|false`, `metadata.state = "<job state>"`, '
-                       "joined by AND; empty lists every job"})
+                       "joined by AND; empty lists every job", "pattern": FILTER_REGEX})
     pageSize = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={
         "description": "0: 50; above 100: 100"})
     pageToken = fields.String(load_default="", validate=validate.Length(max=2000))
 
 
 class WaitOperationSchema(Schema):
-    timeout = fields.String(metadata={
+    timeout = fields.String(validate=validate.Regexp(DURATION_REGEX), metadata={
         "description": "A Duration such as `5s`; at most LONG_POLL_MAX_SECONDS, which is also "
                        "the default", "example": "5s"})
     name = fields.String(metadata={"description": "ignored: the path names the operation"})
