@@ -13,6 +13,7 @@ from datetime import datetime
 import pytest
 import requests
 
+from tests.support.processes import wait_until
 from tests.support.slow_clients import answer_time
 from tests.support.stack import Stack
 
@@ -147,3 +148,25 @@ def test_200_long_polls_do_not_stall_probes_or_begins(idle, nonce):
     assert still_held == HELD_POLLS  # the probes were answered while every poll was held
     assert max(times) < PROMPT_SECONDS, times
     assert {answer.json()["status"] for answer in answers} == {"pending"}
+
+
+def test_a_long_poll_outlives_a_killed_worker(make_stack, nonce):
+    """The job's worker is SIGKILLed while a long-poll waits; another takes the job over, and
+    the same held request answers with the result (the wait is on the server's promise, not
+    on any worker)."""
+    stack = make_stack()
+    doomed = stack.start(["worker"], gateway_env={"LONG_POLL_MAX_SECONDS": "60"})["worker"]
+    job_id = f"lp-crash-{nonce}"
+    assert stack.begin(job_id, {"work": 2, "nonce": nonce}).status_code == 202
+
+    with ThreadPoolExecutor(1) as pool:
+        held = pool.submit(requests.get, f"{stack.gateway_url}/wait",
+                           params={"id": job_id, "timeout": 45}, timeout=60)
+        wait_until(lambda: stack.ran([{"work": 2, "nonce": nonce}], "foo:started"), 15,
+                   "the worker to enter its step")
+        doomed.kill()
+        stack.start_worker("worker")
+        answer = held.result()
+
+    assert answer.json()["status"] == "resolved", answer.json()
+    assert nonce in answer.json()["result"]["result"]
