@@ -7,14 +7,12 @@ from typing import Any
 
 from flask import current_app, url_for
 
+from async_api import listing
 from async_api.contract import DurableFunction
 from async_api.engine import (
-    CANCELED,
     JOB_TAG,
     PENDING,
-    REJECTED,
     RESOLVED,
-    TIMEDOUT,
     Engine,
     EngineRejected,
     Promise,
@@ -114,18 +112,30 @@ def job_view(promise: Promise, show_approval: bool = False) -> dict[str, Any]:
 def jobs_page(
     states: frozenset[str], limit: int, cursor: str | None
 ) -> tuple[list[Promise], str | None]:
-    """One page of jobs newest first, in `states` (job states), and the next page's cursor.
-
-    The engine filters by one of pending, resolved or rejected (its rejected pages hold the
-    canceled and timed-out jobs too), so the page is filtered further here.
-    """
-    server_states = {REJECTED if state in (CANCELED, TIMEDOUT) else state for state in states}
-    query = next(iter(server_states)) if len(server_states) == 1 else None
+    """One full page of jobs newest first in `states` (job states), unless it is the last, and
+    the next page's cursor (None on the last). See async_api.listing."""
     try:
-        found, cursor = engine().search_jobs(query, limit, cursor)
-    except EngineRejected as exc:  # the only part of the query the engine judges
+        engine_cursor, after = listing.decode_cursor(cursor) if cursor else (None, None)
+    except listing.CursorError as exc:
         raise ApiError(400, "invalid_cursor", "Pass back a cursor as it was given.") from exc
-    return [promise for promise in found if promise.state in states], cursor
+    found: list[Promise] = []
+    for _ in range(listing.MAX_ENGINE_PAGES):
+        try:
+            page, next_engine_cursor = engine().search_jobs(
+                listing.engine_state(states), listing.ENGINE_PAGE_SIZE, engine_cursor)
+        except EngineRejected as exc:  # the engine cursor inside ours was tampered with
+            raise ApiError(400, "invalid_cursor", "Pass back a cursor as it was given.") from exc
+        matches = [p for p in listing.after_last(page, after) if p.state in states]
+        room = limit - len(found)
+        found += matches[:room]
+        if len(matches) > room:  # this engine page holds more: go on after the last shown
+            return found, listing.encode_cursor(engine_cursor, found[-1].id)
+        if next_engine_cursor is None:
+            return found, None
+        engine_cursor, after = next_engine_cursor, None
+        if len(found) == limit:
+            break
+    return found, listing.encode_cursor(engine_cursor, None)
 
 
 def cancel_pending(job_id: str) -> Promise:
