@@ -4,6 +4,7 @@ a normal poll; hundreds of held requests must not starve probes and begins (geve
 
 from __future__ import annotations
 
+import signal
 import statistics
 import time
 from collections.abc import Iterator
@@ -170,3 +171,23 @@ def test_a_long_poll_outlives_a_killed_worker(make_stack, nonce):
 
     assert answer.json()["status"] == "resolved", answer.json()
     assert nonce in answer.json()["result"]["result"]
+
+
+def test_sigterm_answers_held_long_polls_at_once(idle, nonce):
+    """A deploy does not wait out (or cut) held long-polls: on SIGTERM they answer pending."""
+    job_id = f"lp-term-{nonce}"
+    assert idle.begin(job_id, {}).status_code == 202
+    gateway = idle.start_gateway(workers=1)
+    with ThreadPoolExecutor(5) as pool:
+        held = [pool.submit(requests.get, f"{gateway.url}/wait",
+                            params={"id": job_id, "timeout": 25}, timeout=40)
+                for _ in range(5)]
+        time.sleep(1)
+        started = time.monotonic()
+        gateway.popen.send_signal(signal.SIGTERM)
+        answers = [poll.result() for poll in held]
+        took = time.monotonic() - started
+
+    assert took < 3, took
+    assert {answer.json()["status"] for answer in answers} == {"pending"}
+    assert gateway.popen.wait(10) == 0

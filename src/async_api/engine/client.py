@@ -273,6 +273,13 @@ class SettleWatch:
     def settled(self, promise_id: str) -> Promise | None:
         return self._settled.get(promise_id)
 
+    def release_all(self) -> None:
+        """Wakes every waiter (shutdown)."""
+        with self._lock:
+            for waiters in self._waiters.values():
+                for event in waiters:
+                    event.set()
+
     def _listen(self) -> None:
         process_id, connected = self._process_id, self._connected
         while True:
@@ -321,6 +328,7 @@ class Engine:
         self._promises = RemotePromiseStore(self.url, self._call_once, self._encoder)
         self._settled = SettledPromises(SETTLED_CACHE_SIZE)
         self._watch = SettleWatch(self, poll_url) if poll_url else None
+        self._stopping = False  # set on shutdown: waits end at once
 
     @property
     def timeout_seconds(self) -> float:
@@ -408,6 +416,14 @@ class Engine:
             return settled
         return self._sdk(self._promises.get, id=quote(promise_id, safe=""))
 
+    def stop_waiting(self) -> None:
+        """Ends every wait of settled_within now, and any later one at once: on SIGTERM the
+        held requests answer with the job as it is, instead of holding the graceful shutdown
+        (gunicorn.conf.py)."""
+        self._stopping = True
+        if self._watch is not None:
+            self._watch.release_all()
+
     def settled_within(self, promise: Promise, seconds: float) -> Promise:
         """`promise` as it is once settled, or after `seconds` if it is still pending.
 
@@ -416,11 +432,11 @@ class Engine:
         WAIT_POLL_MAX. Waits yield under gevent (the gateway): a wait holds a greenlet, not a
         thread.
         """
-        deadline = time.monotonic() + seconds
+        deadline = time.monotonic() + (0 if self._stopping else seconds)
         if promise.pending and self._watch is not None and self._watch.connected(first_within=1.0):
             return self._notified_within(promise, deadline)
         pause = WAIT_POLL_FIRST
-        while promise.pending and (left := deadline - time.monotonic()) > 0:
+        while promise.pending and not self._stopping and (left := deadline - time.monotonic()) > 0:
             time.sleep(min(pause, left))
             pause = min(pause * 2, WAIT_POLL_MAX)
             promise = self.get(promise.id)
@@ -431,7 +447,8 @@ class Engine:
         event = self._watch.subscribe(promise.id)
         try:
             promise = self._callback(promise.id, self._watch.process_id, deadline)
-            while promise.pending and (left := deadline - time.monotonic()) > 0:
+            while (promise.pending and not self._stopping
+                   and (left := deadline - time.monotonic()) > 0):
                 if event.wait(min(left, WAIT_SAFETY_READ)):
                     promise = self._watch.settled(promise.id) or self.get(promise.id)
                 else:
