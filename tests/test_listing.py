@@ -4,6 +4,10 @@ timed-out jobs too), and a cursor the gateway did not issue is a 400."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
 from tests.support.stack import Stack
 
 
@@ -49,3 +53,36 @@ def test_a_cursor_not_issued_by_the_gateway_is_a_400(stack):
         answer = stack.get("/jobs", params={"cursor": cursor})
         assert answer.status_code == 400, (cursor, answer.text)
         assert answer.json()["error"]["code"] == "invalid_cursor"
+
+
+def test_filters_by_several_states_function_and_creation_time(stack, nonce):
+    before = datetime.now(UTC) - timedelta(seconds=1)  # server and test share the clock
+    order = f"order:LF-{nonce}"
+    assert stack.post("/jobs", {"order_id": f"LF-{nonce}", "items": ["x"]}).status_code == 202
+    assert stack.begin(f"lf-fail-{nonce}", {"fail": "no"}).status_code == 202
+    assert stack.begin(f"lf-cancel-{nonce}", {"sleep": 30}).status_code == 202
+    assert stack.post(f"/jobs/lf-cancel-{nonce}/cancel").status_code == 200
+    stack.job_settled(order)
+    stack.wait_settled(f"lf-fail-{nonce}")
+    window = {"created_after": before.isoformat(), "limit": 100}
+
+    def listed(**query) -> set[str]:
+        found = pages(stack, "/jobs", {**window, **query}, "jobs", "cursor", "next_cursor")
+        return {job["job_id"] for page in found for job in page}
+
+    mine = {order, f"lf-fail-{nonce}", f"lf-cancel-{nonce}"}
+    assert mine <= listed()
+    assert listed(state="rejected,canceled") & mine == {f"lf-fail-{nonce}", f"lf-cancel-{nonce}"}
+    assert listed(function="process_order") & mine == {order}
+    assert listed(function="foo", state="resolved") & mine == set()
+    assert listed(created_before=before.isoformat()) & mine == set()
+    later = (datetime.now(UTC) + timedelta(seconds=5)).isoformat()
+    assert listed(created_after=later) == set()
+
+
+@pytest.mark.parametrize("query", [{"state": "lost"}, {"state": ""}, {"function": "rm"},
+                                   {"created_after": "yesterday"}])
+def test_bad_listing_filters_are_422(offline, query):
+    answer = offline.get("/jobs", query_string=query)
+    assert answer.status_code == 422
+    assert answer.json["error"]["details"]

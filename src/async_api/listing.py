@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from async_api.engine import CANCELED, REJECTED, TIMEDOUT, Promise
 
@@ -26,6 +27,29 @@ _PREFIX = "p1."
 
 class CursorError(ValueError):
     """A cursor this gateway did not issue."""
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs a listing shows: their states, function and creation time (ms, inclusive
+    after, exclusive before)."""
+
+    states: frozenset[str]
+    function: str | None = None
+    created_after: int | None = None
+    created_before: int | None = None
+
+    def matches(self, job: Promise) -> bool:
+        created = job.created_on or 0
+        return (job.state in self.states
+                and self.function in (None, job.function)
+                and (self.created_after is None or created >= self.created_after)
+                and (self.created_before is None or created < self.created_before))
+
+    def past(self, job: Promise) -> bool:
+        """Whether `job`, and so every job after it (older: pages are newest first), was
+        created before the window: the listing can stop."""
+        return self.created_after is not None and (job.created_on or 0) < self.created_after
 
 
 def engine_state(states: frozenset[str]) -> str | None:

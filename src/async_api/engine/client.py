@@ -103,6 +103,8 @@ class Promise:
     # (None while pending). Status monitors show them as createdDateTime and the like.
     created_on: int | None = None
     completed_on: int | None = None
+    # The durable function a job runs (None for promises that are not jobs).
+    function: str | None = None
 
     @property
     def pending(self) -> bool:
@@ -149,7 +151,16 @@ def _to_promise(record: DurablePromiseRecord) -> Promise:
         tags=record.tags or {},
         created_on=record.created_on,
         completed_on=record.completed_on,
+        function=_function(record),
     )
+
+
+def _function(record: DurablePromiseRecord) -> str | None:
+    """The function a job's promise invokes: its param is {"func", "args", "kwargs"}."""
+    if not (record.tags or {}).get(JOB_TAG):
+        return None
+    param = _decode_json(record.param.data)
+    return param.get("func") if isinstance(param, dict) else None
 
 
 class SessionPool:

@@ -110,10 +110,10 @@ def job_view(promise: Promise, show_approval: bool = False) -> dict[str, Any]:
 
 
 def jobs_page(
-    states: frozenset[str], limit: int, cursor: str | None
+    wanted: listing.JobFilter, limit: int, cursor: str | None
 ) -> tuple[list[Promise], str | None]:
-    """One full page of jobs newest first in `states` (job states), unless it is the last, and
-    the next page's cursor (None on the last). See async_api.listing."""
+    """One full page of the jobs `wanted`, newest first, unless it is the last, and the next
+    page's cursor (None on the last). See async_api.listing."""
     try:
         engine_cursor, after = listing.decode_cursor(cursor) if cursor else (None, None)
     except listing.CursorError as exc:
@@ -122,15 +122,17 @@ def jobs_page(
     for _ in range(listing.MAX_ENGINE_PAGES):
         try:
             page, next_engine_cursor = engine().search_jobs(
-                listing.engine_state(states), listing.ENGINE_PAGE_SIZE, engine_cursor)
+                listing.engine_state(wanted.states), listing.ENGINE_PAGE_SIZE, engine_cursor)
         except EngineRejected as exc:  # the engine cursor inside ours was tampered with
             raise ApiError(400, "invalid_cursor", "Pass back a cursor as it was given.") from exc
-        matches = [p for p in listing.after_last(page, after) if p.state in states]
+        rest = listing.after_last(page, after)
+        older = next((n for n, p in enumerate(rest) if wanted.past(p)), None)
+        matches = [p for p in rest[:older] if wanted.matches(p)]
         room = limit - len(found)
         found += matches[:room]
         if len(matches) > room:  # this engine page holds more: go on after the last shown
             return found, listing.encode_cursor(engine_cursor, found[-1].id)
-        if next_engine_cursor is None:
+        if older is not None or next_engine_cursor is None:
             return found, None
         engine_cursor, after = next_engine_cursor, None
         if len(found) == limit:

@@ -1,8 +1,10 @@
 """The job API: submit an order job, read any job's state, list jobs, cancel a running job."""
 
+from datetime import datetime
+
 from flask_smorest import Blueprint
 
-from async_api import contract, ids
+from async_api import contract, ids, listing
 from async_api.jobs import STATES
 from async_api.resources import (
     accepted,
@@ -35,9 +37,17 @@ def submit_job(order: dict) -> tuple:
 @blp.alt_response(400, schema=ErrorResponseSchema, description="A cursor not from this server.")
 def list_jobs(query: dict) -> dict:
     """Jobs newest first, one page at a time; pass `next_cursor` back as `cursor`."""
-    states = frozenset([query["state"]] if "state" in query else STATES)
-    found, cursor = jobs_page(states, query["limit"], query.get("cursor"))
+    wanted = listing.JobFilter(
+        states=frozenset(query.get("state") or STATES), function=query.get("function"),
+        created_after=_ms(query.get("created_after")),
+        created_before=_ms(query.get("created_before")))
+    found, cursor = jobs_page(wanted, query["limit"], query.get("cursor"))
     return {"jobs": [job_view(p) for p in found], "next_cursor": cursor}
+
+
+def _ms(moment: datetime | None) -> int | None:
+    """A query's datetime (aware: the schema makes it so) in the engine's ms since the epoch."""
+    return None if moment is None else int(moment.timestamp() * 1000)
 
 
 @blp.route("/jobs/<id:job_id>")

@@ -7,7 +7,7 @@ google/longrunning/operations.proto) gets, lists, cancels and waits on them. A j
 
 from flask_smorest import Blueprint
 
-from async_api import ids, lro
+from async_api import ids, listing, lro
 from async_api.errors import ApiError
 from async_api.jobs import STATES
 from async_api.resources import cancel_pending, find_job, held, jobs_page, settings
@@ -38,7 +38,7 @@ def list_operations(query: dict) -> dict:
     except lro.FilterError as exc:
         raise ApiError(400, "invalid_filter", str(exc)) from exc
     size = min(query["pageSize"] or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    found, cursor = jobs_page(states, size, query["pageToken"] or None)
+    found, cursor = jobs_page(listing.JobFilter(states), size, query["pageToken"] or None)
     return {"operations": [lro.operation(p) for p in found], "nextPageToken": cursor or ""}
 
 
