@@ -12,25 +12,40 @@ from async_api.engine.leases import Leases
 from async_api.engine.sdk_fixes import ReconnectingPoller, as_seen_by_workflow
 
 
+def _claimed(poller: ReconnectingPoller) -> list[tuple[str, int]]:
+    """The offers the poller queued for the scheduler, in order."""
+    queued = []
+    while not poller._claims.empty():
+        task = poller._claims.get().record
+        queued.append((task.task_id, task.counter))
+    return queued
+
+
 def test_the_poller_queues_each_offer_once_and_skips_replaced_ones():
     poller = ReconnectingPoller(url="http://127.0.0.1:1", group="worker")
     first, again, newer = (TaskRecord(task_id="t1", counter=c) for c in (1, 1, 2))
 
-    assert poller._take(first)
-    assert not poller._take(again)  # a re-send
-    assert poller._take(newer)  # offered again after its enqueue delay
+    poller.offer(first)
+    poller.offer(again)  # a re-send
+    poller.offer(newer)  # offered again after its enqueue delay
+    assert _claimed(poller) == [("t1", 1), ("t1", 2)]
     assert not poller.current(first)  # the scheduler skips the old offer without a claim
     assert poller.current(newer)
 
 
-def test_the_poller_leaves_offers_with_the_server_while_the_worker_is_full():
+def test_offers_wait_while_the_worker_is_full_and_are_queued_as_room_frees():
     poller = ReconnectingPoller(url="http://127.0.0.1:1", group="worker")
     poller.has_room = lambda queued: queued < 1
 
-    assert poller._take(TaskRecord(task_id="t1", counter=1))
-    assert not poller._take(TaskRecord(task_id="t2", counter=1))  # full: not queued
+    for task_id in ("t1", "t2", "t3"):
+        poller.offer(TaskRecord(task_id=task_id, counter=1))
+    poller.offer(TaskRecord(task_id="t2", counter=2))  # offered again while waiting
+    assert _claimed(poller) == [("t1", 1)]  # full: the others wait here
     assert poller.current(TaskRecord(task_id="t1", counter=1))
-    assert poller._take(TaskRecord(task_id="t2", counter=1))  # room again: the re-send is taken
+    poller.refill()  # the scheduler, after the step that claimed t1
+    assert _claimed(poller) == [("t2", 2)]  # its place in line, its newest offer
+    poller.refill()
+    assert _claimed(poller) == []  # t2 not yet taken by the scheduler: still full
 
 
 def _record(state: str) -> DurablePromiseRecord:

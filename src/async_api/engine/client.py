@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -27,6 +27,8 @@ from resonate.errors import ResonateError
 from resonate.stores.record import DurablePromiseRecord
 from resonate.stores.remote import RemotePromiseStore
 from resonate.targets import poll
+
+from async_api.engine.transport import Answer, Transport, Unreachable
 
 # Marks the promises the gateway created as jobs, so that listing jobs skips workflow steps.
 JOB_TAG = "async-api:job"
@@ -161,38 +163,6 @@ def _function(record: DurablePromiseRecord) -> str | None:
         return None
     param = _decode_json(record.param.data)
     return param.get("func") if isinstance(param, dict) else None
-
-
-class SessionPool:
-    """Keep-alive sessions, each lent to one call at a time, for threads and greenlets alike.
-
-    requests' Session is not safe to share between concurrent calls. A session per thread
-    (threading.local) becomes a session per greenlet under gevent, that is one new connection to
-    the server per client connection; lending idle sessions keeps connections alive across
-    requests either way (tests/test_slow_clients.py). At most `max_idle` are kept: a burst does
-    not leave a crowd of idle connections behind.
-    """
-
-    def __init__(self, max_idle: int = 32) -> None:
-        self._idle: list[requests.Session] = []  # list.pop/append are atomic: no lock needed
-        self._max_idle = max_idle
-
-    @contextlib.contextmanager
-    def lend(self) -> Iterator[requests.Session]:
-        try:
-            session = self._idle.pop()  # the most recently used: its connection is warm
-        except IndexError:
-            session = requests.Session()
-            # The server is on loopback or a private network, never behind a proxy: skip the
-            # walk over the environment's proxy variables that requests makes on every call.
-            session.trust_env = False
-        try:
-            yield session
-        finally:
-            if len(self._idle) < self._max_idle:
-                self._idle.append(session)
-            else:
-                session.close()
 
 
 # Without the server's notice (SettleWatch not connected), a long-poll reads the promise again
@@ -333,7 +303,7 @@ class Engine:
     def __init__(self, url: str, timeout_seconds: float, poll_url: str | None = None) -> None:
         self.url = url.rstrip("/")
         self._timeout = timeout_seconds
-        self._sessions = SessionPool()  # shared by all the requests a gunicorn worker serves
+        self._transport = Transport(self.url, timeout_seconds)  # shared by all its requests
         self._encoder = Base64Encoder()
         self._json = JsonEncoder()
         self._promises = RemotePromiseStore(self.url, self._call_once, self._encoder)
@@ -345,12 +315,11 @@ class Engine:
     def timeout_seconds(self) -> float:
         return self._timeout
 
-    def _call_once(self, request: requests.Request) -> requests.Response:
+    def _call_once(self, request: requests.Request) -> Answer:
         """One attempt, mapped to this module's errors (the SDK would retry 5xx forever)."""
         try:
-            with self._sessions.lend() as session:
-                response = session.send(request.prepare(), timeout=self._timeout)
-        except requests.RequestException as exc:
+            response = self._transport.send(request)
+        except Unreachable as exc:
             raise EngineUnavailable(f"Resonate server unreachable: {exc}") from exc
         if response.ok:
             return response

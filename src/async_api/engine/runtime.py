@@ -40,6 +40,7 @@ from async_api.engine.sdk_fixes import (
     FencedStore,
     ReconnectingPoller,
 )
+from async_api.engine.transport import Transport, Unreachable
 
 _log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class _Scheduler(Scheduler):
             self._drop(self._current_root, "of the error above")
         finally:
             self._current_root = None
+            self._task_source.refill()  # a claim made or refused, or a task ended: room changed
         return []
 
     def _unbind(self, cmd: Any) -> tuple[Command, Any]:
@@ -116,8 +118,8 @@ class _Scheduler(Scheduler):
         except ResonateError as exc:
             if exc.code not in ("STORE_FORBIDDEN", "STORE_NOT_FOUND"):
                 raise
-            _log.warning("task %s (counter %s) is not claimable (claimed or done elsewhere); "
-                         "skipped", task.task_id, task.counter)
+            _log.info("task %s (counter %s) is not claimable (claimed or done elsewhere); "
+                      "skipped", task.task_id, task.counter)
             return []
         root_id = message.root_durable_promise.id
         root = self._records.get(root_id)
@@ -180,15 +182,16 @@ class _Scheduler(Scheduler):
 
     def _heartbeat(self) -> None:
         """Renews each held claim; a claim the server no longer has is marked lost."""
-        session = requests.Session()
+        transport = Transport(self._store.url, self._heartbeat_seconds)
         while True:
             for claim_pid in self._leases.claim_pids():
                 sent_at = self._leases.now()
                 try:
-                    response = session.post(f"{self._store.url}/tasks/heartbeat",
-                                            json={"processId": claim_pid},
-                                            timeout=self._heartbeat_seconds)
-                    response.raise_for_status()
+                    response = transport.send(requests.Request(
+                        "post", f"{self._store.url}/tasks/heartbeat",
+                        json={"processId": claim_pid}))
+                    if not response.ok:
+                        raise Unreachable(f"the server answered {response.status_code}")
                     if response.json().get("tasksAffected"):
                         self._leases.renewed(claim_pid, sent_at)
                     else:

@@ -31,8 +31,8 @@ def flow_route(
     """What every flow route shares: POST, an optional ?id=, a body, 202 or 409."""
     decorators = [
         blp.route(path, methods=["POST"]),
-        blp.arguments(OptionalIdQuerySchema, location="query"),
-        blp.arguments(body_schema),
+        blp.arguments(OptionalIdQuerySchema(), location="query"),
+        blp.arguments(body_schema()),
         blp.response(202, answer_schema),
         blp.alt_response(409, schema=ErrorResponseSchema, description="Id reused, other body."),
     ]

@@ -22,7 +22,7 @@ blp = Blueprint("jobs", __name__, description="Durable jobs: submit, poll, list,
 
 
 @blp.route("/jobs", methods=["POST"])
-@blp.arguments(OrderJobSchema)
+@blp.arguments(OrderJobSchema())
 @blp.response(202, JobSchema)
 @blp.alt_response(409, schema=ErrorResponseSchema, description="Same order, other items.")
 def submit_job(order: dict) -> tuple:
@@ -32,7 +32,7 @@ def submit_job(order: dict) -> tuple:
 
 
 @blp.route("/jobs")
-@blp.arguments(JobListQuerySchema, location="query")
+@blp.arguments(JobListQuerySchema(), location="query")
 @blp.response(200, JobListSchema)
 @blp.alt_response(400, schema=ErrorResponseSchema, description="A cursor not from this server.")
 def list_jobs(query: dict) -> dict:

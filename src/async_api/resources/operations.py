@@ -28,7 +28,7 @@ MAX_PAGE_SIZE = 100
 
 
 @blp.route("/operations")
-@blp.arguments(ListOperationsQuerySchema, location="query", error_status_code=400)
+@blp.arguments(ListOperationsQuerySchema(), location="query", error_status_code=400)
 @blp.response(200, ListOperationsSchema)
 @blp.alt_response(400, schema=ErrorResponseSchema, description="A filter or pageToken not ours.")
 def list_operations(query: dict) -> dict:
@@ -61,7 +61,7 @@ def cancel_operation(job_id: str) -> dict:
 
 
 @blp.route("/operations/<id:job_id>:wait", methods=["POST"])
-@blp.arguments(WaitOperationSchema, required=False, error_status_code=400)
+@blp.arguments(WaitOperationSchema(), required=False, error_status_code=400)
 @blp.response(200, OperationSchema)
 @blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown operation.")
 def wait_operation(body: dict, job_id: str) -> dict:

@@ -27,7 +27,7 @@ DEFAULT_BODY = {"foo": "bar"}
 
 
 @blp.route("/begin", methods=["POST"])
-@blp.arguments(OptionalIdQuerySchema, location="query", error_status_code=400)
+@blp.arguments(OptionalIdQuerySchema(), location="query", error_status_code=400)
 @blp.response(202, BeginResponseSchema)
 @blp.alt_response(409, schema=ErrorResponseSchema, description="Id reused with another body.")
 @blp.alt_response(413, schema=ErrorResponseSchema, description="The body is over MAX_BODY_BYTES.")
@@ -52,7 +52,7 @@ def begin(query: dict) -> tuple:
 
 
 @blp.route("/wait")
-@blp.arguments(WaitQuerySchema, location="query", error_status_code=400)
+@blp.arguments(WaitQuerySchema(), location="query", error_status_code=400)
 @blp.response(200, WaitResponseSchema)
 @blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown id.")
 @blp.alt_response(503, schema=ErrorResponseSchema, description="The engine is unreachable.")

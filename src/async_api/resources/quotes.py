@@ -20,7 +20,7 @@ blp = Blueprint("quotes", __name__, description="Price quotes, answered synchron
 
 
 @blp.route("/price-quote", methods=["POST"])
-@blp.arguments(QuoteRequestSchema)
+@blp.arguments(QuoteRequestSchema())
 @blp.response(200, QuoteSchema)
 @blp.alt_response(202, schema=JobSchema,
                   description="Not ready in time: the job, with Operation-Location to poll.")

@@ -44,7 +44,7 @@ def install(app: Flask) -> None:
 
 
 @blp.route("/webhooks/approval/<id:order_id>", methods=["POST"])
-@blp.arguments(ApprovalSchema)
+@blp.arguments(ApprovalSchema())
 @blp.response(200, ApprovalResponseSchema)
 @blp.alt_response(401, schema=ErrorResponseSchema, description="Bad or missing signature.")
 @blp.alt_response(404, schema=ErrorResponseSchema, description="No order awaits approval.")
