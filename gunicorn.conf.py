@@ -64,6 +64,9 @@ def _answer_long_polls_on_sigterm(worker: object) -> None:
             original(signum, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    # signal.signal() makes the signal interrupt system calls again; gunicorn had turned that
+    # off so that SIGTERM does not break the engine calls of in-flight requests.
+    signal.siginterrupt(signal.SIGTERM, False)
 
 
 def worker_exit(server: object, worker: object) -> None:

@@ -4,7 +4,6 @@ from datetime import UTC
 from typing import Any
 
 from marshmallow import Schema, fields, validate
-from webargs.fields import DelimitedList
 
 from async_api.contract import FUNCTIONS
 from async_api.jobs import STATE_ALIASES, STATES, WAITING_FOR_APPROVAL
@@ -48,9 +47,11 @@ class StateFilter(fields.String):
 
 
 class JobListQuerySchema(QuerySchema):
-    state = DelimitedList(StateFilter(validate=validate.OneOf(STATES)),
-                          validate=validate.Length(min=1), metadata={
-                              "description": "job states, comma-separated: any of them"})
+    # Repeated (state=canceled&state=timedout), not comma-separated: a comma inside one value
+    # would read as two states where it should be a 422.
+    state = fields.List(StateFilter(validate=validate.OneOf(STATES)),
+                        validate=validate.Length(min=1), metadata={
+                            "description": "job states, repeatable: jobs in any of them"})
     function = fields.String(validate=validate.OneOf([f.name for f in FUNCTIONS]), metadata={
         "description": "only jobs running this durable function"})
     created_after = fields.AwareDateTime(default_timezone=UTC, metadata={
