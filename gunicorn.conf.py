@@ -5,6 +5,7 @@ The bind address is left to gunicorn: $PORT on all interfaces when set (the Proc
 """
 
 import os
+import signal
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Serving model (README "Serving model"): gevent. Every connection is a greenlet, so a slow
@@ -22,6 +23,10 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # The control socket sits at one fixed path per user: several gateways on a machine would clash.
 control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+# The app alone decides whether X-Forwarded-* headers are believed (TRUSTED_PROXY_HOPS, werkzeug's
+# ProxyFix): gunicorn by default takes X-Forwarded-Proto from any client on loopback, which would
+# let a client choose the scheme of the absolute URLs (Location, Operation-Location) it is sent.
+secure_scheme_headers: dict[str, str] = {}
 
 
 def post_worker_init(worker: object) -> None:
@@ -29,15 +34,39 @@ def post_worker_init(worker: object) -> None:
     here, not at the top, keeps the master from importing `requests` and friends unpatched):
 
     - gunicorn's own early error answers (414, 431, 400 on malformed HTTP) become JSON too;
-    - in same-process mode (EMBEDDED_WORKER_GROUPS) this process also serves worker groups.
+    - in same-process mode (EMBEDDED_WORKER_GROUPS) this process also serves worker groups;
+    - on SIGTERM, held long-polls answer at once with the job as it is (see below).
     """
     from async_api import gunicorn_errors
 
     gunicorn_errors.install()
+    _answer_long_polls_on_sigterm(worker)
     if os.environ.get("EMBEDDED_WORKER_GROUPS"):
         from workers import embedded
 
         embedded.start()
+
+
+def _answer_long_polls_on_sigterm(worker: object) -> None:
+    """A long-poll may hold its request for LONG_POLL_MAX_SECONDS, longer than the graceful
+    timeout: without this, a deploy would wait for every held request and then cut them. The
+    engine's waits end instead, and the requests answer (pending) before the worker exits."""
+    engine = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("async_api.engine")
+    if engine is None:
+        return
+    original = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        import gevent  # the worker class; a signal handler may not block, so spawn
+
+        gevent.spawn(engine.stop_waiting)
+        if callable(original):
+            original(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    # signal.signal() makes the signal interrupt system calls again; gunicorn had turned that
+    # off so that SIGTERM does not break the engine calls of in-flight requests.
+    signal.siginterrupt(signal.SIGTERM, False)
 
 
 def worker_exit(server: object, worker: object) -> None:

@@ -19,9 +19,11 @@ from tests.support.servers import PostgresCluster
 from tests.support.stack import Stack
 
 STORES = ["sqlite", "postgres"]
-# The shared gateway checks webhook signatures with this, and gives a quote two seconds: far
-# more than a quick one takes, even on a loaded machine, and less than a slow one's five.
-GATEWAY_ENV = {"WEBHOOK_SECRET": "test-webhook-secret", "QUOTE_TIMEOUT_SECONDS": "2"}
+# The shared gateway checks webhook signatures with this, gives a quote two seconds (far more
+# than a quick one takes, even on a loaded machine, and less than a slow one's five) and holds
+# a long-poll at most 5 s (under the tests' 10 s request timeout, whatever a request asks).
+GATEWAY_ENV = {"WEBHOOK_SECRET": "test-webhook-secret", "QUOTE_TIMEOUT_SECONDS": "2",
+               "LONG_POLL_MAX_SECONDS": "5"}
 
 
 @pytest.fixture(autouse=True)

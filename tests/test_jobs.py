@@ -18,7 +18,7 @@ def test_an_order_job_runs_its_steps_once_and_a_retry_reconnects(stack, nonce):
     assert first.json()["job_id"] == job_id
     assert first.json()["status"] == "pending"
     assert first.json()["links"] == {"self": f"/jobs/{job_id}", "cancel": f"/jobs/{job_id}/cancel"}
-    assert first.headers["Location"] == f"/jobs/{job_id}"
+    assert first.headers["Location"] == f"{stack.gateway_url}/jobs/{job_id}"
 
     done = stack.job_settled(job_id)
     assert done["status"] == "resolved"

@@ -22,7 +22,7 @@ def test_begin_then_wait_returns_the_processed_result(stack, nonce):
     assert response.status_code == 202
     assert response.json() == {"promise": job_id, "status": "pending",
                                "wait": f"/wait?id={job_id}"}
-    assert response.headers["Location"] == f"/wait?id={job_id}"
+    assert response.headers["Location"] == f"{stack.gateway_url}/wait?id={job_id}"
 
 
     settled = stack.wait_settled(job_id)

@@ -55,6 +55,9 @@ def check(case, cursor: str) -> None:
         # Only cursors the server issued are valid: a cursor that is valid by the schema
         # becomes a real one (of another page, limit or state: any issued cursor is taken).
         case.query["cursor"] = cursor
+    if case.method == "GET" and case.path == "/v1/operations" and isinstance(
+            (case.query or {}).get("pageToken"), str) and len(case.query["pageToken"]) <= 2000:
+        case.query["pageToken"] = cursor  # the same cursors, AIP-158's name
     # A body of JSON whitespace only is no body (body.py): the route's default, not an error.
     assume(not (isinstance(case.body, bytes) and not case.body.strip(JSON_WHITESPACE)))
     # "__type" nested at any depth is refused (400); JSON Schema documents only the top level.

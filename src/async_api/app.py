@@ -8,11 +8,23 @@ from __future__ import annotations
 
 from flask import Flask
 from flask_smorest import Api
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from async_api import auth, body, ids
 from async_api.engine import Engine
 from async_api.errors import register_error_handlers
-from async_api.resources import docs, flows, health, jobs, orders, polling, quotes, webhooks
+from async_api.resources import (
+    docs,
+    flows,
+    health,
+    jobs,
+    operations,
+    orders,
+    polling,
+    quotes,
+    status_monitor,
+    webhooks,
+)
 from async_api.schemas import ID_RULES, NEW_ID_RULES, ErrorResponseSchema
 from async_api.settings import Settings
 
@@ -23,14 +35,18 @@ class DocumentedApi(Api):
     ERROR_SCHEMA = ErrorResponseSchema
 
 
-API_BLUEPRINTS = (health.blp, polling.blp, jobs.blp, orders.blp, webhooks.blp, quotes.blp,
-                  flows.blp)
+API_BLUEPRINTS = (health.blp, polling.blp, jobs.blp, status_monitor.blp, operations.blp,
+                  orders.blp, webhooks.blp, quotes.blp, flows.blp)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The app factory: settings from the environment unless given, one blueprint per resource."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
+    if settings.trusted_proxy_hops:  # absolute URLs then follow the proxy's X-Forwarded-*
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,  # type: ignore[method-assign]
+                                x_port=hops)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         API_TITLE="async-api",
@@ -45,7 +61,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["async_api.settings"] = settings
     app.extensions["async_api.engine"] = Engine(settings.resonate_url,
                                                 settings.engine_timeout_seconds,
-                                                settings.engine_max_calls)
+                                                settings.engine_max_calls,
+                                                poll_url=settings.resonate_poll_url)
     auth.install(app, settings)
     app.url_map.converters.update(id=ids.IdConverter, new_id=ids.NewIdConverter)
     api = DocumentedApi(app)

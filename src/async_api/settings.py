@@ -35,11 +35,16 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_id_length: int = 200
     max_json_depth: int = 32
-    # How long POST /price-quote waits for the worker before answering 504.
+    # How long POST /price-quote waits for the worker before answering 202 with the job.
     quote_timeout_seconds: float = 3.0
     # Signs approval webhooks (HMAC-SHA256 of the body); unset: webhooks are not checked.
     webhook_secret: str = ""
     retry_after_seconds: int = 1
+    # The longest a long-poll (/wait?timeout=, Prefer: wait=, :wait) holds a request.
+    long_poll_max_seconds: float = 30.0
+    # Reverse proxies in front of the gateway whose X-Forwarded-Proto/Host/Port/For are
+    # believed when absolute URLs (Location, Operation-Location) are built; 0 believes none.
+    trusted_proxy_hops: int = 0
     # On SIGTERM, how long a worker lets the tasks it holds finish before it exits.
     worker_grace_seconds: float = 20.0
     # A worker's claim on a task lasts this long unless a heartbeat renews it. Longer: a worker
@@ -67,6 +72,8 @@ class Settings:
             quote_timeout_seconds=_env_float("QUOTE_TIMEOUT_SECONDS", cls.quote_timeout_seconds),
             webhook_secret=os.environ.get("WEBHOOK_SECRET", ""),
             retry_after_seconds=_env_int("RETRY_AFTER_SECONDS", cls.retry_after_seconds),
+            long_poll_max_seconds=_env_float("LONG_POLL_MAX_SECONDS", cls.long_poll_max_seconds),
+            trusted_proxy_hops=_env_int("TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops),
             worker_grace_seconds=_env_float("WORKER_GRACE_SECONDS", cls.worker_grace_seconds),
             claim_ttl_seconds=_env_float("CLAIM_TTL_SECONDS", cls.claim_ttl_seconds),
             heartbeat_seconds=_env_float("HEARTBEAT_SECONDS", cls.heartbeat_seconds),

@@ -1,15 +1,19 @@
 """The gateway's client of the Resonate server's promise store (and the errors it raises).
 
 It makes exactly one HTTP attempt per call with a timeout (the SDK's own store retries forever)
-and starts no threads, so it is safe in gunicorn's pre-fork workers and greenlets alike.
+and starts no threads until a long-poll first waits in the serving process (`SettleWatch`), so it
+is safe in gunicorn's pre-fork workers and greenlets alike.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -101,6 +105,12 @@ class Promise:
     state: str
     value: Any
     tags: dict[str, str]
+    # The server's clock, in ms since the epoch: when the promise was created and settled
+    # (None while pending). Status monitors show them as createdDateTime and the like.
+    created_on: int | None = None
+    completed_on: int | None = None
+    # The durable function a job runs (None for promises that are not jobs).
+    function: str | None = None
 
     @property
     def pending(self) -> bool:
@@ -145,8 +155,29 @@ def _to_promise(record: DurablePromiseRecord) -> Promise:
         state=state,
         value=value,
         tags=record.tags or {},
+        created_on=record.created_on,
+        completed_on=record.completed_on,
+        function=_function(record),
     )
 
+
+def _function(record: DurablePromiseRecord) -> str | None:
+    """The function a job's promise invokes: its param is {"func", "args", "kwargs"}."""
+    if not (record.tags or {}).get(JOB_TAG):
+        return None
+    param = _decode_json(record.param.data)
+    return param.get("func") if isinstance(param, dict) else None
+
+
+# Without the server's notice (SettleWatch not connected), a long-poll reads the promise again
+# after these pauses (seconds): a job that settles soon is seen within a few ms, one that takes
+# long costs at most 20 reads a second.
+WAIT_POLL_FIRST = 0.005
+WAIT_POLL_MAX = 0.05
+# With the notice, it reads again only this often, in case a notice was lost (a reconnect).
+WAIT_SAFETY_READ = 1.0
+# The poll-stream group the gateway's processes listen on; no worker serves it.
+WATCH_GROUP = "async-api-gateway"
 
 SETTLED_CACHE_SIZE = 10_000  # per gateway process: every poll of a finished job after the first
 
@@ -169,6 +200,107 @@ class SettledPromises:
                 self._promises.popitem(last=False)
 
 
+class SettleWatch:
+    """Tells the long-polls of this process when the server settles the promise they wait for.
+
+    Polling the server for each held request would cost hundreds of reads a second per hundred
+    long-polls and answer tens of ms late. Instead, each waited-for promise gets a callback on
+    the server addressed to this process's poll stream (one per promise and process, however
+    many requests wait on it). When the promise settles, the server sends a task on the stream
+    within a few ms; claiming it returns the settled promise, completing it stops the server
+    from sending it again. One listener (a greenlet under gevent) per process reads the stream
+    and reconnects when it drops; waiters also read the promise every WAIT_SAFETY_READ, so a
+    lost notice only delays an answer.
+    """
+
+    def __init__(self, engine: Engine, poll_url: str) -> None:
+        self._engine = engine
+        self._poll_url = poll_url.rstrip("/")
+        self._lock = threading.Lock()
+        self._pid = 0  # the process the listener runs in: a forked child starts its own
+        self._process_id = ""
+        self._connected = threading.Event()
+        self._waiters: dict[str, set[threading.Event]] = {}
+        self._settled: dict[str, Promise] = {}
+
+    @property
+    def process_id(self) -> str:
+        return self._process_id
+
+    def connected(self, first_within: float) -> bool:
+        """Whether the listener is connected; the first call in a process starts it and gives
+        it `first_within` seconds (later calls never wait: an unreachable stream means polling)."""
+        with self._lock:
+            starting = self._pid != os.getpid()
+            if starting:
+                self._pid, self._process_id = os.getpid(), f"gw-{uuid.uuid4().hex}"
+                self._connected = threading.Event()
+                self._waiters, self._settled = {}, {}
+                threading.Thread(target=self._listen, name="settle-watch", daemon=True).start()
+        return self._connected.wait(first_within) if starting else self._connected.is_set()
+
+    def subscribe(self, promise_id: str) -> threading.Event:
+        event = threading.Event()
+        with self._lock:
+            self._waiters.setdefault(promise_id, set()).add(event)
+        return event
+
+    def unsubscribe(self, promise_id: str, event: threading.Event) -> Promise | None:
+        """Drops a waiter; the settled promise if a notice brought it."""
+        with self._lock:
+            waiters = self._waiters.get(promise_id, set())
+            waiters.discard(event)
+            if not waiters:
+                self._waiters.pop(promise_id, None)
+                return self._settled.pop(promise_id, None)
+            return self._settled.get(promise_id)
+
+    def settled(self, promise_id: str) -> Promise | None:
+        return self._settled.get(promise_id)
+
+    def release_all(self) -> None:
+        """Wakes every waiter (shutdown)."""
+        with self._lock:
+            for waiters in self._waiters.values():
+                for event in waiters:
+                    event.set()
+
+    def _listen(self) -> None:
+        process_id, connected = self._process_id, self._connected
+        while True:
+            try:
+                with requests.get(f"{self._poll_url}/{WATCH_GROUP}/{process_id}", stream=True,
+                                  timeout=(self._engine.timeout_seconds, None)) as stream:
+                    stream.raise_for_status()
+                    connected.set()
+                    for line in stream.iter_lines():
+                        if line.startswith(b"data:"):
+                            threading.Thread(target=self._notice, args=(line[5:],),
+                                             daemon=True).start()
+            except (requests.RequestException, ValueError):
+                pass
+            connected.clear()
+            time.sleep(0.5)
+
+    def _notice(self, data: bytes) -> None:
+        """One task from the stream: claim it (the claim returns the settled promise), wake the
+        waiters, then complete it so that the server does not send it again."""
+        try:
+            task = json.loads(data)["task"]
+            promise = self._engine.claim_settled(task["id"], task["counter"], self._process_id)
+        except (EngineError, ValueError, KeyError, TypeError):
+            return  # the waiters' safety read catches up
+        if promise is not None:
+            with self._lock:
+                waiters = self._waiters.get(promise.id)
+                if waiters:
+                    self._settled[promise.id] = promise
+                    for event in waiters:
+                        event.set()
+        with contextlib.suppress(EngineError):  # unfinished, it expires with its callback
+            self._engine.complete_task(task["id"], task["counter"])
+
+
 # How long a call may wait for one of the `max_calls` slots before EngineBusy: well under the
 # 100 ms in which an overloaded gateway should tell a client to come back later.
 BUSY_WAIT_SECONDS = 0.05
@@ -182,14 +314,22 @@ class Engine:
     waiting in a queue that grows as long as the load lasts (README, "Overload").
     """
 
-    def __init__(self, url: str, timeout_seconds: float, max_calls: int = 16) -> None:
+    def __init__(self, url: str, timeout_seconds: float, max_calls: int = 16,
+                 poll_url: str | None = None) -> None:
         self.url = url.rstrip("/")
+        self._timeout = timeout_seconds
         self._transport = Transport(self.url, timeout_seconds)  # shared by all its requests
         self._slots = threading.BoundedSemaphore(max_calls)  # a gevent one once patched
         self._encoder = Base64Encoder()
         self._json = JsonEncoder()
         self._promises = RemotePromiseStore(self.url, self._call_once, self._encoder)
         self._settled = SettledPromises(SETTLED_CACHE_SIZE)
+        self._watch = SettleWatch(self, poll_url) if poll_url else None
+        self._stopping = False  # set on shutdown: waits end at once
+
+    @property
+    def timeout_seconds(self) -> float:
+        return self._timeout
 
     def _call_once(self, request: requests.Request, *, admitted: bool = False) -> Answer:
         """One attempt, mapped to this module's errors (the SDK would retry 5xx forever);
@@ -277,6 +417,78 @@ class Engine:
         if settled is not None:
             return settled
         return self._sdk(self._promises.get, id=quote(promise_id, safe=""))
+
+    def stop_waiting(self) -> None:
+        """Ends every wait of settled_within now, and any later one at once: on SIGTERM the
+        held requests answer with the job as it is, instead of holding the graceful shutdown
+        (gunicorn.conf.py)."""
+        self._stopping = True
+        if self._watch is not None:
+            self._watch.release_all()
+
+    def settled_within(self, promise: Promise, seconds: float) -> Promise:
+        """`promise` as it is once settled, or after `seconds` if it is still pending.
+
+        The server has no blocking read: it is told to notify this process (SettleWatch), and
+        without that this reads again after a pause growing from WAIT_POLL_FIRST to
+        WAIT_POLL_MAX. Waits yield under gevent (the gateway): a wait holds a greenlet, not a
+        thread.
+        """
+        deadline = time.monotonic() + (0 if self._stopping else seconds)
+        if promise.pending and self._watch is not None and self._watch.connected(first_within=1.0):
+            return self._notified_within(promise, deadline)
+        pause = WAIT_POLL_FIRST
+        while promise.pending and not self._stopping and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, WAIT_POLL_MAX)
+            promise = self.get(promise.id)
+        return promise
+
+    def _notified_within(self, promise: Promise, deadline: float) -> Promise:
+        assert self._watch is not None
+        event = self._watch.subscribe(promise.id)
+        try:
+            promise = self._callback(promise.id, self._watch.process_id, deadline)
+            while (promise.pending and not self._stopping
+                   and (left := deadline - time.monotonic()) > 0):
+                if event.wait(min(left, WAIT_SAFETY_READ)):
+                    promise = self._watch.settled(promise.id) or self.get(promise.id)
+                else:
+                    promise = self.get(promise.id)
+        finally:
+            noticed = self._watch.unsubscribe(promise.id, event)
+        if noticed is not None and promise.pending:
+            promise = noticed
+        if not promise.pending:
+            self._settled.remember(promise)
+        return promise
+
+    def _callback(self, promise_id: str, process_id: str, deadline: float) -> Promise:
+        """Asks the server to send a task to this process's stream when the promise settles;
+        returns the promise as it is now. One callback per promise, process and second of
+        deadline, however many requests wait for it; it expires a little after the wait."""
+        expires = int(time.time() * 1000 + (deadline - time.monotonic() + 1) * 1000)
+        body = {"id": f"{process_id}-{int(deadline)}", "promiseId": promise_id,
+                "rootPromiseId": promise_id, "timeout": expires,
+                "recv": {"type": "poll", "data": {"group": WATCH_GROUP, "id": process_id}}}
+        response = self._call_once(requests.Request("post", f"{self.url}/callbacks", json=body))
+        return self._sdk(DurablePromiseRecord.decode, data=response.json()["promise"],
+                         encoder=self._encoder)
+
+    def claim_settled(self, task_id: str, counter: int, process_id: str) -> Promise | None:
+        """Claims a task a SettleWatch callback sent; the settled promise it was sent for, or
+        None for a task of another kind."""
+        claimed = self._call_once(requests.Request(
+            "post", f"{self.url}/tasks/claim",
+            json={"id": task_id, "counter": counter, "processId": process_id, "ttl": 5000}))
+        leaf = (claimed.json().get("promises") or {}).get("leaf") or {}
+        if "data" not in leaf:
+            return None
+        return self._sdk(DurablePromiseRecord.decode, data=leaf["data"], encoder=self._encoder)
+
+    def complete_task(self, task_id: str, counter: int) -> None:
+        self._call_once(requests.Request("post", f"{self.url}/tasks/complete",
+                                         json={"id": task_id, "counter": counter}))
 
     def resolve(self, promise_id: str, value: Any) -> Promise:
         """Resolves once; a replay with the same value returns the settled promise unchanged."""

@@ -7,8 +7,17 @@ from typing import Any
 
 from flask import current_app, url_for
 
+from async_api import listing
 from async_api.contract import DurableFunction
-from async_api.engine import JOB_TAG, PENDING, RESOLVED, Engine, Promise
+from async_api.engine import (
+    JOB_TAG,
+    PENDING,
+    RESOLVED,
+    Engine,
+    EngineRejected,
+    Promise,
+    PromiseAlreadySettled,
+)
 from async_api.errors import ApiError
 from async_api.jobs import APPROVAL_TAG, WAITING_FOR_APPROVAL, start
 from async_api.settings import Settings
@@ -31,10 +40,38 @@ def start_job(
     return start(engine(), settings(), function, job_id, args, tags)
 
 
+def absolute_url(endpoint: str, **values: Any) -> str:
+    """A URL with scheme and host, from the request (behind TRUSTED_PROXY_HOPS proxies, from
+    their X-Forwarded-* headers): long-running-operation pollers need absolute URLs."""
+    return url_for(endpoint, _external=True, **values)
+
+
+def started_headers(job_id: str, location: str | None = None) -> dict[str, str]:
+    """Headers of a 202 that started (or reconnected to) a job: Operation-Location, the job's
+    status monitor (Microsoft REST API guidelines), and Location, where its result will be
+    (default: the job)."""
+    return {
+        "Operation-Location": absolute_url("status_monitor.get_status", job_id=job_id),
+        "Location": location or absolute_url("jobs.get_job", job_id=job_id),
+    }
+
+
 def accepted(promise: Promise) -> tuple[dict[str, Any], int, dict[str, str]]:
     """The 202 answer of a route that started (or reconnected to) a job."""
-    answer = job_view(promise)
-    return answer, 202, {"Location": answer["links"]["self"]}
+    return job_view(promise), 202, started_headers(promise.id)
+
+
+def held(promise: Promise, seconds: float | None) -> Promise:
+    """A long-poll: the job once settled, or as it is after `seconds` (capped by
+    LONG_POLL_MAX_SECONDS); None or 0 reads it once, as a normal poll."""
+    if not seconds or not promise.pending:
+        return promise
+    return engine().settled_within(promise, min(seconds, settings().long_poll_max_seconds))
+
+
+def retry_after() -> dict[str, str]:
+    """Retry-After for an answer about a job that is still running."""
+    return {"Retry-After": str(settings().retry_after_seconds)}
 
 
 def find_job(job_id: str) -> Promise:
@@ -70,3 +107,46 @@ def job_view(promise: Promise, show_approval: bool = False) -> dict[str, Any]:
             answer["status"] = WAITING_FOR_APPROVAL
             answer["waiting_for"] = approval_id
     return answer
+
+
+def jobs_page(
+    wanted: listing.JobFilter, limit: int, cursor: str | None
+) -> tuple[list[Promise], str | None]:
+    """One full page of the jobs `wanted`, newest first, unless it is the last, and the next
+    page's cursor (None on the last). See async_api.listing."""
+    try:
+        engine_cursor, after = listing.decode_cursor(cursor) if cursor else (None, None)
+    except listing.CursorError as exc:
+        raise ApiError(400, "invalid_cursor", "Pass back a cursor as it was given.") from exc
+    found: list[Promise] = []
+    for _ in range(listing.MAX_ENGINE_PAGES):
+        try:
+            page, next_engine_cursor = engine().search_jobs(
+                listing.engine_state(wanted.states), listing.ENGINE_PAGE_SIZE, engine_cursor)
+        except EngineRejected as exc:  # the engine cursor inside ours was tampered with
+            raise ApiError(400, "invalid_cursor", "Pass back a cursor as it was given.") from exc
+        rest = listing.after_last(page, after)
+        older = next((n for n, p in enumerate(rest) if wanted.past(p)), None)
+        matches = [p for p in rest[:older] if wanted.matches(p)]
+        room = limit - len(found)
+        found += matches[:room]
+        if len(matches) > room:  # this engine page holds more: go on after the last shown
+            return found, listing.encode_cursor(engine_cursor, found[-1].id)
+        if older is not None or next_engine_cursor is None:
+            return found, None
+        engine_cursor, after = next_engine_cursor, None
+        if len(found) == limit:
+            break
+    return found, listing.encode_cursor(engine_cursor, None)
+
+
+def cancel_pending(job_id: str) -> Promise:
+    """Cancels a pending job and returns it; 409 once it has finished (in any way)."""
+    promise = find_job(job_id)
+    try:
+        if promise.state == PENDING:
+            return engine().cancel(job_id, {"message": "canceled by request"})
+    except PromiseAlreadySettled:
+        promise = engine().get(job_id)
+    raise ApiError(409, "already_settled",
+                   f"The job is already {promise.state}; it cannot be canceled.")

@@ -1,11 +1,20 @@
 """The job API: submit an order job, read any job's state, list jobs, cancel a running job."""
 
+from datetime import datetime
+
 from flask_smorest import Blueprint
 
-from async_api import contract, ids
-from async_api.engine import PENDING, EngineRejected, PromiseAlreadySettled
-from async_api.errors import ApiError
-from async_api.resources import accepted, engine, find_job, job_view, settings, start_job
+from async_api import contract, ids, listing
+from async_api.jobs import STATES
+from async_api.resources import (
+    accepted,
+    cancel_pending,
+    find_job,
+    job_view,
+    jobs_page,
+    settings,
+    start_job,
+)
 from async_api.schemas import ErrorResponseSchema
 from async_api.schemas.jobs import JobListQuerySchema, JobListSchema, JobSchema, OrderJobSchema
 
@@ -28,14 +37,17 @@ def submit_job(order: dict) -> tuple:
 @blp.alt_response(400, schema=ErrorResponseSchema, description="A cursor not from this server.")
 def list_jobs(query: dict) -> dict:
     """Jobs newest first, one page at a time; pass `next_cursor` back as `cursor`."""
-    wanted = query.get("state")
-    try:
-        found, cursor = engine().search_jobs(wanted, query["limit"], query.get("cursor"))
-    except EngineRejected as exc:  # the only part of the query the engine judges
-        raise ApiError(400, "invalid_cursor", "Pass back a `next_cursor` as it was.") from exc
-    # The engine pages canceled and timed-out jobs together with rejected ones.
-    return {"jobs": [job_view(p) for p in found if wanted in (None, p.state)],
-            "next_cursor": cursor}
+    wanted = listing.JobFilter(
+        states=frozenset(query.get("state") or STATES), function=query.get("function"),
+        created_after=_ms(query.get("created_after")),
+        created_before=_ms(query.get("created_before")))
+    found, cursor = jobs_page(wanted, query["limit"], query.get("cursor"))
+    return {"jobs": [job_view(p) for p in found], "next_cursor": cursor}
+
+
+def _ms(moment: datetime | None) -> int | None:
+    """A query's datetime (aware: the schema makes it so) in the engine's ms since the epoch."""
+    return None if moment is None else int(moment.timestamp() * 1000)
 
 
 @blp.route("/jobs/<id:job_id>")
@@ -52,12 +64,4 @@ def get_job(job_id: str) -> dict:
 @blp.alt_response(409, schema=ErrorResponseSchema, description="The job already finished.")
 def cancel_job(job_id: str) -> dict:
     """Cancel a pending job; its worker may finish the step it is in, but not flip the job."""
-    job_id = ids.checked(job_id, settings())
-    promise = find_job(job_id)
-    try:
-        if promise.state == PENDING:
-            return job_view(engine().cancel(job_id, {"message": "canceled by request"}))
-    except PromiseAlreadySettled:
-        promise = engine().get(job_id)
-    raise ApiError(409, "already_settled",
-                   f"The job is already {promise.state}; it cannot be canceled.")
+    return job_view(cancel_pending(ids.checked(job_id, settings())))

@@ -5,7 +5,15 @@ from flask_smorest import Blueprint
 
 from async_api import body, contract, ids
 from async_api.engine import PENDING, RESOLVED
-from async_api.resources import find_job, settings, start_job
+from async_api.resources import (
+    absolute_url,
+    find_job,
+    held,
+    retry_after,
+    settings,
+    start_job,
+    started_headers,
+)
 from async_api.schemas import ErrorResponseSchema, OptionalIdQuerySchema
 from async_api.schemas.polling import (
     BeginResponseSchema,
@@ -37,8 +45,10 @@ def begin(query: dict) -> tuple:
     """Start `foo(body)` on worker group `worker`; the same id and body never run twice."""
     job_id = ids.chosen(query["id"], settings()) if "id" in query else ids.mint()
     promise = start_job(contract.FOO, job_id, [body.read_json(default=DEFAULT_BODY)])
+    # The body keeps the seed contract's relative `wait`; the headers are absolute.
     wait_url = url_for("polling.wait", id=job_id)
-    return {"promise": job_id, "status": promise.state, "wait": wait_url}, {"Location": wait_url}
+    answer = {"promise": job_id, "status": promise.state, "wait": wait_url}
+    return answer, started_headers(job_id, absolute_url("polling.wait", id=job_id))
 
 
 @blp.route("/wait")
@@ -47,13 +57,16 @@ def begin(query: dict) -> tuple:
 @blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown id.")
 @blp.alt_response(503, schema=ErrorResponseSchema, description="The engine is unreachable.")
 def wait(query: dict) -> tuple | dict:
-    """The job's state now: pending (with Retry-After), resolved, or rejected with the error."""
-    config = settings()
-    promise = find_job(ids.checked(query["id"], config))
+    """The job's state: pending (with Retry-After), resolved, or rejected with the error.
+
+    Never blocks, unless `timeout=S` asks for a long-poll: then the answer comes as soon as the
+    job settles, or after S seconds (at most LONG_POLL_MAX_SECONDS) with the pending body.
+    """
+    promise = held(find_job(ids.checked(query["id"], settings())), query.get("timeout"))
     answer = {"status": promise.state, "promise_id": promise.id}
     if promise.state == PENDING:
         answer["message"] = "Processing in progress"
-        return answer, {"Retry-After": str(config.retry_after_seconds)}
+        return answer, retry_after()
     if promise.state == RESOLVED:
         answer["result"] = promise.value
     else:

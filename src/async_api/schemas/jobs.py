@@ -1,9 +1,11 @@
 """Schemas of the job API: order submissions, job views, listings."""
 
+from datetime import UTC
 from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from async_api.contract import FUNCTIONS
 from async_api.jobs import STATE_ALIASES, STATES, WAITING_FOR_APPROVAL
 from async_api.schemas import NEW_ID_CHARACTERS, QuerySchema, state_field
 
@@ -45,7 +47,17 @@ class StateFilter(fields.String):
 
 
 class JobListQuerySchema(QuerySchema):
-    state = StateFilter(validate=validate.OneOf(STATES))
+    # Repeated (state=canceled&state=timedout), not comma-separated: a comma inside one value
+    # would read as two states where it should be a 422.
+    state = fields.List(StateFilter(validate=validate.OneOf(STATES)),
+                        validate=validate.Length(min=1), metadata={
+                            "description": "job states, repeatable: jobs in any of them"})
+    function = fields.String(validate=validate.OneOf([f.name for f in FUNCTIONS]), metadata={
+        "description": "only jobs running this durable function"})
+    created_after = fields.AwareDateTime(default_timezone=UTC, metadata={
+        "description": "only jobs created at or after this time (RFC 3339; UTC if no offset)"})
+    created_before = fields.AwareDateTime(default_timezone=UTC, metadata={
+        "description": "only jobs created before this time"})
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 100))
     cursor = fields.String(validate=validate.Length(max=2000))
 

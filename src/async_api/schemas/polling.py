@@ -1,6 +1,6 @@
 """Schemas of /begin and /wait: the keys existing polling clients read."""
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from async_api.jobs import STATES
 from async_api.schemas import ID_RULES, QuerySchema, state_field
@@ -14,6 +14,10 @@ class BeginResponseSchema(Schema):
 
 class WaitQuerySchema(QuerySchema):
     id = fields.String(required=True, metadata=ID_RULES)
+    timeout = fields.Float(validate=validate.Range(min=0), metadata={
+        "description": "Long-poll: hold the request until the job settles or this many "
+                       "seconds pass (at most LONG_POLL_MAX_SECONDS); absent or 0, answer at "
+                       "once."})
 
 
 class WaitResponseSchema(Schema):

@@ -17,8 +17,3 @@ class QuoteSchema(Schema):
     qty = fields.Integer(required=True)
     price = fields.Float(required=True)
 
-
-class QuoteTimeoutSchema(Schema):
-    error = fields.Dict(required=True)
-    job_id = fields.String(required=True)
-    wait = fields.String(required=True, metadata={"description": "poll this for the result"})

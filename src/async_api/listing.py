@@ -1,0 +1,90 @@
+"""Pages of jobs that tell the truth: full unless they are the last.
+
+The engine filters a search by pending, resolved or rejected only (its rejected pages hold the
+canceled and timed-out jobs too) and by no set of states, so the gateway filters its pages
+further. Returning what one engine page held after filtering gave short or empty pages while
+more jobs matched; instead the gateway reads engine pages until the client's page is full, and
+its cursor says where to go on: an engine cursor (the engine's next page, signed by it) and the
+last job returned from within that page. Pure: the route (resources.jobs_page) does the reads.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from async_api.engine import CANCELED, REJECTED, TIMEDOUT, Promise
+
+# Engine pages read per client page at most: a filter that matches few of many jobs answers a
+# short page (with a cursor) rather than reading the whole store in one request.
+MAX_ENGINE_PAGES = 20
+ENGINE_PAGE_SIZE = 100
+_PREFIX = "p1."
+
+
+class CursorError(ValueError):
+    """A cursor this gateway did not issue."""
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Which jobs a listing shows: their states, function and creation time (ms, inclusive
+    after, exclusive before)."""
+
+    states: frozenset[str]
+    function: str | None = None
+    created_after: int | None = None
+    created_before: int | None = None
+
+    def matches(self, job: Promise) -> bool:
+        created = job.created_on or 0
+        return (job.state in self.states
+                and self.function in (None, job.function)
+                and (self.created_after is None or created >= self.created_after)
+                and (self.created_before is None or created < self.created_before))
+
+    def past(self, job: Promise) -> bool:
+        """Whether `job`, and so every job after it (older: pages are newest first), was
+        created before the window: the listing can stop."""
+        return self.created_after is not None and (job.created_on or 0) < self.created_after
+
+
+def engine_state(states: frozenset[str]) -> str | None:
+    """The one engine state filter that covers `states`, or None (no engine filter)."""
+    server_states = {REJECTED if state in (CANCELED, TIMEDOUT) else state for state in states}
+    return next(iter(server_states)) if len(server_states) == 1 else None
+
+
+def encode_cursor(engine_cursor: str | None, after: str | None) -> str:
+    raw = json.dumps({"c": engine_cursor, "a": after}, separators=(",", ":")).encode()
+    return _PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str | None, str | None]:
+    """(engine cursor, last job returned) from a cursor this gateway issued."""
+    if not cursor.startswith(_PREFIX):
+        raise CursorError(cursor)
+    body = cursor[len(_PREFIX):]
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        engine_cursor, after = decoded["c"], decoded["a"]
+    except (binascii.Error, ValueError, TypeError, KeyError) as exc:
+        raise CursorError(cursor) from exc
+    if not all(isinstance(v, str | None) for v in (engine_cursor, after)):
+        raise CursorError(cursor)
+    return engine_cursor, after
+
+
+def after_last(page: Iterable[Promise], after: str | None) -> list[Promise]:
+    """The jobs of an engine page after the one last returned from it (all if it is gone, e.g.
+    settled out of a pending page: a job may then show twice, but none is skipped)."""
+    page = list(page)
+    if after is None:
+        return page
+    for index, promise in enumerate(page):
+        if promise.id == after:
+            return page[index + 1:]
+    return page

@@ -1,0 +1,53 @@
+"""Schemas of the AIP-151 operations API (google.longrunning.Operations over HTTP/JSON)."""
+
+from marshmallow import Schema, fields, validate
+
+from async_api.lro import DURATION_REGEX, FILTER_REGEX
+from async_api.schemas import QuerySchema
+
+
+class ListOperationsQuerySchema(QuerySchema):
+    filter = fields.String(load_default="", validate=validate.Length(max=500), metadata={
+        "description": 'AIP-160: `done = true|false`, `metadata.state = "<job state>"`, '
+                       "joined by AND; empty lists every job", "pattern": FILTER_REGEX})
+    pageSize = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={
+        "description": "0: 50; above 100: 100"})
+    pageToken = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class WaitOperationSchema(Schema):
+    timeout = fields.String(validate=validate.Regexp(DURATION_REGEX), metadata={
+        "description": "A Duration such as `5s`; at most LONG_POLL_MAX_SECONDS, which is also "
+                       "the default", "example": "5s"})
+    name = fields.String(metadata={"description": "ignored: the path names the operation"})
+
+
+class AnySchema(Schema):
+    type_url = fields.String(data_key="@type", attribute="@type", required=True)
+    value = fields.Raw(allow_none=True)
+
+
+class StatusSchema(Schema):
+    code = fields.Integer(required=True, metadata={
+        "description": "google.rpc.Code: 1 canceled, 2 rejected, 4 timedout"})
+    message = fields.String(required=True)
+
+
+class OperationSchema(Schema):
+    name = fields.String(required=True, metadata={"example": "operations/order:A1"})
+    done = fields.Boolean(required=True)
+    metadata = fields.Nested(AnySchema, required=True, metadata={
+        "description": "google.protobuf.Struct: jobId, state, createTime, endTime"})
+    response = fields.Nested(AnySchema, metadata={
+        "description": "when done and resolved: the result, a google.protobuf.Value"})
+    error = fields.Nested(StatusSchema, metadata={"description": "when done otherwise"})
+
+
+class ListOperationsSchema(Schema):
+    operations = fields.List(fields.Nested(OperationSchema), required=True)
+    nextPageToken = fields.String(required=True, metadata={
+        "description": "empty on the last page"})
+
+
+class EmptySchema(Schema):
+    """google.protobuf.Empty."""

@@ -1,0 +1,90 @@
+"""Listing tells the truth: a filtered page is full unless it is the last, even where the
+engine's own pages mix the wanted jobs with others (its rejected pages hold canceled and
+timed-out jobs too), and a cursor the gateway did not issue is a 400."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.support.stack import Stack
+
+
+def pages(stack: Stack, path: str, query: dict, items: str, cursor_in: str, cursor_out: str
+          ) -> list[list[dict]]:
+    found, query = [], dict(query)
+    while True:
+        answer = stack.get(path, params=query)
+        assert answer.status_code == 200, answer.text
+        found.append(answer.json()[items])
+        if not answer.json()[cursor_out]:
+            return found
+        query[cursor_in] = answer.json()[cursor_out]
+
+
+def test_filtered_pages_are_full_until_the_last(stack, nonce):
+    canceled = []
+    for n in range(3):  # newest first: failed and canceled jobs interleave
+        assert stack.begin(f"ls-fail-{nonce}-{n}", {"fail": "no"}).status_code == 202
+        stack.wait_settled(f"ls-fail-{nonce}-{n}")
+        job_id = f"ls-cancel-{nonce}-{n}"
+        assert stack.begin(job_id, {"sleep": 30}).status_code == 202
+        assert stack.post(f"/jobs/{job_id}/cancel").status_code == 200
+        canceled.append(job_id)
+
+    listed = pages(stack, "/jobs", {"state": "cancelled", "limit": 2}, "jobs", "cursor",
+                   "next_cursor")
+    assert all(len(page) == 2 for page in listed[:-1]), [len(page) for page in listed]
+    ids = [job["job_id"] for page in listed for job in page]
+    assert len(ids) == len(set(ids))
+    assert set(canceled) <= set(ids)
+    assert {job["status"] for page in listed for job in page} == {"canceled"}
+
+    operations = pages(stack, "/v1/operations", {"filter": "done = true", "pageSize": 2},
+                       "operations", "pageToken", "nextPageToken")
+    assert all(len(page) == 2 for page in operations[:-1])
+    assert {f"operations/{job_id}" for job_id in canceled} <= \
+        {op["name"] for page in operations for op in page}
+
+
+def test_a_cursor_not_issued_by_the_gateway_is_a_400(stack):
+    for cursor in ("nonsense", "p1.bm9wZQ", "p1.eyJjIjoiZm9yZ2VkIiwiYSI6bnVsbH0"):
+        answer = stack.get("/jobs", params={"cursor": cursor})
+        assert answer.status_code == 400, (cursor, answer.text)
+        assert answer.json()["error"]["code"] == "invalid_cursor"
+
+
+def test_filters_by_several_states_function_and_creation_time(stack, nonce):
+    before = datetime.now(UTC) - timedelta(seconds=1)  # server and test share the clock
+    order = f"order:LF-{nonce}"
+    assert stack.post("/jobs", {"order_id": f"LF-{nonce}", "items": ["x"]}).status_code == 202
+    assert stack.begin(f"lf-fail-{nonce}", {"fail": "no"}).status_code == 202
+    assert stack.begin(f"lf-cancel-{nonce}", {"sleep": 30}).status_code == 202
+    assert stack.post(f"/jobs/lf-cancel-{nonce}/cancel").status_code == 200
+    stack.job_settled(order)
+    stack.wait_settled(f"lf-fail-{nonce}")
+    window = {"created_after": before.isoformat(), "limit": 100}
+
+    def listed(**query) -> set[str]:
+        found = pages(stack, "/jobs", {**window, **query}, "jobs", "cursor", "next_cursor")
+        return {job["job_id"] for page in found for job in page}
+
+    mine = {order, f"lf-fail-{nonce}", f"lf-cancel-{nonce}"}
+    assert mine <= listed()
+    failed_or_canceled = {f"lf-fail-{nonce}", f"lf-cancel-{nonce}"}
+    assert listed(state=["rejected", "canceled"]) & mine == failed_or_canceled
+    assert listed(function="process_order") & mine == {order}
+    assert listed(function="foo", state="resolved") & mine == set()
+    assert listed(created_before=before.isoformat()) & mine == set()
+    later = (datetime.now(UTC) + timedelta(seconds=5)).isoformat()
+    assert listed(created_after=later) == set()
+
+
+@pytest.mark.parametrize("query", [{"state": "lost"}, {"state": ""}, {"function": "rm"},
+                                   {"state": "canceled,timedout"},
+                                   {"created_after": "yesterday"}])
+def test_bad_listing_filters_are_422(offline, query):
+    answer = offline.get("/jobs", query_string=query)
+    assert answer.status_code == 422
+    assert answer.json["error"]["details"]
