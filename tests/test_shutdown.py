@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import signal
-import threading
-import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
 from tests.support.processes import wait_until
+from tests.support.slow_engine import SlowProxy, slowly_answering
 
 
 def sigterm_mid_step(make_stack, store: str, nonce: str, work: float,
@@ -64,38 +63,10 @@ def test_sigterm_past_the_grace_period_hands_the_task_back(make_stack, store, no
     assert stack.worker_pids() == {survivor.pid}
 
 
-class SlowProxy(ThreadingHTTPServer):
-    """Forwards GETs to the Resonate server after a delay: makes gateway requests slow."""
-
-    def __init__(self, target: str, delay: float) -> None:
-        self.target, self.delay = target, delay
-        self.seen = threading.Event()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                proxy.seen.set()
-                time.sleep(proxy.delay)
-                upstream = requests.get(proxy.target + self.path, timeout=5)
-                self.send_response(upstream.status_code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(upstream.content)))
-                self.end_headers()
-                self.wfile.write(upstream.content)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
-
-
 @pytest.fixture
-def slow_engine(stack):
-    proxy = SlowProxy(stack.engine.url, delay=1.5)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    yield proxy
-    proxy.shutdown()
+def slow_engine(stack) -> Iterator[SlowProxy]:
+    with slowly_answering(stack.engine.url) as proxy:
+        yield proxy
 
 
 def test_sigterm_to_gunicorn_drains_in_flight_requests(stack, slow_engine, nonce):

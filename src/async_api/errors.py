@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnava
 
 from async_api.engine import (
     RESERVED_KEY,
+    EngineBusy,
     EngineRejected,
     EngineUnavailable,
     PromiseAlreadySettled,
@@ -66,8 +67,11 @@ def _handle_http_exception(exc: HTTPException) -> Response:
 
 def _handle_engine_unavailable(exc: EngineUnavailable) -> Response:
     retry_after = current_app.extensions["async_api.settings"].retry_after_seconds
-    return error_response(ServiceUnavailable.code, "engine_unavailable",
-                          "The workflow engine is unavailable; retry shortly.",
+    if isinstance(exc, EngineBusy):
+        code, message = "overloaded", "The gateway is at capacity; retry shortly."
+    else:
+        code, message = "engine_unavailable", "The workflow engine is unavailable; retry shortly."
+    return error_response(ServiceUnavailable.code, code, message,
                           headers={"Retry-After": str(retry_after)})
 
 

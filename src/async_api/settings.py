@@ -29,7 +29,7 @@ class Settings:
     engine_timeout_seconds: float = 5.0
     # Calls to the engine one gateway process makes at once; past that, and a moment's wait,
     # a request is refused with 503 "overloaded" rather than queued (README, "Overload").
-    engine_max_calls: int = 16
+    engine_max_calls: int = 32  # as many as the connections it keeps (engine/transport.py)
     # A job that has not finished by then is settled as timed out by the server.
     job_timeout_seconds: int = 24 * 3600
     max_body_bytes: int = 1024 * 1024

@@ -28,7 +28,7 @@ from resonate.stores.record import DurablePromiseRecord
 from resonate.stores.remote import RemotePromiseStore
 from resonate.targets import poll
 
-from async_api.engine.transport import Answer, Transport, Unreachable
+from async_api.engine.transport import MAX_CONNECTIONS, Answer, Transport, Unreachable
 
 # Marks the promises the gateway created as jobs, so that listing jobs skips workflow steps.
 JOB_TAG = "async-api:job"
@@ -314,7 +314,7 @@ class Engine:
     waiting in a queue that grows as long as the load lasts (README, "Overload").
     """
 
-    def __init__(self, url: str, timeout_seconds: float, max_calls: int = 16,
+    def __init__(self, url: str, timeout_seconds: float, max_calls: int = MAX_CONNECTIONS,
                  poll_url: str | None = None) -> None:
         self.url = url.rstrip("/")
         self._timeout = timeout_seconds
@@ -441,20 +441,29 @@ class Engine:
         while promise.pending and not self._stopping and (left := deadline - time.monotonic()) > 0:
             time.sleep(min(pause, left))
             pause = min(pause * 2, WAIT_POLL_MAX)
-            promise = self.get(promise.id)
+            promise = self._read_again(promise)
         return promise
+
+    def _read_again(self, promise: Promise) -> Promise:
+        """A read during a wait: when this process is at capacity the waiter holds on and
+        reads at its next turn, instead of failing a request that asked to wait."""
+        try:
+            return self.get(promise.id)
+        except EngineBusy:
+            return promise
 
     def _notified_within(self, promise: Promise, deadline: float) -> Promise:
         assert self._watch is not None
         event = self._watch.subscribe(promise.id)
         try:
-            promise = self._callback(promise.id, self._watch.process_id, deadline)
+            with contextlib.suppress(EngineBusy):  # no notice then: the safety reads answer
+                promise = self._callback(promise.id, self._watch.process_id, deadline)
             while (promise.pending and not self._stopping
                    and (left := deadline - time.monotonic()) > 0):
                 if event.wait(min(left, WAIT_SAFETY_READ)):
-                    promise = self._watch.settled(promise.id) or self.get(promise.id)
+                    promise = self._watch.settled(promise.id) or self._read_again(promise)
                 else:
-                    promise = self.get(promise.id)
+                    promise = self._read_again(promise)
         finally:
             noticed = self._watch.unsubscribe(promise.id, event)
         if noticed is not None and promise.pending:
