@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RESONATE := .resonate/bin/resonate
 
-.PHONY: run test lint install bench bench-serving bench-hops postgres FORCE
+.PHONY: run test lint install bench bench-serving bench-hops bench-scale postgres FORCE
 
 # supervisord restarts whatever dies; see supervisord.conf.
 run: install
@@ -59,6 +59,10 @@ bench-serving: install
 # Hop latency and idle CPU of the patched server against upstream at several ticks.
 bench-hops: install
 	$(BIN)/python -m bench.hops
+
+# What begin, wait and a listing cost with 0, 100k and 1M jobs in the sqlite store.
+bench-scale: install
+	$(BIN)/python -m bench.scale
 
 postgres:
 	scripts/ensure-postgres

@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS promises (
 );
 
 CREATE INDEX IF NOT EXISTS idx_promises_sort_id ON promises(sort_id);
+-- The promise-timeout scan, every tick, reads pending promises only (as the sqlite patch).
+CREATE INDEX IF NOT EXISTS idx_promises_state_timeout ON promises(state, timeout);
 
 CREATE TABLE IF NOT EXISTS callbacks (
 	id              TEXT UNIQUE,
@@ -90,7 +92,7 @@ CREATE INDEX IF NOT EXISTS idx_tasks_process_id ON tasks(process_id);
 CREATE INDEX IF NOT EXISTS idx_tasks_expires_at ON tasks(expires_at);
 -- The enqueueable-tasks query checks, for each task in init, that no task of its root is
 -- enqueued or claimed: without these it scans every task for each one (the sqlite store gets
--- the same two from scripts/resonate-patches/0002-task-indexes.patch).
+-- the same two from scripts/resonate-patches/0002-store-indexes.patch).
 CREATE INDEX IF NOT EXISTS idx_tasks_root_promise_id_state ON tasks(root_promise_id, state);
 CREATE INDEX IF NOT EXISTS idx_tasks_state_root_promise_id ON tasks(state, root_promise_id, id);
 

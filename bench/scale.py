@@ -1,0 +1,125 @@
+"""`make bench-scale`: what a request costs as the store grows (sqlite).
+
+For each size: one stack (tests/support/stack.py) runs one real job; the server is stopped, and
+the job's rows (its promise, its step's promise, its task) are copied `size` times straight into
+the sqlite file, as if that many jobs had run; the server starts again on the same file. Then,
+one request at a time: POST /begin (a new job each), GET /wait on each of those jobs (read once:
+the gateway asks the server), GET /jobs (first page of 20) and GET /jobs?state=rejected
+(a filter that matches none of the copies, the worst case: the listing reads every page it may);
+and the server's CPU with nothing to do, which its periodic scans of the store cost.
+
+  .venv/bin/python -m bench.scale                  sizes 0, 100000 and 1000000
+  .venv/bin/python -m bench.scale --sizes 0,10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from bench import procs
+from bench.report import grid
+from tests.support.processes import wait_until
+from tests.support.stack import Stack
+
+REQUESTS = 50  # per measured route and size
+TEMPLATE = "template"
+
+
+def seed(database: Path, size: int) -> None:
+    """`size` copies of the template job's rows: promises `job-N` and `job-N.1`, and a
+    completed task for each, in one transaction."""
+    with sqlite3.connect(database) as db:
+        numbers = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                   f"WHERE i < {size}) ")
+        columns = ("state, param_headers, param_data, value_headers, value_data, timeout, "
+                   "idempotency_key_for_create, idempotency_key_for_complete, tags, "
+                   "created_on, completed_on")
+        copies = " UNION ALL ".join(  # a job, then its step: as they are created
+            f"SELECT 'job-' || i || '{suffix}' AS id, i AS job, {order} AS step, {columns} "
+            f"FROM n, promises WHERE promises.id = '{TEMPLATE}{suffix}'"
+            for order, suffix in enumerate(("", ".1")))
+        db.execute(f"{numbers}INSERT INTO promises (id, {columns}) "
+                   f"SELECT id, {columns} FROM ({copies}) ORDER BY job, step")
+        task_columns = ("process_id, state, recv, mesg, timeout, counter, attempt, ttl, "
+                        "expires_at, created_on, completed_on")
+        db.execute(
+            f"{numbers}INSERT INTO tasks (root_promise_id, {task_columns}) "
+            f"SELECT 'job-' || i, {task_columns} FROM n, tasks "
+            f"WHERE tasks.root_promise_id = '{TEMPLATE}'")
+
+
+def p50_ms(send: callable, count: int = REQUESTS) -> float:
+    times = []
+    for n in range(count):
+        started = time.perf_counter()
+        answer = send(n)
+        times.append(time.perf_counter() - started)
+        assert answer.status_code < 300, answer.text
+    return statistics.median(times) * 1000
+
+
+def measure(size: int, directory: Path) -> dict[str, float]:
+    directory.mkdir(parents=True)
+    stack = Stack(directory, {"RESONATE_TASK_ENQUEUE_DELAY": ""})
+    stack.start(["worker"], gateway_env={"WEB_CONCURRENCY": "2"})
+    try:
+        assert stack.begin(TEMPLATE, {"foo": "bar"}).status_code == 202
+        stack.wait_settled(TEMPLATE)
+        if size:
+            stack.engine.stop()
+            seed(stack.sqlite_path, size)
+            stack.engine.start()
+            wait_until(lambda: requests.get(f"{stack.gateway_url}/readyz", timeout=5).ok, 60,
+                       "the server to answer again")
+        url, session = stack.gateway_url, requests.Session()
+        row = {
+            "begin": p50_ms(lambda n: session.post(f"{url}/begin", params={"id": f"new-{n}"},
+                                                   json={"n": n}, timeout=30)),
+            "wait": p50_ms(lambda n: session.get(f"{url}/wait", params={"id": f"new-{n}"},
+                                                 timeout=30)),
+            "list": p50_ms(lambda n: session.get(f"{url}/jobs", params={"limit": 20},
+                                                 timeout=30)),
+            "list rejected": p50_ms(lambda n: session.get(
+                f"{url}/jobs", params={"limit": 20, "state": "rejected"}, timeout=30), 10),
+        }
+        time.sleep(2)
+        roots = {"server": stack.engine.pid}
+        before = procs.snapshot(roots)
+        time.sleep(10)
+        seconds, _ = procs.used(before, procs.snapshot(roots))["server"]
+        row["idle server CPU %"] = seconds / 10 * 100
+        return row
+    finally:
+        stack.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.scale",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="0,100000,1000000")
+    sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
+    rows = {}
+    with tempfile.TemporaryDirectory(prefix="async-api-scale-") as tmp:
+        for size in sizes:
+            print(f"bench.scale: {size} jobs stored", flush=True)
+            rows[size] = measure(size, Path(tmp) / str(size))
+    metrics = list(next(iter(rows.values())))
+    header = ["jobs stored", *[f"{m} p50 ms" if "CPU" not in m else m for m in metrics]]
+    body = [[f"{size:,}", *[f"{row[m]:.1f}" for m in metrics]] for size, row in rows.items()]
+    print(grid(header, body))
+    if 0 in rows:
+        for size, row in rows.items():
+            if size:
+                print(f"{size:,} jobs / empty: " + ", ".join(
+                    f"{m} {row[m] / rows[0][m]:.2f}x" for m in metrics if rows[0][m]))
+
+
+if __name__ == "__main__":
+    main()
