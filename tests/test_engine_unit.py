@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from resonate.encoders import JsonEncoder
 from resonate.stores.record import DurablePromiseRecord, Param, TaskRecord, Value
@@ -9,7 +11,12 @@ from resonate.stores.record import DurablePromiseRecord, Param, TaskRecord, Valu
 from async_api.engine import JobSettledElsewhere, Promise
 from async_api.engine.client import SettledPromises
 from async_api.engine.leases import Leases
-from async_api.engine.sdk_fixes import ReconnectingPoller, as_seen_by_workflow
+from async_api.engine.sdk_fixes import (
+    ClaimLost,
+    FencedStore,
+    ReconnectingPoller,
+    as_seen_by_workflow,
+)
 
 
 def _claimed(poller: ReconnectingPoller) -> list[tuple[str, int]]:
@@ -115,3 +122,30 @@ def test_settled_promises_keep_the_newest_up_to_their_size():
 
     assert settled.get("job-0") is None  # the oldest went
     assert settled.get("job-2").value == 2
+
+
+def test_a_fenced_store_stops_retrying_once_the_claim_is_lost():
+    """While the server is unreachable the store retries each second, but asks the fence first:
+    once the claim is lost the write is abandoned, never sent when the server comes back."""
+    store = FencedStore("http://127.0.0.1:1", timeout_seconds=0.2)  # nothing listens there
+    attempts: list[int] = []
+
+    def fence() -> None:
+        attempts.append(1)
+        if len(attempts) > 1:  # the second attempt comes after the claim ran out
+            raise ClaimLost("job-1")
+
+    store.fence = fence
+    outcome: list[type[BaseException]] = []
+
+    def write() -> None:
+        try:
+            store.promises.resolve(id="job-1", ikey=None, strict=False, headers=None, data=None)
+        except ClaimLost as exc:
+            outcome.append(type(exc))
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    writer.join(10)
+    assert outcome == [ClaimLost]
+    assert len(attempts) == 2

@@ -210,7 +210,8 @@ class FencedStore(RemoteStore):
     server is back, although the claim it works under may have expired and gone to another
     worker meanwhile: checkpoints of a stale run overwrite nothing (promises settle once) but
     its task completion gets 403 and ends the process. Here `fence` is asked before every
-    attempt and raises ClaimLost once the claim is gone (tests/test_outages.py).
+    attempt and raises ClaimLost once the claim is gone (tests/test_outages.py,
+    tests/test_engine_unit.py::test_a_fenced_store_stops_retrying_once_the_claim_is_lost).
     """
 
     def __init__(self, url: str, timeout_seconds: float) -> None:
