@@ -9,7 +9,9 @@ Each stack is started on free loopback ports, measured, and stopped before the n
                /promises/ID), each repeated; the table shows medians. Each /begin run gets a
                fresh stack, and the jobs it started get up to 15 s to finish (what is left is
                counted), so one run's backlog cannot slow the next.
-  1 client     begin -> resolved, one job at a time, polling every 5 ms (p50/p95/p99)
+  1 client     begin -> resolved, one job at a time, polling every 5 ms (p50/p95/p99); this
+               service again with its long-poll (the status monitor with Prefer: wait=10):
+               requests per job, and how long after the job settled the answer came
   burst        8 clients begin 500 jobs at once, then each polls its oldest unresolved job
                every 20 ms until all are resolved (jobs/s, p50/p99, polls per job, lost)
   CPU          utime + stime of every process of the stack, children included
@@ -107,6 +109,10 @@ def measure(stack: RawServer | Service | CeleryPeer, plan: Plan, prefix: str,
         say(f"{stack.title}: 1 client, {plan.latency_jobs} jobs")
         result.latency = load.one_client(stack.url, f"{prefix}-one", plan.latency_jobs,
                                          ONE_CLIENT_POLL_SECONDS, JOB_TIMEOUT_SECONDS)
+        if stack.long_poll:
+            say(f"{stack.title}: 1 client, {plan.latency_jobs} jobs, long-poll")
+            result.long_polls = load.long_poll_client(stack.url, f"{prefix}-lp",
+                                                      plan.latency_jobs, JOB_TIMEOUT_SECONDS)
         say(f"{stack.title}: burst of {plan.burst_jobs} jobs from {BURST_CLIENTS} clients")
         before = procs.snapshot(roots)
         result.burst = load.burst(stack.url, f"{prefix}-burst", plan.burst_jobs, BURST_CLIENTS,

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -227,6 +228,50 @@ def one_client(base_url: str, prefix: str, jobs: int, poll_seconds: float,
             http.close()
         return latencies, polls, time.perf_counter() - started
     return _measured(jobs, run)
+
+
+@dataclass
+class LongPolls:
+    """One client's jobs waited for with the long-poll: requests per job (the begin counted)
+    and how long after the server settled a job its answer reached the client (s)."""
+
+    jobs: Jobs
+    requests: int
+    after_settle: list[float]
+
+
+def long_poll_client(base_url: str, prefix: str, jobs: int, timeout: float) -> LongPolls:
+    """One client, one job at a time: begin, then GET the job's status monitor with
+    `Prefer: wait=10` until it is not Running (README, Long-poll)."""
+    after_settle: list[float] = []
+    requests = 0
+
+    def run() -> tuple[list[float], int, float]:
+        nonlocal requests
+        http, latencies, polls = Http(base_url, timeout=30), [], 0
+        started = time.perf_counter()
+        deadline = started + timeout
+        try:
+            for number in range(jobs):
+                job_id = f"{prefix}-{number}"
+                begun = time.perf_counter()
+                if begun > deadline or http.begin(job_id) != 202:
+                    continue
+                requests += 1
+                answer: dict[str, Any] = {"status": "Running"}
+                while answer["status"] == "Running" and time.perf_counter() < deadline:
+                    _, answer = http.request("GET", f"/jobs/{job_id}/operation",
+                                             headers={"Prefer": "wait=10"})
+                    polls += 1
+                    requests += 1
+                if answer["status"] == "Succeeded":
+                    latencies.append(time.perf_counter() - begun)
+                    settled = datetime.fromisoformat(answer["lastUpdatedDateTime"])
+                    after_settle.append(time.time() - settled.timestamp())
+        finally:
+            http.close()
+        return latencies, polls, time.perf_counter() - started
+    return LongPolls(_measured(jobs, run), requests, after_settle)
 
 
 def burst(base_url: str, prefix: str, jobs: int, clients: int, poll_seconds: float,

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.load import SATURATED_PERCENT, Jobs, Run, median, percentile
+from bench.load import SATURATED_PERCENT, Jobs, LongPolls, Run, median, percentile
 
 
 @dataclass
@@ -21,6 +21,7 @@ class Result:
     begin_unfinished: int = 0  # of those, still pending when the drain gave up
     begin_cpu: dict[str, tuple[float, int]] = field(default_factory=dict)
     latency: Jobs | None = None
+    long_polls: LongPolls | None = None  # stacks with a long-poll only
     burst: Jobs | None = None
     burst_cpu: dict[str, tuple[float, int]] = field(default_factory=dict)
     idle_cpu: dict[str, tuple[float, int]] = field(default_factory=dict)  # fresh stack
@@ -68,6 +69,15 @@ METRICS: list[tuple[str, str, str, Callable[[Result], float], bool]] = [
     ("1 client, begin -> resolved p99", "ms", "lower",
      _jobs(lambda j: _ms(j.latencies, 99), "latency"), True),
     ("1 client, jobs lost", "jobs", "lower", _jobs(lambda j: j.lost, "latency"), False),
+    ("1 client long-poll, requests per job", "req", "lower",
+     lambda r: r.long_polls.requests / r.long_polls.jobs.jobs if r.long_polls else math.nan,
+     True),
+    ("1 client long-poll, begin -> resolved p50", "ms", "lower",
+     lambda r: _ms(r.long_polls.jobs.latencies, 50) if r.long_polls else math.nan, True),
+    ("long-poll answer after the job settled, p50", "ms", "lower",
+     lambda r: _ms(r.long_polls.after_settle, 50) if r.long_polls else math.nan, False),
+    ("long-poll answer after the job settled, p99", "ms", "lower",
+     lambda r: _ms(r.long_polls.after_settle, 99) if r.long_polls else math.nan, False),
     ("burst, throughput", "jobs/s", "higher", _jobs(lambda j: j.per_second, "burst"), True),
     ("burst, begin -> resolved p50", "ms", "lower",
      _jobs(lambda j: _ms(j.latencies, 50), "burst"), True),

@@ -71,6 +71,7 @@ class JobStack:
     jobs = True
     begin = ("begin", "/begin")
     url = ""
+    long_poll = False  # a wait that holds the request until the job settles
 
     def unfinished(self, prefix: str, at_most: int = 100_000) -> int:
         raise NotImplementedError
@@ -100,6 +101,7 @@ class Service(JobStack):
     """This project: gateway, one worker, Resonate server (sqlite store)."""
 
     title = "this service"
+    long_poll = True
 
     def __init__(self, tmp: Path) -> None:
         self.stack = Stack(tmp, ENGINE_ENV)
