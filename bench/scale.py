@@ -1,4 +1,4 @@
-"""`make bench-scale`: what a request costs as the store grows (sqlite).
+"""`make bench-scale`: what a request costs as the store grows (sqlite, or PostgreSQL).
 
 For each size: one stack (tests/support/stack.py) runs one real job; the server is stopped, and
 the job's rows (its promise, its step's promise, its task) are copied `size` times straight into
@@ -10,6 +10,9 @@ and the server's CPU with nothing to do, which its periodic scans of the store c
 
   .venv/bin/python -m bench.scale                  sizes 0, 100000 and 1000000
   .venv/bin/python -m bench.scale --sizes 0,10000
+  .venv/bin/python -m bench.scale --store postgres --sizes 0,100000
+                                                   (a private cluster as the tests start it:
+                                                   fsync off, so it measures queries, not disks)
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import requests
 from bench import procs
 from bench.report import grid
 from tests.support.processes import wait_until
+from tests.support.servers import PostgresCluster
 from tests.support.stack import Stack
 
 REQUESTS = 50  # per measured route and size
@@ -55,6 +59,26 @@ def seed(database: Path, size: int) -> None:
             f"WHERE tasks.root_promise_id = '{TEMPLATE}'")
 
 
+def seed_postgres(cluster: PostgresCluster, database_url: str, size: int) -> None:
+    """seed() for PostgreSQL."""
+    columns = ("state, param_headers, param_data, value_headers, value_data, timeout, "
+               "idempotency_key_for_create, idempotency_key_for_complete, tags, created_on, "
+               "completed_on")
+    task_columns = ("process_id, state, recv, mesg, timeout, counter, attempt, ttl, "
+                    "expires_at, created_on, completed_on")
+    cluster.query(database_url, f"""
+        INSERT INTO promises (id, {columns})
+        SELECT 'job-' || i || copy.suffix, {columns}
+        FROM generate_series(1, {size}) AS i
+        CROSS JOIN (VALUES ('', 0), ('.1', 1)) AS copy(suffix, step)
+        JOIN promises ON promises.id = '{TEMPLATE}' || copy.suffix
+        ORDER BY i, copy.step;
+        INSERT INTO tasks (root_promise_id, {task_columns})
+        SELECT 'job-' || i, {task_columns}
+        FROM generate_series(1, {size}) AS i, tasks WHERE tasks.root_promise_id = '{TEMPLATE}';
+        ANALYZE""")
+
+
 def p50_ms(send: callable, count: int = REQUESTS) -> float:
     times = []
     for n in range(count):
@@ -65,16 +89,21 @@ def p50_ms(send: callable, count: int = REQUESTS) -> float:
     return statistics.median(times) * 1000
 
 
-def measure(size: int, directory: Path) -> dict[str, float]:
+def measure(size: int, directory: Path, cluster: PostgresCluster | None) -> dict[str, float]:
     directory.mkdir(parents=True)
-    stack = Stack(directory, {"RESONATE_TASK_ENQUEUE_DELAY": ""})
+    database_url = cluster.create_database() if cluster else ""
+    stack = Stack(directory, {"RESONATE_TASK_ENQUEUE_DELAY": "",
+                              **({"DATABASE_URL": database_url} if cluster else {})})
     stack.start(["worker"], gateway_env={"WEB_CONCURRENCY": "2"})
     try:
         assert stack.begin(TEMPLATE, {"foo": "bar"}).status_code == 202
         stack.wait_settled(TEMPLATE)
         if size:
             stack.engine.stop()
-            seed(stack.sqlite_path, size)
+            if cluster:
+                seed_postgres(cluster, database_url, size)
+            else:
+                seed(stack.sqlite_path, size)
             stack.engine.start()
             wait_until(lambda: requests.get(f"{stack.gateway_url}/readyz", timeout=5).ok, 60,
                        "the server to answer again")
@@ -104,12 +133,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.scale",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="0,100000,1000000")
-    sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
     rows = {}
-    with tempfile.TemporaryDirectory(prefix="async-api-scale-") as tmp:
-        for size in sizes:
-            print(f"bench.scale: {size} jobs stored", flush=True)
-            rows[size] = measure(size, Path(tmp) / str(size))
+    cluster = PostgresCluster().start() if args.store == "postgres" else None
+    try:
+        with tempfile.TemporaryDirectory(prefix="async-api-scale-") as tmp:
+            for size in sizes:
+                print(f"bench.scale: {size} jobs stored ({args.store})", flush=True)
+                rows[size] = measure(size, Path(tmp) / str(size), cluster)
+    finally:
+        if cluster:
+            cluster.stop()
     metrics = list(next(iter(rows.values())))
     header = ["jobs stored", *[f"{m} p50 ms" if "CPU" not in m else m for m in metrics]]
     body = [[f"{size:,}", *[f"{row[m]:.1f}" for m in metrics]] for size, row in rows.items()]
