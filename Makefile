@@ -60,7 +60,7 @@ bench-serving: install
 bench-hops: install
 	$(BIN)/python -m bench.hops
 
-# What begin, wait and a listing cost with 0, 100k and 1M jobs in the sqlite store.
+# What begin, wait and a listing cost with 0, 100k and 1M jobs stored (sqlite; see --store).
 bench-scale: install
 	$(BIN)/python -m bench.scale
 
