@@ -250,7 +250,7 @@ def run_worker(
     registry = FunctionRegistry()
     for function in functions:  # before the poller starts: a task may arrive at once
         registry.add(function.__name__, (function, Options(durable=True)))
-    # Tasks taken but not finished: past this, offers stay with the server for other workers.
+    # Tasks claimed or queued to claim; past this, offers wait in the poller until one ends.
     poller.has_room = lambda queued: len(leases) + queued < MAX_TASKS_IN_FLIGHT
     store = FencedStore(url, timeout_seconds)
     scheduler = _Scheduler(leases=leases, heartbeat_seconds=heartbeat_seconds,
