@@ -203,12 +203,14 @@ def _measured(jobs: int, run: Callable[[], tuple[list[float], int, float]]) -> J
     return Jobs(jobs, latencies, polls, elapsed, 100 * (time.process_time() - cpu) / wall)
 
 
-def one_client(base_url: str, prefix: str, jobs: int, poll_seconds: float,
-               timeout: float) -> Jobs:
-    """One client, one job at a time: begin, then poll every `poll_seconds` until settled;
-    the jobs not resolved within `timeout` s in all are lost."""
+def _one_at_a_time(base_url: str, prefix: str, jobs: int, timeout: float,
+                   wait: Callable[[Http, str, float], tuple[bool, int]],
+                   http_timeout: float = 10) -> Jobs:
+    """One client, one job at a time: begin, then `wait(http, job_id, deadline)` until the
+    job settles, which says whether it resolved and how many requests that took; the jobs not
+    resolved within `timeout` s in all are lost."""
     def run() -> tuple[list[float], int, float]:
-        http, latencies, polls = Http(base_url), [], 0
+        http, latencies, polls = Http(base_url, timeout=http_timeout), [], 0
         started = time.perf_counter()
         deadline = started + timeout
         try:
@@ -217,17 +219,27 @@ def one_client(base_url: str, prefix: str, jobs: int, poll_seconds: float,
                 begun = time.perf_counter()
                 if begun > deadline or http.begin(job_id) != 202:
                     continue
-                state = "pending"
-                while state == "pending" and time.perf_counter() < deadline:
-                    time.sleep(poll_seconds)
-                    state = http.status(job_id)
-                    polls += 1
-                if state == "resolved":
+                resolved, asked = wait(http, job_id, deadline)
+                polls += asked
+                if resolved:
                     latencies.append(time.perf_counter() - begun)
         finally:
             http.close()
         return latencies, polls, time.perf_counter() - started
     return _measured(jobs, run)
+
+
+def one_client(base_url: str, prefix: str, jobs: int, poll_seconds: float,
+               timeout: float) -> Jobs:
+    """One client, one job at a time: begin, then poll every `poll_seconds` until settled."""
+    def poll(http: Http, job_id: str, deadline: float) -> tuple[bool, int]:
+        state, polls = "pending", 0
+        while state == "pending" and time.perf_counter() < deadline:
+            time.sleep(poll_seconds)
+            state = http.status(job_id)
+            polls += 1
+        return state == "resolved", polls
+    return _one_at_a_time(base_url, prefix, jobs, timeout, poll)
 
 
 @dataclass
@@ -246,32 +258,22 @@ def long_poll_client(base_url: str, prefix: str, jobs: int, timeout: float) -> L
     after_settle: list[float] = []
     requests = 0
 
-    def run() -> tuple[list[float], int, float]:
+    def hold(http: Http, job_id: str, deadline: float) -> tuple[bool, int]:
         nonlocal requests
-        http, latencies, polls = Http(base_url, timeout=30), [], 0
-        started = time.perf_counter()
-        deadline = started + timeout
-        try:
-            for number in range(jobs):
-                job_id = f"{prefix}-{number}"
-                begun = time.perf_counter()
-                if begun > deadline or http.begin(job_id) != 202:
-                    continue
-                requests += 1
-                answer: dict[str, Any] = {"status": "Running"}
-                while answer["status"] == "Running" and time.perf_counter() < deadline:
-                    _, answer = http.request("GET", f"/jobs/{job_id}/operation",
-                                             headers={"Prefer": "wait=10"})
-                    polls += 1
-                    requests += 1
-                if answer["status"] == "Succeeded":
-                    latencies.append(time.perf_counter() - begun)
-                    settled = datetime.fromisoformat(answer["lastUpdatedDateTime"])
-                    after_settle.append(time.time() - settled.timestamp())
-        finally:
-            http.close()
-        return latencies, polls, time.perf_counter() - started
-    return LongPolls(_measured(jobs, run), requests, after_settle)
+        answer: dict[str, Any] = {"status": "Running"}
+        polls = 0
+        while answer["status"] == "Running" and time.perf_counter() < deadline:
+            _, answer = http.request("GET", f"/jobs/{job_id}/operation",
+                                     headers={"Prefer": "wait=10"})
+            polls += 1
+        requests += 1 + polls  # its begin, then its waits
+        if answer["status"] != "Succeeded":
+            return False, polls
+        settled = datetime.fromisoformat(answer["lastUpdatedDateTime"])
+        after_settle.append(time.time() - settled.timestamp())
+        return True, polls
+    measured = _one_at_a_time(base_url, prefix, jobs, timeout, hold, http_timeout=30)
+    return LongPolls(measured, requests, after_settle)
 
 
 def burst(base_url: str, prefix: str, jobs: int, clients: int, poll_seconds: float,

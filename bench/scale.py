@@ -34,6 +34,12 @@ from tests.support.stack import Stack
 
 REQUESTS = 50  # per measured route and size
 TEMPLATE = "template"
+# The columns a copy takes from the template's rows (all but the id, the sort id, the root).
+PROMISE_COLUMNS = ("state, param_headers, param_data, value_headers, value_data, timeout, "
+                   "idempotency_key_for_create, idempotency_key_for_complete, tags, "
+                   "created_on, completed_on")
+TASK_COLUMNS = ("process_id, state, recv, mesg, timeout, counter, attempt, ttl, expires_at, "
+                "created_on, completed_on")
 
 
 def seed(database: Path, size: int) -> None:
@@ -42,39 +48,29 @@ def seed(database: Path, size: int) -> None:
     with sqlite3.connect(database) as db:
         numbers = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
                    f"WHERE i < {size}) ")
-        columns = ("state, param_headers, param_data, value_headers, value_data, timeout, "
-                   "idempotency_key_for_create, idempotency_key_for_complete, tags, "
-                   "created_on, completed_on")
         copies = " UNION ALL ".join(  # a job, then its step: as they are created
-            f"SELECT 'job-' || i || '{suffix}' AS id, i AS job, {order} AS step, {columns} "
+            f"SELECT 'job-' || i || '{suffix}' AS id, i AS job, {order} AS step, {PROMISE_COLUMNS} "
             f"FROM n, promises WHERE promises.id = '{TEMPLATE}{suffix}'"
             for order, suffix in enumerate(("", ".1")))
-        db.execute(f"{numbers}INSERT INTO promises (id, {columns}) "
-                   f"SELECT id, {columns} FROM ({copies}) ORDER BY job, step")
-        task_columns = ("process_id, state, recv, mesg, timeout, counter, attempt, ttl, "
-                        "expires_at, created_on, completed_on")
+        db.execute(f"{numbers}INSERT INTO promises (id, {PROMISE_COLUMNS}) "
+                   f"SELECT id, {PROMISE_COLUMNS} FROM ({copies}) ORDER BY job, step")
         db.execute(
-            f"{numbers}INSERT INTO tasks (root_promise_id, {task_columns}) "
-            f"SELECT 'job-' || i, {task_columns} FROM n, tasks "
+            f"{numbers}INSERT INTO tasks (root_promise_id, {TASK_COLUMNS}) "
+            f"SELECT 'job-' || i, {TASK_COLUMNS} FROM n, tasks "
             f"WHERE tasks.root_promise_id = '{TEMPLATE}'")
 
 
 def seed_postgres(cluster: PostgresCluster, database_url: str, size: int) -> None:
     """seed() for PostgreSQL."""
-    columns = ("state, param_headers, param_data, value_headers, value_data, timeout, "
-               "idempotency_key_for_create, idempotency_key_for_complete, tags, created_on, "
-               "completed_on")
-    task_columns = ("process_id, state, recv, mesg, timeout, counter, attempt, ttl, "
-                    "expires_at, created_on, completed_on")
     cluster.query(database_url, f"""
-        INSERT INTO promises (id, {columns})
-        SELECT 'job-' || i || copy.suffix, {columns}
+        INSERT INTO promises (id, {PROMISE_COLUMNS})
+        SELECT 'job-' || i || copy.suffix, {PROMISE_COLUMNS}
         FROM generate_series(1, {size}) AS i
         CROSS JOIN (VALUES ('', 0), ('.1', 1)) AS copy(suffix, step)
         JOIN promises ON promises.id = '{TEMPLATE}' || copy.suffix
         ORDER BY i, copy.step;
-        INSERT INTO tasks (root_promise_id, {task_columns})
-        SELECT 'job-' || i, {task_columns}
+        INSERT INTO tasks (root_promise_id, {TASK_COLUMNS})
+        SELECT 'job-' || i, {TASK_COLUMNS}
         FROM generate_series(1, {size}) AS i, tasks WHERE tasks.root_promise_id = '{TEMPLATE}';
         ANALYZE""")
 
