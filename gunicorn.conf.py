@@ -4,8 +4,14 @@ The bind address is left to gunicorn: $PORT on all interfaces when set (the Proc
 127.0.0.1:8000 otherwise; supervisord.conf (make run) passes --bind 127.0.0.1:$PORT.
 """
 
+import glob
 import os
+import shutil
 import signal
+import tempfile
+from typing import Any
+
+from async_api import logs  # stdlib only: the master imports no Flask, no prometheus_client
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Serving model (README "Serving model"): gevent. Every connection is a greenlet, so a slow
@@ -23,10 +29,46 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 # The control socket sits at one fixed path per user: several gateways on a machine would clash.
 control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
+# gunicorn's own lines (error log) and the app's, in LOG_FORMAT (json by default) on stderr.
+logconfig_dict = logs.dict_config()
 # The app alone decides whether X-Forwarded-* headers are believed (TRUSTED_PROXY_HOPS, werkzeug's
 # ProxyFix): gunicorn by default takes X-Forwarded-Proto from any client on loopback, which would
 # let a client choose the scheme of the absolute URLs (Location, Operation-Location) it is sent.
 secure_scheme_headers: dict[str, str] = {}
+
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+_made_multiproc_dir: list[str] = []  # the directory on_starting created, removed on_exit
+
+
+def on_starting(server: Any) -> None:
+    """Before the first fork: the directory where every worker process writes its metrics
+    (prometheus-client's multiprocess mode, async_api.metrics), set in the environment the
+    workers inherit. It must hold this gateway's files alone: a given PROMETHEUS_MULTIPROC_DIR is
+    emptied (stale counts of a previous run would be added to this one's), an unset one is a
+    fresh temporary directory, removed on exit."""
+    path = os.environ.get(MULTIPROC_DIR)
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for stale in glob.glob(os.path.join(path, "*.db")):
+            os.remove(stale)
+    else:
+        path = tempfile.mkdtemp(prefix="async-api-metrics-")
+        _made_multiproc_dir.append(path)
+        os.environ[MULTIPROC_DIR] = path
+    server.log.info("metrics: multiprocess directory %s", path)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A worker process is gone: its live gauges go with it (counters and histograms stay)."""
+    from prometheus_client import multiprocess  # here, after on_starting set the directory
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: Any) -> None:
+    for path in _made_multiproc_dir:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def post_worker_init(worker: object) -> None:

@@ -3,6 +3,9 @@
 On the signal the worker stops taking tasks and gives the ones it holds WORKER_GRACE_SECONDS
 (default 20) to finish; whatever is still running then is re-delivered to another worker once
 its claim expires, so a deploy never loses a job.
+
+With WORKER_METRICS_PORT the process serves its own Prometheus metrics on that port: several
+worker processes on one host each need a port of their own (README, "Metrics").
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import signal
 import threading
 
+from async_api import logs, metrics
 from async_api.settings import Settings
 from workers import serve
 from workers.functions import GROUPS
@@ -27,7 +31,10 @@ def main(argv: list[str] | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
+    logs.setup()
     settings = Settings.from_env()
+    if settings.worker_metrics_port:
+        metrics.serve(settings.worker_metrics_port)
     nodes = serve.start([args.group], settings)
     stop.wait()
     serve.drain(nodes, settings.worker_grace_seconds)

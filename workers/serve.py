@@ -1,20 +1,23 @@
 """Starts and drains the worker runtime for some groups, in a process of its own
-(`python -m workers`) or inside each gunicorn worker (EMBEDDED_WORKER_GROUPS)."""
+(`python -m workers`) or inside each gunicorn worker (EMBEDDED_WORKER_GROUPS).
+
+What it says goes to the process's log (async_api.logs: `python -m workers` sets it up,
+gunicorn.conf.py the gateway's), whose lines the tests wait for ("serving group").
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 
-from async_api import engine
+from async_api import engine, logs
 from async_api.settings import Settings
 from workers.functions import GROUPS
+
+_log = logging.getLogger(__name__)
 
 
 def start(groups: list[str] | tuple[str, ...], settings: Settings) -> list[engine.Worker]:
     """One worker node per group, each polling the server under its own process id."""
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "WARNING"),
-                        format="%(asctime)s worker[%(process)d] %(levelname)s %(message)s")
     unknown = sorted(set(groups) - set(GROUPS))
     if unknown:
         raise ValueError(f"no such worker group: {', '.join(unknown)}")
@@ -27,18 +30,17 @@ def start(groups: list[str] | tuple[str, ...], settings: Settings) -> list[engin
         )
         for group in groups
     ]
-    print(f"worker[{os.getpid()}] serving group {', '.join(map(repr, groups))} from "
-          f"{settings.resonate_url}", flush=True)
+    _log.info("serving group %s from %s", ", ".join(map(repr, groups)), settings.resonate_url,
+              extra=logs.fields(groups=list(groups)))
     return nodes
 
 
 def drain(nodes: list[engine.Worker], grace_seconds: float) -> bool:
     """Stops taking tasks, lets the held ones finish; returns whether all did."""
     held = sum(node.held_tasks() for node in nodes)
-    print(f"worker[{os.getpid()}] stopping: draining {held} task(s)", flush=True)
+    _log.info("stopping: draining %s task(s)", held)
     for node in nodes:
         node.poller.stop()  # all stop at once, then each waits out the same grace
     drained = all(node.drain(grace_seconds) for node in nodes)
-    print(f"worker[{os.getpid()}] stopped ({'drained' if drained else 'tasks handed back'})",
-          flush=True)
+    _log.info("stopped (%s)", "drained" if drained else "tasks handed back")
     return drained

@@ -10,7 +10,7 @@ from flask import Flask
 from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from async_api import auth, body, ids
+from async_api import auth, body, ids, telemetry
 from async_api.engine import Engine
 from async_api.errors import register_error_handlers
 from async_api.resources import (
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_URL=docs.ASSETS_URL,
         API_SPEC_OPTIONS=auth.spec_options(settings),
     )
+    telemetry.install(app)  # first: what the hooks below refuse is logged and counted too
     app.extensions["async_api.settings"] = settings
     app.extensions["async_api.engine"] = Engine(settings.resonate_url,
                                                 settings.engine_timeout_seconds,

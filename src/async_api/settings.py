@@ -57,6 +57,10 @@ class Settings:
     embedded_worker_groups: tuple[str, ...] = ()
     # Bearer tokens the gateway accepts (API_TOKENS, comma-separated); empty turns auth off.
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    # The one token GET /metrics accepts when set; unset, /metrics takes the API's tokens.
+    metrics_token: str = field(default="", repr=False)
+    # A `python -m workers` process serves its metrics on this port; 0 serves none.
+    worker_metrics_port: int = 0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -79,4 +83,6 @@ class Settings:
             heartbeat_seconds=_env_float("HEARTBEAT_SECONDS", cls.heartbeat_seconds),
             embedded_worker_groups=_env_list("EMBEDDED_WORKER_GROUPS"),
             api_tokens=_env_list("API_TOKENS"),
+            metrics_token=os.environ.get("METRICS_TOKEN", "").strip(),
+            worker_metrics_port=_env_int("WORKER_METRICS_PORT", cls.worker_metrics_port),
         )

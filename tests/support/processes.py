@@ -4,6 +4,7 @@ killed (the crash the product must survive) or stopped politely."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -138,6 +139,13 @@ class Process:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def json_lines(self) -> list[dict]:
+        """Every complete line of the log as the JSON object it must be (LOG_FORMAT=json, the
+        default): a line that is not one fails the test that reads it. A last line still being
+        written is left for the next read."""
+        complete = self.log().split("\n")[:-1]
+        return [json.loads(line) for line in complete if line.strip()]
 
     def run_log(self) -> str:
         """The output of the current run only (the log file is shared by restarts)."""

@@ -17,6 +17,7 @@ from async_api.engine.client import (
     RESERVED_KEY,
     RESOLVED,
     TIMEDOUT,
+    TRACEPARENT_TAG,
     Engine,
     EngineBusy,
     EngineError,
@@ -33,8 +34,9 @@ from async_api.engine.runtime import Worker, run_worker
 from async_api.engine.workflow import JobSettledElsewhere, call, signal, sleep, start, step
 
 __all__ = [
-    "CANCELED", "JOB_TAG", "PENDING", "REJECTED", "RESERVED_KEY", "RESOLVED", "TIMEDOUT", "Engine",
-    "EngineBusy", "EngineError", "EngineRejected", "EngineUnavailable", "JobSettledElsewhere",
+    "CANCELED", "JOB_TAG", "PENDING", "REJECTED", "RESERVED_KEY", "RESOLVED", "TIMEDOUT",
+    "TRACEPARENT_TAG", "Engine", "EngineBusy", "EngineError", "EngineRejected",
+    "EngineUnavailable", "JobSettledElsewhere",
     "Promise", "PromiseAlreadySettled", "PromiseConflict", "PromiseNotFound", "ReservedKey",
     "Worker",
     "call", "check_value", "run_worker", "signal", "sleep", "start", "step",

@@ -28,10 +28,19 @@ from resonate.stores.record import DurablePromiseRecord
 from resonate.stores.remote import RemotePromiseStore
 from resonate.targets import poll
 
-from async_api.engine.transport import MAX_CONNECTIONS, Answer, Transport, Unreachable
+from async_api import metrics
+from async_api.engine.transport import (
+    MAX_CONNECTIONS,
+    Answer,
+    Transport,
+    Unreachable,
+    call_name,
+)
 
 # Marks the promises the gateway created as jobs, so that listing jobs skips workflow steps.
 JOB_TAG = "async-api:job"
+# A job's W3C trace context (async_api.logs): the worker's log lines about it carry its trace id.
+TRACEPARENT_TAG = "async-api:traceparent"
 
 # Job states as the product names them, from the server's promise states.
 PENDING = "pending"
@@ -333,8 +342,10 @@ class Engine:
 
     def _call_once(self, request: requests.Request, *, admitted: bool = False) -> Answer:
         """One attempt, mapped to this module's errors (the SDK would retry 5xx forever);
-        `admitted` skips the slots (the readiness probe must answer under overload too)."""
+        `admitted` skips the slots (the readiness probe must answer under overload too). The
+        transport measures the call; a refusal for want of a slot is counted here."""
         if not admitted and not self._slots.acquire(timeout=BUSY_WAIT_SECONDS):
+            metrics.ENGINE_ERRORS.labels(call_name(request.method, request.url), "busy").inc()
             raise EngineBusy(f"{self.url}: too many calls in flight")
         try:
             response = self._transport.send(request)

@@ -11,6 +11,9 @@ What the SDK 0.4.10 scheduler adds here (tests/test_outages.py proves each):
 * Whatever the server answers after an outage (a re-delivered task this process still holds,
   403 or 404 on a write, a refused claim), the workflow concerned is dropped and the process
   keeps serving: its task comes back once the claim expires. A worker exits only when told to.
+
+Each task is logged when it is claimed and when it ends (completed or dropped) and counted in
+async_api.metrics; the lines of a job's task carry the job's trace id (see async_api.logs).
 """
 
 from __future__ import annotations
@@ -25,12 +28,16 @@ from typing import Any
 import requests
 from resonate.cmd_queue import Claim, Command, Complete, Invoke, Resume
 from resonate.collections import FunctionRegistry
+from resonate.dataclasses import Invocation
 from resonate.dependencies import Dependencies
 from resonate.errors import ResonateError
 from resonate.options import Options
+from resonate.result import Ok
 from resonate.scheduler.scheduler import Scheduler
 from resonate.stores.record import InvokeMsg
 
+from async_api import logs, metrics
+from async_api.engine.client import TRACEPARENT_TAG
 from async_api.engine.leases import Leases
 from async_api.engine.sdk_fixes import (
     BindingDelayQueue,
@@ -39,6 +46,8 @@ from async_api.engine.sdk_fixes import (
     ClaimLost,
     FencedStore,
     ReconnectingPoller,
+    function_of,
+    job_fields,
 )
 from async_api.engine.transport import Transport, Unreachable
 
@@ -48,6 +57,19 @@ _STALE = object()  # a command for a record that was dropped or replaced
 # Tasks one worker process takes at once (claimed or queued to be claimed); its steps run on
 # the SDK's 4 threads, so more would only wait here instead of going to an idle worker.
 MAX_TASKS_IN_FLIGHT = 16
+
+# How a task ends: its function returned or raised, or it waits (a sleep, a signal, another
+# function; a later task resumes it), or this process gave the task up (claim lost and the like).
+RESOLVED, REJECTED, SUSPENDED, DROPPED = "resolved", "rejected", "suspended", "dropped"
+
+
+@dataclass
+class _Run:
+    """A task this process claimed and has not ended yet, as its log lines and metrics say it."""
+
+    function: str
+    fields: dict[str, Any]  # job_id, trace_id, traceparent (async_api.logs)
+    started: float  # time.perf_counter() at the claim
 
 
 class _Scheduler(Scheduler):
@@ -60,6 +82,8 @@ class _Scheduler(Scheduler):
         self._processor = BindingProcessor(self._records)
         self._delay_queue = BindingDelayQueue(self._records)
         self._current_root: str | None = None  # the workflow the scheduler thread works for
+        self._runs: dict[str, _Run] = {}  # by workflow: the task held for it
+        self._finishing: Complete | None = None  # the Complete being handled, if any
 
     # --- one command at a time, never fatal ----------------------------------------------
 
@@ -68,6 +92,8 @@ class _Scheduler(Scheduler):
         if root_id is _STALE:
             return []
         self._current_root = root_id
+        run = self._runs.get(root_id) if isinstance(root_id, str) else None
+        token = logs.bind(**run.fields) if run is not None else None
         try:
             if root_id is not None and not self._may_write(root_id):
                 self._drop(root_id, "its claim expired")
@@ -85,6 +111,8 @@ class _Scheduler(Scheduler):
                            self._current_root or "(none)")
             self._drop(self._current_root, "of the error above")
         finally:
+            if token is not None:
+                logs.unbind(token)
             self._current_root = None
             self._task_source.refill()  # a claim made or refused, or a task ended: room changed
         return []
@@ -133,13 +161,59 @@ class _Scheduler(Scheduler):
         self._leases.hold(task.task_id, task.counter, claim_pid, root_id, claimed_at)
         self._current_root = root_id
         if isinstance(message, InvokeMsg):
-            return self._process_invoke_msg(message, task)
-        return self._process_resume_msg(message, task)
+            commands = self._process_invoke_msg(message, task)
+        else:
+            commands = self._process_resume_msg(message, task)
+        self._task_started(root_id, task.task_id)
+        return commands
+
+    def _handle_complete(self, complete: Complete) -> list[Command]:
+        self._finishing = complete  # a task completed meanwhile ends with this result if its own
+        try:
+            return super()._handle_complete(complete)
+        finally:
+            self._finishing = None
 
     def _complete_task(self, id: str) -> None:
         task_id = self._records[id].get_task().task_id
         super()._complete_task(id)
         self._leases.release(task_id)
+        finishing = self._finishing
+        if finishing is None or finishing.id != id:
+            self._task_ended(id, SUSPENDED)  # blocked on remote promises only
+        else:
+            self._task_ended(id, RESOLVED if isinstance(finishing.result, Ok) else REJECTED)
+
+    def _task_started(self, root_id: str, task_id: str) -> None:
+        root = self._records[root_id]
+        run = self._runs[root_id] = _Run(function_of(root), job_fields(root),
+                                         time.perf_counter())
+        metrics.TASKS_CLAIMED.labels(run.function).inc()
+        _log.info("task started", extra=logs.fields(**run.fields, function=run.function,
+                                                     task_id=task_id))
+
+    def _task_ended(self, root_id: str, outcome: str) -> None:
+        run = self._runs.pop(root_id, None)
+        if run is None:
+            return
+        seconds = time.perf_counter() - run.started
+        metrics.TASK_SECONDS.labels(run.function, outcome).observe(seconds)
+        if outcome == DROPPED:
+            metrics.TASKS_FAILED.labels(run.function).inc()
+        else:
+            metrics.TASKS_COMPLETED.labels(run.function, outcome).inc()
+        _log.log(logging.WARNING if outcome == DROPPED else logging.INFO, "task finished",
+                 extra=logs.fields(**run.fields, function=run.function, outcome=outcome,
+                                   duration_ms=round(seconds * 1000, 2)))
+
+    def _get_info_from_rfi(self, rfi: Any) -> tuple[Any, Any, Any, int | None]:
+        """A durable function this workflow calls or starts joins the workflow's trace."""
+        data, headers, tags, timeout = super()._get_info_from_rfi(rfi)
+        run = self._runs.get(self._current_root or "")
+        if run is not None and run.fields["traceparent"] and isinstance(rfi.unit, Invocation):
+            tags = {**(tags or {}),
+                    TRACEPARENT_TAG: logs.child_traceparent(run.fields["traceparent"])}
+        return data, headers, tags, timeout
 
     def _may_write(self, root_id: str) -> bool:
         """False once the claim this workflow runs under may have gone to someone else."""
@@ -162,6 +236,7 @@ class _Scheduler(Scheduler):
         if root_id is None:
             return
         lost = self._leases.release_root(root_id)
+        self._task_ended(root_id, DROPPED)
         root = self._records.get(root_id)
         _log.warning("workflow %s dropped because %s (tasks %s); the server hands it out "
                      "again and its replay resumes from the last checkpoint", root_id, why,

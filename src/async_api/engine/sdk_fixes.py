@@ -35,11 +35,27 @@ from resonate.stores.record import (
 from resonate.stores.remote import RemotePromiseStore, RemoteStore, RemoteTaskStore
 from resonate.task_sources.poller import Poller
 
-from async_api.engine.client import SERVER_STATES
+from async_api import logs, metrics
+from async_api.engine.client import SERVER_STATES, TRACEPARENT_TAG
 from async_api.engine.transport import Answer, Transport, Unreachable
 from async_api.engine.workflow import JobSettledElsewhere
 
 _log = logging.getLogger(__name__)
+
+
+def function_of(record: Any) -> str:
+    """The name of what a record runs: a durable function for a root, a step's otherwise."""
+    fn = getattr(getattr(record.invocation, "unit", None), "fn", None)
+    return fn if isinstance(fn, str) else getattr(fn, "__name__", "unknown")
+
+
+def job_fields(root: Any) -> dict[str, Any]:
+    """The log fields of the job a root record runs: its id and the trace it belongs to, from
+    the traceparent jobs.start tagged it with (or the scheduler gave a child it created)."""
+    tags = (root.durable_promise.tags if root.durable_promise is not None else None) or {}
+    traceparent = tags.get(TRACEPARENT_TAG)
+    return {"job_id": root.id, "trace_id": logs.trace_id_of(traceparent),
+            "traceparent": traceparent}
 
 
 class ReconnectingPoller(Poller):
@@ -254,7 +270,12 @@ class Bound:
 
 
 class BindingProcessor(Processor):
-    """The SDK's step thread pool, whose results are Bound to the record that ran them."""
+    """The SDK's step thread pool, whose results are Bound to the record that ran them.
+
+    It also times each step it runs (only real runs come here: a replay reads a completed
+    step's checkpoint) and binds its job's log fields, so that a job a step starts
+    (jobs.start) joins the same trace.
+    """
 
     def __init__(self, records: dict[str, Any], workers: int = 4) -> None:
         super().__init__(workers)
@@ -273,11 +294,17 @@ class BindingProcessor(Processor):
     def _run(self, cmd_queue: CommandQ) -> None:
         while True:
             sqe, record = self._bound.get()
+            root = record.root() if record is not None else None
             result: Result[Any, Exception]
-            try:
-                result = Ok(sqe.thunk())
-            except Exception as exc:  # the step's failure is its result
-                result = Err(exc)
+            with logs.bound(**(job_fields(root) if root is not None else {})):
+                started = time.perf_counter()
+                try:
+                    result = Ok(sqe.thunk())
+                except Exception as exc:  # the step's failure is its result
+                    result = Err(exc)
+            if root is not None:
+                metrics.STEP_SECONDS.labels(function_of(root), function_of(record)).observe(
+                    time.perf_counter() - started)
             cmd_queue.put(Bound(Complete(sqe.id, result), record))  # type: ignore[arg-type]
 
 

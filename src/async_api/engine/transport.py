@@ -4,18 +4,22 @@ The SDK 0.4.10 stores describe each call as a `requests.Request` and read `.json
 answer. Sent through requests' Session, every call also built cookies, hooks, redirect checks
 and, unless told not to, walked the environment's proxy variables: in a burst that was 80 % of
 a worker's CPU (py-spy, `make bench`). Here the same request goes straight to urllib3, which
-is thread-safe and, under gevent, greenlet-safe.
+is thread-safe and, under gevent, greenlet-safe. Every call to the server, the gateway's and the
+workers', goes through `Transport.send`: its latency and errors are measured there.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 import requests
 import urllib3
+
+from async_api import metrics
 
 # Connections kept per server; a caller past that waits for one (at most the call's timeout).
 MAX_CONNECTIONS = 32
@@ -44,6 +48,15 @@ class Answer:
         return json.loads(self.content)
 
 
+def call_name(method: str, url: str) -> str:
+    """A call as a metric label: its method and path, with a promise's id as {id} (bounded)."""
+    path = urllib3.util.parse_url(url).path or "/"
+    head, promises, _ = path.partition("/promises/")
+    if promises and method.upper() != "POST":  # POST /promises/task creates: no id in it
+        path = f"{head}/promises/{{id}}"
+    return f"{method.upper()} {path}"
+
+
 class Transport:
     """Keep-alive connections to one server, shared by every thread or greenlet of a process."""
 
@@ -64,11 +77,15 @@ class Transport:
         if request.json is not None:
             body = json.dumps(request.json).encode()
             headers["Content-Type"] = "application/json"
+        call, started = call_name(request.method, request.url), time.perf_counter()
         try:
             response = self._pool.request(
                 request.method.upper(), url, body=body, headers=headers,
                 pool_timeout=self._timeout.connect_timeout,
             )
         except urllib3.exceptions.HTTPError as exc:
+            metrics.engine_call(call, time.perf_counter() - started, "unreachable")
             raise Unreachable(str(exc)) from exc
+        metrics.engine_call(call, time.perf_counter() - started,
+                            str(response.status) if response.status >= 400 else None)
         return Answer(response.status, response.data)

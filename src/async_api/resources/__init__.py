@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import current_app, url_for
 
-from async_api import listing
+from async_api import listing, logs
 from async_api.contract import DurableFunction
 from async_api.engine import (
     JOB_TAG,
@@ -37,6 +37,7 @@ def start_job(
     function: DurableFunction, job_id: str, args: list[Any], tags: dict[str, str] | None = None
 ) -> Promise:
     """`async_api.jobs.start` with this app's engine and settings."""
+    logs.add(job_id=job_id)  # the request's log line is about this job
     return start(engine(), settings(), function, job_id, args, tags)
 
 
@@ -76,6 +77,7 @@ def retry_after() -> dict[str, str]:
 
 def find_job(job_id: str) -> Promise:
     """The job with this id; workflow steps and approval promises are not jobs (404)."""
+    logs.add(job_id=job_id)  # the request's log line is about this job
     promise = engine().get(job_id)
     if JOB_TAG not in promise.tags:
         raise ApiError(404, "not_found", "No job has this id.")
