@@ -61,9 +61,10 @@ def on_starting(server: Any) -> None:
 
 def child_exit(server: Any, worker: Any) -> None:
     """A worker process is gone: its live gauges go with it (counters and histograms stay)."""
-    from prometheus_client import multiprocess  # here, after on_starting set the directory
+    if os.environ.get(MULTIPROC_DIR):  # set by on_starting, unless a hook failed before
+        from prometheus_client import multiprocess  # here, after on_starting set the directory
 
-    multiprocess.mark_process_dead(worker.pid)
+        multiprocess.mark_process_dead(worker.pid)
 
 
 def on_exit(server: Any) -> None:
