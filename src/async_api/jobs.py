@@ -52,7 +52,7 @@ def start(
     there is none. The server answers a repeated start with the stored job, tags included, so
     the traceparent it carries tells whether this call created it (each call's is unique).
     """
-    traceparent = logs.child_traceparent(logs.current_traceparent())
+    _, traceparent = logs.new_span(logs.current_traceparent())
     promise = engine.invoke(job_id, function.name, args, group=function.group,
                             timeout_seconds=settings.job_timeout_seconds,
                             tags={**(tags or {}), TRACEPARENT_TAG: traceparent})

@@ -92,11 +92,11 @@ def trace_id_of(traceparent: str | None) -> str | None:
     return parsed[0] if parsed else None
 
 
-def child_traceparent(parent: str | None) -> str:
-    """A traceparent for a new span: in the trace of `parent` (same flags) when it is valid,
-    else in a new, sampled trace."""
+def new_span(parent: str | None) -> tuple[str, str]:
+    """(trace_id, traceparent) of a new span: in the trace of `parent` (same flags) when it is a
+    valid traceparent, else in a new, sampled trace."""
     trace_id, flags = parse_traceparent(parent) or (secrets.token_hex(16), SAMPLED)
-    return f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"
+    return trace_id, f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"
 
 
 # --- formatting ---------------------------------------------------------------------------------
@@ -165,6 +165,9 @@ def dict_config() -> dict[str, Any]:
             # gunicorn's error log: through the root handler (gunicorn keeps its level)
             "gunicorn.error": {"handlers": [], "propagate": True},
             "resonate": {"level": "DEBUG" if level == "DEBUG" else "WARNING"},
+            # a worker's start and drain lines, whatever LOG_LEVEL: rare, and what process
+            # managers and the tests wait for ("serving group")
+            "workers.serve": {"level": "INFO"},
         },
     }
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from flask import Flask, Response, g, request
 
@@ -30,10 +30,9 @@ _log = logging.getLogger("async_api.requests")
 
 def _begin() -> None:
     sent = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = sent if _REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
-    traceparent = logs.child_traceparent(request.headers.get(TRACEPARENT_HEADER))
-    token = logs.bind(request_id=request_id, trace_id=logs.trace_id_of(traceparent),
-                      traceparent=traceparent)
+    request_id = sent if _REQUEST_ID.fullmatch(sent) else secrets.token_hex(16)
+    trace_id, traceparent = logs.new_span(request.headers.get(TRACEPARENT_HEADER))
+    token = logs.bind(request_id=request_id, trace_id=trace_id, traceparent=traceparent)
     setattr(g, _STATE, (time.perf_counter(), request_id, traceparent, token))
 
 

@@ -212,7 +212,7 @@ class _Scheduler(Scheduler):
         run = self._runs.get(self._current_root or "")
         if run is not None and run.fields["traceparent"] and isinstance(rfi.unit, Invocation):
             tags = {**(tags or {}),
-                    TRACEPARENT_TAG: logs.child_traceparent(run.fields["traceparent"])}
+                    TRACEPARENT_TAG: logs.new_span(run.fields["traceparent"])[1]}
         return data, headers, tags, timeout
 
     def _may_write(self, root_id: str) -> bool:
