@@ -244,4 +244,15 @@ def test_requests_are_counted_by_url_rule_not_by_path(nonce):
     assert grew(before, after, "async_api_http_requests_total", method="GET",
                 route="(unmatched)", status="404") == 1
     assert not any(nonce in dict(labels).get("route", "") for _, labels in after)
+    assert grew(before, after, "async_api_engine_call_errors_total", call="GET /promises/{id}",
+                error="unreachable") == 3  # the offline gateway's engine refuses connections
+
+
+def test_a_call_refused_for_want_of_a_slot_is_counted_busy(nonce):
+    client = offline_gateway(engine_max_calls=0)  # every engine call finds no free slot
+    before = parsed(client.get("/metrics").get_data(as_text=True))
+    assert_error(client.get(f"/jobs/busy-{nonce}"), 503, "overloaded")
+    after = parsed(client.get("/metrics").get_data(as_text=True))
+    assert grew(before, after, "async_api_engine_call_errors_total", call="GET /promises/{id}",
+                error="busy") == 1
 

@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from resonate import utils as sdk_utils
@@ -345,7 +345,8 @@ class Engine:
         `admitted` skips the slots (the readiness probe must answer under overload too). The
         transport measures the call; a refusal for want of a slot is counted here."""
         if not admitted and not self._slots.acquire(timeout=BUSY_WAIT_SECONDS):
-            metrics.ENGINE_ERRORS.labels(call_name(request.method, request.url), "busy").inc()
+            call = call_name(request.method, urlsplit(request.url).path)
+            metrics.ENGINE_ERRORS.labels(call, "busy").inc()
             raise EngineBusy(f"{self.url}: too many calls in flight")
         try:
             response = self._transport.send(request)
