@@ -20,7 +20,7 @@ from async_api.resources import (
     settings,
     start_job,
 )
-from async_api.schemas import ErrorResponseSchema
+from async_api.schemas import ErrorResponseSchema, started_job_links
 from async_api.schemas.jobs import (
     JobListQuerySchema,
     JobListSchema,
@@ -35,6 +35,7 @@ blp = Blueprint("jobs", __name__, description="Durable jobs: submit, poll, list,
 @blp.route("/jobs", methods=["POST"])
 @blp.arguments(OrderJobSchema())
 @blp.response(202, JobSchema)
+@blp.doc(**started_job_links())
 @blp.alt_response(409, schema=ErrorResponseSchema, description="Same order, other items.")
 def submit_job(order: dict) -> tuple:
     """Process an order; the id is `order:{order_id}`, so a retried submit reconnects."""
@@ -80,6 +81,7 @@ def cancel_job(job_id: str) -> dict:
 
 @blp.route("/jobs/<id:job_id>/retry", methods=["POST"])
 @blp.response(202, JobSchema)
+@blp.doc(**started_job_links())
 @blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown job.")
 @blp.alt_response(409, schema=ErrorResponseSchema, description="The job runs or succeeded.")
 def retry_job(job_id: str) -> tuple:
