@@ -1,8 +1,10 @@
 """Bearer-token auth for the gateway: on when API_TOKENS is set, off when it is empty.
 
-Probes and the API documentation stay open: orchestrators and load balancers call the probes
-without credentials. Webhooks stay open only when WEBHOOK_SECRET is set: then they prove
-themselves with their own HMAC signature; without it, they need a token like any route.
+Probes, the API documentation and the dashboard's static files stay open: orchestrators and
+load balancers call the probes without credentials, and the dashboard holds no data (its script
+sends the token the user types with every API call). Webhooks stay open only when
+WEBHOOK_SECRET is set: then they prove themselves with their own HMAC signature; without it,
+they need a token like any route.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from flask import Flask, Response, request
 from async_api.errors import error_response
 from async_api.settings import Settings
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/openapi.json"})
-OPEN_PREFIXES = ("/docs/",)
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/openapi.json", "/ui"})
+OPEN_PREFIXES = ("/docs/", "/ui/")
 SIGNED_PREFIXES = ("/webhooks/",)
 
 
