@@ -27,6 +27,7 @@ CHROMIUM = Path("/usr/bin/chromium")  # scripts/ensure-chromium installs it (mak
 ARTIFACTS = ROOT / "test-artifacts"  # ignored by git: the screenshots of the last run
 TOKEN = "ui-test-token"
 JOB_SECONDS = 20_000  # ms a job gets to reach a state on the page (the machine may be loaded)
+expect.set_options(timeout=10_000)  # ms for anything else the page shows (default 5 s)
 
 
 @pytest.fixture

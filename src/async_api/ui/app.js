@@ -11,7 +11,7 @@ const LABELS = {
   rejected: "failed", canceled: "canceled", timedout: "timed out",
 };
 const RUNNING = new Set(["pending", "waiting_for_approval"]);
-const FAILED = new Set(["rejected", "timedout"]);
+const RETRYABLE = new Set(["rejected", "canceled", "timedout"]);
 
 const $ = (id) => document.getElementById(id);
 
@@ -57,9 +57,9 @@ function jobPath(jobId, action) {
   return `/jobs/${encodeURIComponent(jobId)}` + (action ? `/${action}` : "");
 }
 
-// A link the job view offers, else the route's usual path (views before `links` held it).
-function jobLink(job, name) {
-  return (job.links && job.links[name]) || jobPath(job.job_id, name);
+// The job view's link `name` (retry, steps, ...): a gateway without the route offers none.
+function offered(job, name) {
+  return (job.links && job.links[name]) || null;
 }
 
 /* --- building nodes ----------------------------------------------------------------------- */
@@ -116,11 +116,18 @@ function jobDuration(job) {
   return span(job.created_at, job.completed_at, RUNNING.has(job.status));
 }
 
+function fractionOf(progress) {
+  return Math.min(1, Math.max(0, Number(progress.fraction) || 0));
+}
+
+function percent(progress) {
+  return `${Math.round(fractionOf(progress) * 100)} %`;
+}
+
 function progressBar(progress) {
   if (!progress) return "—";
-  const fraction = Math.min(1, Math.max(0, Number(progress.fraction) || 0));
   return el("span", {class: "progress", title: progress.message || ""},
-    el("progress", {max: "1", value: String(fraction)}), ` ${Math.round(fraction * 100)} %`);
+    el("progress", {max: "1", value: String(fractionOf(progress))}), ` ${percent(progress)}`);
 }
 
 /* --- messages, views and the token -------------------------------------------------------- */
@@ -206,14 +213,10 @@ function firstPage() {
 
 /* --- one job ------------------------------------------------------------------------------ */
 
-// null when this gateway lists no steps (its job view predates them).
+// null when this gateway lists no steps (its job view offers no link to them).
 async function loadSteps(job) {
-  try {
-    return (await api("GET", jobLink(job, "steps"))).steps;
-  } catch (error) {
-    if (error instanceof ApiError && [404, 405].includes(error.status)) return null;
-    throw error;
-  }
+  const steps = offered(job, "steps");
+  return steps ? (await api("GET", steps)).steps : null;
 }
 
 async function loadJob(jobId) {
@@ -226,6 +229,7 @@ const FACTS = [
   ["Group", (job) => job.group],
   ["Attempt", (job) => job.attempt],
   ["Retry of", (job) => job.retry_of && jobAnchor(job.retry_of)],
+  ["First attempt", (job) => job.first_attempt && jobAnchor(job.first_attempt)],
   ["Retried by", (job) => job.retried_by && jobAnchor(job.retried_by)],
   ["Waiting for", (job) => job.waiting_for],
   ["Created", (job) => job.created_at && when(job.created_at)],
@@ -260,10 +264,18 @@ function outcome(job) {
   return [null, undefined];
 }
 
+// A progress report says what it reported; a step or call, what it runs.
+function stepName(step) {
+  if (step.kind === "progress" && step.progress) {
+    return `${percent(step.progress)} ${step.progress.message || ""}`;
+  }
+  return step.function || step.id;
+}
+
 function stepItem(step) {
   return el("li", {"data-status": step.status, "data-step-id": step.id},
     el("span", {class: "step-time"}, when(step.created_at)),
-    el("span", {class: "step-name"}, step.function || step.id),
+    el("span", {class: "step-name"}, stepName(step)),
     el("span", {class: "step-kind"}, step.kind || ""),
     statusBadge(step.status),
     el("span", {class: "step-duration"},
@@ -287,7 +299,7 @@ function paintJob({job, steps}) {
   paintBlock("job-args", null, job.args);
   paintSteps(steps);
   $("cancel").hidden = !RUNNING.has(job.status);
-  $("retry").hidden = !FAILED.has(job.status);
+  $("retry").hidden = !(RETRYABLE.has(job.status) && offered(job, "retry"));
 }
 
 /* --- rendering what the address says, again and again ------------------------------------ */
