@@ -57,9 +57,9 @@ function jobPath(jobId, action) {
   return `/jobs/${encodeURIComponent(jobId)}` + (action ? `/${action}` : "");
 }
 
-// The job view's link `name` (retry, steps, ...): a gateway without the route offers none.
-function offered(job, name) {
-  return (job.links && job.links[name]) || null;
+// Whether the job view links the route `name` (retry, steps): a gateway without it does not.
+function offers(job, name) {
+  return Boolean(job.links && job.links[name]);
 }
 
 /* --- building nodes ----------------------------------------------------------------------- */
@@ -215,8 +215,7 @@ function firstPage() {
 
 // null when this gateway lists no steps (its job view offers no link to them).
 async function loadSteps(job) {
-  const steps = offered(job, "steps");
-  return steps ? (await api("GET", steps)).steps : null;
+  return offers(job, "steps") ? (await api("GET", jobPath(job.job_id, "steps"))).steps : null;
 }
 
 async function loadJob(jobId) {
@@ -290,6 +289,11 @@ function paintSteps(steps) {
   $("no-steps").hidden = !none;
 }
 
+// Once retried, the job links its next attempt instead (a second retry would return it).
+function canRetry(job) {
+  return RETRYABLE.has(job.status) && offers(job, "retry") && !job.retried_by;
+}
+
 function paintJob({job, steps}) {
   show("detail-view");
   $("job-title").replaceChildren(`${job.job_id} `, statusBadge(job.status));
@@ -299,7 +303,7 @@ function paintJob({job, steps}) {
   paintBlock("job-args", null, job.args);
   paintSteps(steps);
   $("cancel").hidden = !RUNNING.has(job.status);
-  $("retry").hidden = !(RETRYABLE.has(job.status) && offered(job, "retry"));
+  $("retry").hidden = !canRetry(job);
 }
 
 /* --- rendering what the address says, again and again ------------------------------------ */
