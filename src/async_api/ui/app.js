@@ -132,8 +132,8 @@ function progressBar(progress) {
 
 /* --- messages, views and the token -------------------------------------------------------- */
 
-// kind "stale": a refresh failed; the next good refresh clears it. Other kinds stay until the
-// user's next action.
+// kind "stale": a refresh failed, and the next good one clears it; "error" (an action failed)
+// and "info" stay until the user's next action or another page.
 function say(text, kind = "error") {
   const message = $("message");
   message.textContent = text;
@@ -371,10 +371,7 @@ async function cancelJob() {
 async function retryJob() {
   const jobId = openedJob();
   const attempt = await act(() => api("POST", jobPath(jobId, "retry")));
-  if (attempt) {
-    say(`Retrying ${jobId} as ${attempt.job_id}.`, "info");
-    location.hash = jobHash(attempt.job_id);
-  }
+  if (attempt) location.hash = jobHash(attempt.job_id); // its page says what it retries
 }
 
 function useToken(event) {
@@ -389,9 +386,9 @@ function forgetToken() {
   askForToken("The token is forgotten.");
 }
 
-// Another page: what went wrong on the last one no longer applies; news (a retry's) still does.
+// Another page: what was said about the last one no longer applies.
 function leavePage() {
-  if ($("message").className !== "info") say("");
+  say("");
   render();
 }
 
