@@ -2,10 +2,11 @@
 
 Each token speaks for a principal (`alice:tokA`; a bare token is "default"), whose name the
 request carries as `g.principal`: a job belongs to the principal that started it
-(resources.start_job, find_job). Probes and the API documentation stay open: orchestrators and
-load balancers call the probes without credentials. Webhooks stay open only when WEBHOOK_SECRET
-is set: then they prove themselves with their own HMAC signature; without it, they need a token
-like any route.
+(resources.start_job, find_job). Probes, the API documentation and the dashboard's static files
+stay open: orchestrators and load balancers call the probes without credentials, and the
+dashboard holds no data (its script sends the token the user types with every API call).
+Webhooks stay open only when WEBHOOK_SECRET is set: then they prove themselves with their own
+HMAC signature; without it, they need a token like any route.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from flask import Flask, Response, g, request
 from async_api.errors import error_response
 from async_api.settings import Settings
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/openapi.json"})
-OPEN_PREFIXES = ("/docs/",)
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/openapi.json", "/ui"})
+OPEN_PREFIXES = ("/docs/", "/ui/")
 SIGNED_PREFIXES = ("/webhooks/",)
 
 
