@@ -100,8 +100,9 @@ def started_headers(job_id: str, location: str | None = None) -> dict[str, str]:
 
 
 def accepted(promise: Promise) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """The 202 answer of a route that started (or reconnected to) a job."""
-    return job_view(promise), 202, started_headers(promise.id)
+    """The 202 answer of a route that started (or reconnected to) a job: without progress,
+    which a job just started has not reported (one engine call saved on every start)."""
+    return job_view(promise, with_progress=False), 202, started_headers(promise.id)
 
 
 def held(promise: Promise, seconds: float | None) -> Promise:
@@ -142,11 +143,13 @@ def job_progress(promise: Promise, detailed: bool) -> Progress | None:
     return engine().progress(promise.id) if detailed or promise.pending else None
 
 
-def job_view(promise: Promise, detailed: bool = False) -> dict[str, Any]:
+def job_view(
+    promise: Promise, detailed: bool = False, with_progress: bool = True
+) -> dict[str, Any]:
     """The JSON for one job. `detailed` (the view of one job, not a list) adds what costs an
     engine call more: whether a pending job awaits its approval, its arguments, the progress
     of a finished job, and the attempt that retried it."""
-    progress = job_progress(promise, detailed)
+    progress = job_progress(promise, detailed) if with_progress else None
     answer: dict[str, Any] = {
         "job_id": promise.id,
         "status": promise.state,
