@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -14,7 +15,7 @@ import pytest
 
 from async_api import client as client_module
 from async_api.client import ApiError, Client, Conflict, NotFound, Overloaded, WaitTimeout
-from tests.support.processes import BIN, free_port
+from tests.support.processes import BIN, ROOT, free_port
 from tests.support.slow_engine import slowly_answering
 from tests.support.stack import Stack
 
@@ -230,3 +231,12 @@ def test_every_command_has_help():
         assert answer.returncode == 0, answer.stderr
         assert answer.stdout.startswith(f"Usage: async-api {command}".rstrip())
     assert "ASYNC_API_URL" in answers[0].stdout and "ASYNC_API_TOKEN" in answers[0].stdout
+
+
+def test_the_client_and_the_cli_load_neither_flask_nor_the_engine():
+    program = ("import sys, async_api.cli; print(sorted(m for m in sys.modules "
+               "if m.split('.')[0] in ('flask', 'werkzeug', 'marshmallow', 'resonate') "
+               "or m.startswith('async_api.')))")
+    loaded = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, check=True)
+    assert loaded.stdout.strip() == "['async_api.cli', 'async_api.client']"
