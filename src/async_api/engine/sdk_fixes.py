@@ -35,7 +35,7 @@ from resonate.stores.record import (
 from resonate.stores.remote import RemotePromiseStore, RemoteStore, RemoteTaskStore
 from resonate.task_sources.poller import Poller
 
-from async_api.engine.client import SERVER_STATES
+from async_api.engine.client import SERVER_STATES, STEP_TAG
 from async_api.engine.transport import Answer, Transport, Unreachable
 from async_api.engine.workflow import JobSettledElsewhere
 
@@ -163,9 +163,16 @@ class ClaimLost(Exception):
 
 
 class _WorkflowPromiseStore(RemotePromiseStore):
-    """The SDK's promise store, tolerant of promises settled by someone else (a cancel)."""
+    """The SDK's promise store, tolerant of promises settled by someone else (a cancel), and
+    tagging a step's promise with its function (`step_name`, set by the runtime's scheduler
+    while it creates a step): SDK 0.4.10 stores no trace of it, and GET /jobs/{id}/steps and
+    progress reports need one (tests/test_history.py)."""
+
+    step_name: str | None = None
 
     def create(self, **kwargs: Any) -> DurablePromiseRecord:
+        if self.step_name is not None and not kwargs.get("tags"):
+            kwargs["tags"] = {STEP_TAG: self.step_name}
         return as_seen_by_workflow(super().create(**kwargs))
 
     def get(self, **kwargs: Any) -> DurablePromiseRecord:
