@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
 import time
@@ -31,6 +32,12 @@ def cli(url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.C
                           env={**base, "ASYNC_API_URL": url, **(env or {})})
 
 
+def shown_job(lines: str) -> tuple[str, dict[str, str]]:
+    """The CLI's lines for one job: `ID  STATUS`, and its details by field."""
+    first, *details = lines.splitlines()
+    return first, dict(line.strip().split(": ", 1) for line in details)
+
+
 def counting_requests(client: Client) -> list[str]:
     """Every request the client sends, as `METHOD path`, appended as it is answered."""
     sent: list[str] = []
@@ -46,6 +53,11 @@ def test_the_client_starts_and_waits_for_jobs_and_a_resend_runs_nothing_twice(st
 
     assert client.begin(body, id=job_id) == {"promise": job_id, "status": "pending",
                                              "wait": f"/wait?id={job_id}"}
+    minted = client.begin(body)["promise"]  # no id: a fresh job, whose id the client minted
+    assert uuid.UUID(minted)
+    order = client.submit_job(f"CL-{nonce}", ["x"])
+    assert order["job_id"] == f"order:CL-{nonce}"
+
     sent = counting_requests(client)
     job = client.wait(job_id, timeout=20)
     assert job["status"] == "resolved"
@@ -55,13 +67,8 @@ def test_the_client_starts_and_waits_for_jobs_and_a_resend_runs_nothing_twice(st
     assert client.status(job_id) == job
 
     assert client.begin(body, id=job_id)["status"] == "resolved"  # the same id reconnects
-    minted = client.begin(body)["promise"]  # no id: a fresh job, whose id the client minted
-    assert uuid.UUID(minted)
     assert client.wait(minted, timeout=20)["status"] == "resolved"
     assert list(stack.ran([body]).values()) == [2]  # two ids, two runs; no more
-
-    order = client.submit_job(f"CL-{nonce}", ["x"])
-    assert order["job_id"] == f"order:CL-{nonce}"
     assert client.wait(order["job_id"], timeout=20)["result"]["status"] == "shipped"
 
 
@@ -115,7 +122,7 @@ def test_a_503_is_sent_again_after_its_retry_after(stack, nonce, monkeypatch):
     job_id = f"busy-{nonce}"
     stack.begin(job_id, {"nonce": nonce})
     stack.wait_settled(job_id)
-    with slowly_answering(stack.engine.url, delay=1) as engine:
+    with slowly_answering(stack.engine.url, delay=0.5) as engine:
         # one process with one engine call at a time: a second call is refused while it runs
         gateway = stack.start_gateway({"RESONATE_URL": engine.url, "ENGINE_MAX_CALLS": "1"},
                                       workers=1)
@@ -145,15 +152,16 @@ def test_cli_wait_exits_0_1_or_2_by_outcome(stack, nonce):
     failing = cli(url, "begin", "--id", f"bad-{nonce}", json.dumps({"fail": f"no {nonce}"}))
     assert failing.stdout == f"bad-{nonce}  pending\n"
     assert cli(url, "begin", "--id", f"slow-{nonce}", json.dumps({"sleep": 30})).returncode == 0
-    begun = cli(url, "begin", "--id", f"ok-{nonce}", "--json",
-                json.dumps({"n": nonce, "sleep": 2.5}))  # pending for the first second of wait
+    begun = cli(url, "begin", "--id", f"ok-{nonce}", "--json", json.dumps({"n": nonce}))
     assert begun.returncode == 0, begun.stderr
     assert json.loads(begun.stdout)["promise"] == f"ok-{nonce}"
 
     done = cli(url, "wait", f"ok-{nonce}", "--timeout", "20")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"ok-{nonce}  resolved\n  result: ")
-    assert f"ok-{nonce} pending\n" in done.stderr  # progress while it ran (not a terminal)
+    first, details = shown_job(done.stdout)
+    assert (first, details["function"], details["attempt"]) == (f"ok-{nonce}  resolved", "foo",
+                                                                 "1")
+    assert nonce in json.loads(details["result"])["result"]
 
     failed = cli(url, "wait", f"bad-{nonce}", "--json")
     assert failed.returncode == 1, failed.stderr
@@ -161,8 +169,10 @@ def test_cli_wait_exits_0_1_or_2_by_outcome(stack, nonce):
 
     late = cli(url, "wait", f"slow-{nonce}", "--timeout", "0.5")
     assert late.returncode == 2, late.stderr
-    assert late.stdout == f"slow-{nonce}  pending\n"
-    assert "timed out" in late.stderr
+    assert shown_job(late.stdout)[0] == f"slow-{nonce}  pending"
+    # not a terminal: a line for each new state while it waited, then why it gave up
+    assert late.stderr.splitlines() == [f"slow-{nonce} pending",
+                                        f"timed out: job slow-{nonce} did not settle within 0.5 s"]
 
     assert cli(url, "cancel", f"slow-{nonce}").stdout.startswith(f"slow-{nonce}  canceled\n")
     assert cli(url, "wait", f"slow-{nonce}").returncode == 1
@@ -178,7 +188,10 @@ def test_cli_shows_jobs_as_lines_or_json(stack, nonce):
 
     shown = json.loads(cli(url, "status", job_id, "--json").stdout)
     assert (shown["status"], shown["result"]["items"]) == ("resolved", ["x", "y"])
-    assert cli(url, "status", job_id).stdout.startswith(f"{job_id}  resolved\n  result: {{")
+    first, details = shown_job(cli(url, "status", job_id).stdout)
+    assert first == f"{job_id}  resolved"
+    assert details["progress"] == "100% ship done"
+    assert json.loads(details["result"])["status"] == "shipped"
 
     listed = cli(url, "jobs", "--status", "resolved", "--function", "process_order",
                  "--limit", "1", "--json")
@@ -186,8 +199,66 @@ def test_cli_shows_jobs_as_lines_or_json(stack, nonce):
     table = cli(url, "jobs", "--status", "resolved", "--status", "rejected", "--limit", "500")
     header, *rows = table.stdout.splitlines()
     assert header.split() == ["JOB_ID", "STATUS", "FUNCTION", "CREATED_AT"]
-    assert rows and rows[0].split()[:2] == [job_id, "resolved"]
+    assert rows and rows[0].split()[:3] == [job_id, "resolved", "process_order"]
     assert len(rows) > 1  # the other tests' jobs too
+
+
+def test_retry_and_steps_through_the_client_and_the_cli(stack, nonce):
+    client, url = Client(stack.gateway_url), stack.gateway_url
+    failed = client.begin({"fail": "not today", "n": nonce})["promise"]
+    assert client.wait(failed, timeout=20)["status"] == "rejected"
+
+    retried = cli(url, "retry", failed, "--json")
+    assert retried.returncode == 0, retried.stderr
+    second = json.loads(retried.stdout)
+    assert (second["job_id"], second["attempt"], second["retry_of"]) == \
+        (f"{failed}:attempt-2", 2, failed)
+    assert client.retry(failed)["job_id"] == second["job_id"]  # the same attempt, not a third
+    assert cli(url, "wait", second["job_id"]).returncode == 1  # the same body fails again
+    assert shown_job(cli(url, "status", failed).stdout)[1]["retried_by"] == second["job_id"]
+
+    steps = client.steps(failed)
+    assert steps["job_id"] == failed
+    assert [(step["kind"], step["function"]) for step in steps["steps"]] == \
+        [("step", "foo_effect")]
+    header, row = cli(url, "steps", failed).stdout.splitlines()
+    assert header.split() == ["ID", "KIND", "FUNCTION", "STATUS", "CREATED_AT", "COMPLETED_AT"]
+    (step,) = steps["steps"]
+    assert row.split() == [step["id"], "step", "foo_effect", step["status"], step["created_at"],
+                           step["completed_at"]]
+
+    succeeded = client.begin({"n": nonce})["promise"]
+    client.wait(succeeded, timeout=20)
+    with pytest.raises(Conflict) as refused:
+        client.retry(succeeded)
+    assert refused.value.code == "not_retryable"
+    not_retryable = cli(url, "retry", succeeded)
+    assert (not_retryable.returncode, not_retryable.stdout) == (3, "")
+    assert not_retryable.stderr.startswith("error: not_retryable: The job is resolved")
+
+
+def test_cli_wait_draws_the_progress_a_job_reports(make_stack, nonce):
+    """On sqlite only: drawing is the CLI's; test_history.py stores progress on both stores."""
+    stack = make_stack()
+    stack.start(["worker"], {"STEP_PAUSE_SECONDS": "0.6"})  # process_order: 3 steps, 1.8 s
+    order_id = f"P-{nonce}"
+    assert cli(stack.gateway_url, "submit", order_id, "x").returncode == 0
+
+    terminal, stderr = pty.openpty()  # a terminal: the spinner is redrawn in place
+    waited = subprocess.run([str(CLI), "--url", stack.gateway_url, "wait", f"order:{order_id}"],
+                            stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=60)
+    os.close(stderr)
+    drawn = os.read(terminal, 65536).decode()
+    os.close(terminal)
+    assert waited.returncode == 0
+    assert waited.stdout.startswith(f"order:{order_id}  resolved\n")
+    frames = drawn.split("\r\x1b[K")
+    bars = {f"order:{order_id} pending [#######.............] 33% validate done",
+            f"order:{order_id} pending [#############.......] 67% charge done"}
+    assert {frame[2:] for frame in frames if "%" in frame} & bars  # at least one report seen
+    assert all(frame[2:] in bars or frame[2:] == f"order:{order_id} pending"
+               for frame in frames[1:-1])
+    assert frames[-1] == ""  # the line is cleared before the job is printed
 
 
 def test_cli_errors_are_a_line_with_the_api_code_not_a_traceback(stack, nonce):

@@ -30,9 +30,10 @@ EXIT_API_ERROR = 3  # the API answered an error (its code and message on stderr)
 EXIT_USAGE = 64  # bad arguments (sysexits EX_USAGE; click's own 2 would read as a timeout)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
-# A job view's optional fields, in the order the human output shows them.
-DETAIL_FIELDS = ("function", "group", "attempt", "retry_of", "retried_by", "waiting_for",
-                 "created_at", "updated_at", "completed_at", "progress", "result", "reason")
+# The fields of a job view the lines for people show, in this order, when present (--json
+# shows every field).
+DETAIL_FIELDS = ("function", "attempt", "retry_of", "retried_by", "waiting_for", "created_at",
+                 "completed_at", "progress", "result", "reason")
 BAR_WIDTH = 20
 SPINNER = "|/-\\"
 

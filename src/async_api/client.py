@@ -64,8 +64,8 @@ class NotFound(ApiError):
 
 
 class Conflict(ApiError):
-    """409: the id is taken by another body (`conflict`), or the job already finished
-    (`already_settled`)."""
+    """409: the id is taken by another body or principal (`conflict`), the job already finished
+    (`already_settled`, on cancel), or it runs or succeeded (`not_retryable`, on retry)."""
 
 
 class Overloaded(ApiError):
@@ -152,9 +152,9 @@ class Client:
         return self._call("POST", job_path(job_id, "cancel")).json()
 
     def retry(self, job_id: str) -> JobView:
-        """POST /jobs/ID/retry: the new attempt's job view. Not resent after a 503 unless the
-        gateway refused it unread (`overloaded`): it may have started an attempt."""
-        return self._call("POST", job_path(job_id, "retry"), idempotent=False).json()
+        """POST /jobs/ID/retry: the view of the job's next attempt, `ID:attempt-N` (the same
+        one if it was retried before, so a resend starts nothing more)."""
+        return self._call("POST", job_path(job_id, "retry")).json()
 
     def steps(self, job_id: str) -> dict[str, Any]:
         """GET /jobs/ID/steps: `{"job_id", "steps": [{"id", "kind", "function", "status",
@@ -217,11 +217,11 @@ class Client:
                 raise WaitTimeout(job_id, timeout, last_seen or self.status(job_id))
             time.sleep(pause)
 
-    def _call(self, method: str, path: str, idempotent: bool = True, hold: float = 0.0,
+    def _call(self, method: str, path: str, hold: float = 0.0,
               **kwargs: Any) -> requests.Response:
         """One API call, sent again after a 503 that says when (Retry-After), at most
-        UNAVAILABLE_RETRIES times; a call that is not `idempotent` only when the gateway
-        refused it before acting on it. Error answers raise their ApiError."""
+        UNAVAILABLE_RETRIES times: every call here is safe to resend (ids make starts
+        idempotent). Error answers raise their ApiError."""
         for attempt in range(UNAVAILABLE_RETRIES + 1):
             try:
                 response = self.session.request(method, f"{self.base_url}{path}",
@@ -231,8 +231,7 @@ class Client:
             if response.ok:
                 return response
             error = api_error(response)
-            resend = (isinstance(error, Overloaded) and "Retry-After" in response.headers
-                      and (idempotent or error.code == "overloaded"))
+            resend = isinstance(error, Overloaded) and "Retry-After" in response.headers
             if not resend or attempt == UNAVAILABLE_RETRIES:
                 raise error
             time.sleep(retry_after_seconds(response, 1.0))
