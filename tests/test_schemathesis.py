@@ -9,12 +9,14 @@ fails on pytest 9, so this drives its strategies with hypothesis directly.)
 
 from __future__ import annotations
 
+import contextlib
 import json
 from urllib.parse import urlencode
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, assume, given, settings, strategies
+from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis import GenerationMode
 from schemathesis.core import NOT_SET
 
@@ -133,18 +135,27 @@ def test_linked_sequences_of_calls_honour_the_openapi_document(make_stack):
         def validate_response(self, response, case, **kwargs) -> None:
             # Collected, not raised: hypothesis would replay a failing sequence, which cannot
             # meet the same server state again, and report that instead of the failure.
+            if response.status_code == 414 and len(urlencode(case.query or {}, doseq=True)) > 3500:
+                return  # gunicorn's own limit, before the app (test_bad_input.py)
             try:
                 super().validate_response(response, case, **kwargs)
                 if response.status_code >= 400:
                     assert response.json()["error"]["code"], response.text
-            except Exception as failure:
+            except (Exception, BaseExceptionGroup) as failure:
                 failures.append(f"{case.method} {case.formatted_path} {case.query} "
                                 f"-> {response.status_code} {response.text[:300]}: {failure}")
             if "{job_id}" in case.path and response.status_code < 400:
                 followed.add(f"{case.method} {case.path}")
 
-    Sequences.run(settings=settings(max_examples=60, stateful_step_count=6, deadline=None,
-                                    database=None, suppress_health_check=list(HealthCheck)))
+    # Hypothesis replays the start of earlier sequences; against a live server the replay meets
+    # the jobs the first pass created and takes other links, and hypothesis stops the run with
+    # FlakyStrategyDefinition. Every answer is checked as it comes (`failures`), so such a stop
+    # only ends that run early: three runs cover enough (asserted below).
+    for _ in range(3):
+        with contextlib.suppress(FlakyStrategyDefinition):
+            Sequences.run(settings=settings(
+                max_examples=30, stateful_step_count=6, deadline=None, database=None,
+                suppress_health_check=list(HealthCheck)))
     assert not failures, "\n".join(failures)
     # links were followed to real jobs: their routes answered 2xx, not only 404s
     assert {"GET /jobs/{job_id}", "GET /jobs/{job_id}/steps"} <= followed, followed
