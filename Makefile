@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RESONATE := .resonate/bin/resonate
 
-.PHONY: run test lint install bench bench-serving bench-hops bench-scale postgres FORCE
+.PHONY: run test lint install bench bench-serving bench-hops bench-scale postgres chromium FORCE
 
 # supervisord restarts whatever dies; see supervisord.conf.
 run: install
@@ -15,8 +15,9 @@ run: install
 	PORT=$(PORT) WORKER_PROCESSES=$(WORKER_PROCESSES) RUN_DIR=$(RUN_DIR) \
 		$(BIN)/supervisord -c supervisord.conf
 
-# The end-to-end tests also run on a private PostgreSQL cluster: its binaries are installed once.
-test: install postgres
+# The end-to-end tests also run on a private PostgreSQL cluster: its binaries are installed once;
+# the dashboard's test drives Debian's chromium, installed once too.
+test: install postgres chromium
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -66,3 +67,6 @@ bench-scale: install
 
 postgres:
 	scripts/ensure-postgres
+
+chromium:
+	scripts/ensure-chromium

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import requests
 
+from async_api import auth
 from async_api.settings import Settings
 from tests.support.http import assert_error
 from tests.support.in_process import offline_gateway
+from tests.support.processes import wait_until
 
 TOKENS = ("alpha-token", "beta-token")
 
@@ -100,3 +102,58 @@ def test_gunicorn_gateway_enforces_tokens_end_to_end(stack, nonce):
     assert accepted.status_code == 202
     assert accepted.json()["promise"] == job_id
     assert stack.wait_settled(job_id)["status"] == "resolved"  # the open gateway reads it
+
+
+def test_tokens_name_principals_and_bare_tokens_share_one():
+    assert auth.principals(("alice:tokA", "bob:tok:B", "bare", "odd name:tokC")) == {
+        "tokA": "alice", "tok:B": "bob", "bare": "default", "odd name:tokC": "default"}
+
+
+def test_a_job_belongs_to_the_principal_that_started_it(stack, nonce):
+    """Alice's job is not found by Bob, on any route that names it, nor in his lists; an
+    admin principal sees it; Bob cannot take its id."""
+    gateway = stack.start_gateway({"API_TOKENS": "alice:tokA,bob:tokB,ops:tokO",
+                                   "ADMIN_PRINCIPALS": "ops"}, workers=1)
+
+    def call(method: str, path: str, token: str, **kwargs) -> requests.Response:
+        return requests.request(method, f"{gateway.url}{path}", timeout=10,
+                                headers={"Authorization": f"Bearer {token}"}, **kwargs)
+
+    job_id, failed_id = f"alice-{nonce}", f"alice-failed-{nonce}"
+    assert call("POST", "/begin", "tokA", params={"id": job_id},
+                json={"sleep": 60, "nonce": nonce}).status_code == 202
+    assert call("POST", "/begin", "tokA", params={"id": failed_id},
+                json={"fail": "no", "nonce": nonce}).status_code == 202
+    stack.wait_settled(failed_id)
+
+    for method, path in [
+        ("GET", f"/jobs/{job_id}"), ("GET", f"/jobs/{job_id}/steps"),
+        ("GET", f"/jobs/{job_id}/operation"), ("GET", f"/wait?id={job_id}"),
+        ("GET", f"/v1/operations/{job_id}"), ("POST", f"/jobs/{job_id}/cancel"),
+        ("POST", f"/v1/operations/{job_id}:cancel"), ("POST", f"/jobs/{failed_id}/retry"),
+    ]:
+        assert_error(call(method, path, "tokB"), 404, "not_found")
+    assert_error(call("POST", "/begin", "tokB", params={"id": job_id},
+                      json={"sleep": 60, "nonce": nonce}), 409, "conflict")
+
+    def listed(token: str) -> set[str]:
+        jobs = call("GET", "/jobs", token, params={"limit": 100}).json()["jobs"]
+        operations = call("GET", "/v1/operations", token, params={"pageSize": 100}).json()
+        return {j["job_id"] for j in jobs} | {
+            o["name"].removeprefix("operations/") for o in operations["operations"]}
+
+    assert {job_id, failed_id} <= listed("tokA")
+    assert not {job_id, failed_id} & listed("tokB")
+    assert {job_id, failed_id} <= listed("tokO")
+
+    assert call("GET", f"/jobs/{job_id}", "tokO").json()["status"] == "pending"  # an admin
+    retry = call("POST", f"/jobs/{failed_id}/retry", "tokA").json()
+    assert_error(call("GET", f"/jobs/{retry['job_id']}", "tokB"), 404, "not_found")  # inherited
+    assert call("POST", f"/jobs/{job_id}/cancel", "tokA").json()["status"] == "canceled"
+
+    # a job a workflow starts (the detached chain's report) belongs to its parent's owner
+    parent = call("POST", "/detached-chain", "tokA", params={"id": f"alice-chain-{nonce}"},
+                  json={"report": "r"}).json()
+    wait_until(lambda: call("GET", f"/jobs/{parent['child_job_id']}", "tokA").status_code
+               == 200, 15, "the report job to start")
+    assert_error(call("GET", f"/jobs/{parent['child_job_id']}", "tokB"), 404, "not_found")

@@ -17,7 +17,10 @@ def test_an_order_job_runs_its_steps_once_and_a_retry_reconnects(stack, nonce):
     assert first.status_code == 202
     assert first.json()["job_id"] == job_id
     assert first.json()["status"] == "pending"
-    assert first.json()["links"] == {"self": f"/jobs/{job_id}", "cancel": f"/jobs/{job_id}/cancel"}
+    assert first.json()["links"] == {
+        "self": f"/jobs/{job_id}", "cancel": f"/jobs/{job_id}/cancel",
+        "retry": f"/jobs/{job_id}/retry", "steps": f"/jobs/{job_id}/steps",
+        "status_monitor": f"/jobs/{job_id}/operation"}
     assert first.headers["Location"] == f"{stack.gateway_url}/jobs/{job_id}"
 
     done = stack.job_settled(job_id)
@@ -162,7 +165,7 @@ def test_a_worker_killed_between_steps_does_not_redo_a_completed_step(make_stack
     order_id = f"K-{nonce}"
     stack.post("/jobs", {"order_id": order_id, "items": ["x"]})
     # "charge" durably done: its promise resolved, not just its ledger row written
-    wait_until(lambda: stack.promise_state(f"order:{order_id}.2") == "RESOLVED", 15,
+    wait_until(lambda: stack.promise_state(f"order:{order_id}.3") == "RESOLVED", 15,
                "two steps to complete")
 
     doomed.kill()  # in the middle of "ship", or just before it

@@ -28,9 +28,10 @@ def runs(stack: Stack, step: str, order_id: str) -> int:
 
 
 def checkpointed(stack: Stack, order_id: str) -> set[str]:
-    """The steps whose result the engine holds (the SDK names them `<job id>.1`, `.2`, ...)."""
-    return {step for n, step in enumerate(STEPS, start=1)
-            if stack.promise_state(f"order:{order_id}.{n}") == "RESOLVED"}
+    """The steps whose result the engine holds (GET /jobs/ID/steps: they run in order)."""
+    steps = stack.get(f"/jobs/order:{order_id}/steps").json()["steps"]
+    done = [s for s in steps if s["kind"] == "step" and s["status"] == "resolved"]
+    return set(STEPS[:len(done)])
 
 
 def drops(stack: Stack, order_id: str) -> int:

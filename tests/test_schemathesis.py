@@ -9,12 +9,14 @@ fails on pytest 9, so this drives its strategies with hypothesis directly.)
 
 from __future__ import annotations
 
+import contextlib
 import json
 from urllib.parse import urlencode
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, assume, given, settings, strategies
+from hypothesis.errors import FlakyStrategyDefinition
 from schemathesis import GenerationMode
 from schemathesis.core import NOT_SET
 
@@ -49,15 +51,17 @@ def signed(case) -> dict:
                         SIGNATURE_HEADER: sign(GATEWAY_ENV["WEBHOOK_SECRET"], body)}}
 
 
+def use_issued_cursor(case, cursor: str) -> None:
+    """Only cursors the server issued are valid: a cursor that is valid by the schema becomes a
+    real one (of another page, limit or state: any issued cursor is taken)."""
+    for path, name in (("/jobs", "cursor"), ("/v1/operations", "pageToken")):  # AIP-158's name
+        if case.method == "GET" and case.path == path and isinstance(
+                (case.query or {}).get(name), str) and len(case.query[name]) <= 2000:
+            case.query[name] = cursor
+
+
 def check(case, cursor: str) -> None:
-    if case.method == "GET" and case.path == "/jobs" and isinstance(
-            (case.query or {}).get("cursor"), str) and len(case.query["cursor"]) <= 2000:
-        # Only cursors the server issued are valid: a cursor that is valid by the schema
-        # becomes a real one (of another page, limit or state: any issued cursor is taken).
-        case.query["cursor"] = cursor
-    if case.method == "GET" and case.path == "/v1/operations" and isinstance(
-            (case.query or {}).get("pageToken"), str) and len(case.query["pageToken"]) <= 2000:
-        case.query["pageToken"] = cursor  # the same cursors, AIP-158's name
+    use_issued_cursor(case, cursor)
     # A body of JSON whitespace only is no body (body.py): the route's default, not an error.
     assume(not (isinstance(case.body, bytes) and not case.body.strip(JSON_WHITESPACE)))
     # "__type" nested at any depth is refused (400); JSON Schema documents only the top level.
@@ -106,3 +110,52 @@ def test_the_gateway_honours_its_openapi_document(make_stack, store, mode):
             given(case=operation.as_strategy(generation_mode=mode),
                   cursor=strategies.sampled_from(cursors))(check)
         )()
+
+
+def test_linked_sequences_of_calls_honour_the_openapi_document(make_stack):
+    """Stateful: schemathesis follows the document's links (a 202's job id into GET /jobs/ID,
+    its steps, monitor, operation, cancel, retry, /wait) in generated sequences, and every
+    answer along the way must be as documented."""
+    stack = make_stack()
+    stack.start(list(GROUPS), gateway_env=GATEWAY_ENV)
+    cursor = issued_cursors(stack)[0]
+    schema = schemathesis.openapi.from_url(f"{stack.gateway_url}/openapi.json")
+    followed: set[str] = set()
+    failures: list[str] = []
+
+    class Sequences(schema.as_state_machine()):
+        def get_call_kwargs(self, case) -> dict:
+            return {"timeout": 10, **(signed(case) if case.path.startswith("/webhooks/") else {})}
+
+        def before_call(self, case) -> None:
+            use_issued_cursor(case, cursor)
+            if isinstance(case.body, dict | list) and holds_reserved_key(case.body):
+                case.body = {}  # refused at any depth, documented at the top level only
+
+        def validate_response(self, response, case, **kwargs) -> None:
+            # Collected, not raised: hypothesis would replay a failing sequence, which cannot
+            # meet the same server state again, and report that instead of the failure.
+            if response.status_code == 414 and len(urlencode(case.query or {}, doseq=True)) > 3500:
+                return  # gunicorn's own limit, before the app (test_bad_input.py)
+            try:
+                super().validate_response(response, case, **kwargs)
+                if response.status_code >= 400:
+                    assert response.json()["error"]["code"], response.text
+            except (Exception, BaseExceptionGroup) as failure:
+                failures.append(f"{case.method} {case.formatted_path} {case.query} "
+                                f"-> {response.status_code} {response.text[:300]}: {failure}")
+            if "{job_id}" in case.path and response.status_code < 400:
+                followed.add(f"{case.method} {case.path}")
+
+    # Hypothesis replays the start of earlier sequences; against a live server the replay meets
+    # the jobs the first pass created and takes other links, and hypothesis stops the run with
+    # FlakyStrategyDefinition. Every answer is checked as it comes (`failures`), so such a stop
+    # only ends that run early: three runs cover enough (asserted below).
+    for _ in range(3):
+        with contextlib.suppress(FlakyStrategyDefinition):
+            Sequences.run(settings=settings(
+                max_examples=30, stateful_step_count=6, deadline=None, database=None,
+                suppress_health_check=list(HealthCheck)))
+    assert not failures, "\n".join(failures)
+    # links were followed to real jobs: their routes answered 2xx, not only 404s
+    assert {"GET /jobs/{job_id}", "GET /jobs/{job_id}/steps"} <= followed, followed

@@ -113,13 +113,15 @@ def order_step(ctx: Any, step: str, order_id: str, items: list[str]) -> dict[str
 
 @implements(contract.PROCESS_ORDER)
 def process_order(ctx: Any, order_id: str, items: list[str]) -> Workflow:
-    """Validate, charge, ship: each a checkpoint, so a survivor resumes after the last one."""
-    for step in ("validate", "charge", "ship"):
+    """Validate, charge, ship: each a checkpoint, so a survivor resumes after the last one,
+    and each reports the progress it made."""
+    steps = ("validate", "charge", "ship")
+    for done, step in enumerate(steps, start=1):
         outcome = yield engine.step(ctx, order_step, step, order_id, items)
         if not outcome["ok"]:
             raise JobFailed(f"{step} failed: {outcome['why']}")
-    return {"order_id": order_id, "items": items, "status": "shipped",
-            "steps": ["validate", "charge", "ship"]}
+        yield engine.progress(ctx, done / len(steps), f"{step} done")
+    return {"order_id": order_id, "items": items, "status": "shipped", "steps": list(steps)}
 
 
 @implements(contract.APPROVE_THEN_SHIP)
@@ -135,8 +137,10 @@ def approve_then_ship(ctx: Any, order_id: str) -> Workflow:
 def start_report_job(ctx: Any, child_id: str, report: str) -> str:
     """A step that starts build_report as a job of its own, as the gateway would: nobody
     awaits it. (A child started with `engine.start` would hold its parent open until it
-    finished.)"""
-    jobs.start(_engine(), _settings(), contract.BUILD_REPORT, child_id, [report])
+    finished.) It belongs to whoever owns its parent."""
+    parent = _engine().get(contract.report_parent_id(child_id))
+    jobs.start(_engine(), _settings(), contract.BUILD_REPORT, child_id, [report],
+               jobs.owner_tags(parent))
     return child_id
 
 
@@ -149,13 +153,15 @@ def start_report(ctx: Any, report: str, child_id: str) -> Workflow:
 
 @implements(contract.FAN_OUT_WORKFLOW)
 def fan_out_workflow(ctx: Any, count: int) -> Workflow:
-    """Fan-out: starts `count` squares at once, awaits them all, combines."""
+    """Fan-out: starts `count` squares at once, awaits them all, combines; reports progress as
+    the squares come in."""
     handles = []
     for index in range(count):
         handles.append((yield engine.start(ctx, contract.SQUARE, index)))
     results = []
     for handle in handles:
         results.append((yield handle))
+        yield engine.progress(ctx, len(results) / count, f"{len(results)} of {count} squares")
     return {"results": results, "total": sum(results)}
 
 

@@ -23,6 +23,7 @@ from async_api.resources import (
     polling,
     quotes,
     status_monitor,
+    ui,
     webhooks,
 )
 from async_api.schemas import ID_RULES, NEW_ID_RULES, ErrorResponseSchema
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in API_BLUEPRINTS:
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.blp)
+    app.register_blueprint(ui.blp)
     webhooks.install(app)  # signatures first, then bodies
     body.install(app)
     register_error_handlers(app)  # after Api(), which installs its own HTTP error handler

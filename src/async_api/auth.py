@@ -1,8 +1,12 @@
 """Bearer-token auth for the gateway: on when API_TOKENS is set, off when it is empty.
 
-Probes and the API documentation stay open: orchestrators and load balancers call the probes
-without credentials. Webhooks stay open only when WEBHOOK_SECRET is set: then they prove
-themselves with their own HMAC signature; without it, they need a token like any route.
+Each token speaks for a principal (`alice:tokA`; a bare token is "default"), whose name the
+request carries as `g.principal`: a job belongs to the principal that started it
+(resources.start_job, find_job). Probes, the API documentation and the dashboard's static files
+stay open: orchestrators and load balancers call the probes without credentials, and the
+dashboard holds no data (its script sends the token the user types with every API call).
+Webhooks stay open only when WEBHOOK_SECRET is set: then they prove themselves with their own
+HMAC signature; without it, they need a token like any route.
 GET /metrics takes METRICS_TOKEN alone when it is set (a scraper then holds no token that could
 start jobs), the API's tokens otherwise: it tells who uses the service, and how much.
 """
@@ -10,16 +14,17 @@ start jobs), the API's tokens otherwise: it tells who uses the service, and how 
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 
 from async_api.errors import error_response
 from async_api.settings import Settings
 from async_api.telemetry import METRICS_PATH
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/openapi.json"})
-OPEN_PREFIXES = ("/docs/",)
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/openapi.json", "/ui"})
+OPEN_PREFIXES = ("/docs/", "/ui/")
 SIGNED_PREFIXES = ("/webhooks/",)
 
 
@@ -29,16 +34,32 @@ def is_open(path: str, webhooks_signed: bool) -> bool:
     return path in OPEN_PATHS or path.startswith(prefixes)
 
 
-def token_accepted(header: str | None, tokens: tuple[str, ...]) -> bool:
-    """Compares in constant time against every token, so timing tells nothing about which."""
+DEFAULT_PRINCIPAL = "default"
+_NAMED = re.compile(r"([A-Za-z0-9_.@-]{1,64}):(.+)")
+
+
+def principals(entries: tuple[str, ...]) -> dict[str, str]:
+    """API_TOKENS entries as token -> principal: "alice:tokA" is alice's, "tokA" default's."""
+    tokens = {}
+    for entry in entries:
+        named = _NAMED.fullmatch(entry)
+        name, token = (named.group(1), named.group(2)) if named else (DEFAULT_PRINCIPAL, entry)
+        tokens[token] = name
+    return tokens
+
+
+def principal_of(header: str | None, tokens: dict[str, str]) -> str | None:
+    """The principal whose token the Authorization header presents, None if none does.
+    Compares in constant time against every token, so timing tells nothing about which."""
     scheme, _, presented = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
-        return False
+        return None
     candidate = presented.strip().encode()
-    matched = False
-    for token in tokens:
-        matched |= hmac.compare_digest(candidate, token.encode())
-    return matched
+    found = None
+    for token, name in tokens.items():
+        if hmac.compare_digest(candidate, token.encode()):
+            found = name
+    return found
 
 
 def spec_options(settings: Settings) -> dict[str, Any]:
@@ -51,24 +72,34 @@ def spec_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def tokens_for(path: str, settings: Settings) -> tuple[str, ...]:
-    """The tokens `path` accepts; none: it is open."""
+# The principal a request presenting METRICS_TOKEN speaks for: it may read /metrics, nothing else.
+METRICS_PRINCIPAL = "metrics"
+
+
+def tokens_for(path: str, settings: Settings,
+               api_tokens: dict[str, str]) -> dict[str, str] | None:
+    """The tokens `path` accepts (token -> principal); None: it is open."""
     if path == METRICS_PATH and settings.metrics_token:
-        return (settings.metrics_token,)
-    if is_open(path, bool(settings.webhook_secret)):
-        return ()
-    return settings.api_tokens
+        return {settings.metrics_token: METRICS_PRINCIPAL}
+    if is_open(path, bool(settings.webhook_secret)) or not api_tokens:
+        return None
+    return api_tokens
 
 
 def install(app: Flask, settings: Settings) -> None:
     """Adds the check as a before_request hook; does nothing when no token is configured."""
     if not settings.api_tokens and not settings.metrics_token:
         return
+    api_tokens = principals(settings.api_tokens)
 
     @app.before_request
     def require_bearer_token() -> Response | None:
-        tokens = tokens_for(request.path, settings)
-        if not tokens or token_accepted(request.headers.get("Authorization"), tokens):
+        tokens = tokens_for(request.path, settings, api_tokens)
+        if tokens is None:  # open: a probe, the docs, the dashboard's files, a signed webhook
+            return None  # (which settles an order's approval, whoever owns it), or auth is off
+        name = principal_of(request.headers.get("Authorization"), tokens)
+        if name is not None:
+            g.principal = name
             return None
         return error_response(401, "unauthorized",
                               "Send a valid token in the header Authorization: Bearer <token>.",

@@ -40,6 +40,7 @@ BUILD_REPORT = DurableFunction("build_report", DB)
 
 FUNCTIONS = (FOO, PROCESS_ORDER, APPROVE_THEN_SHIP, START_REPORT, FAN_OUT_WORKFLOW, SQUARE,
              COMPUTE_QUOTE, PLACE_ORDER, QUERY_ORDERS, BUILD_REPORT)
+BY_NAME = {function.name: function for function in FUNCTIONS}
 
 
 # The service's own ids hold ":", which client ids may not (see ids.py): they never collide.
@@ -60,6 +61,20 @@ def quote_job_id(sku: str, qty: int) -> str:
     return f"quote:{sku}:{qty}"
 
 
+REPORT_SUFFIX = ":report"
+
+
 def report_job_id(parent_job_id: str) -> str:
     """The job `start_report` starts and leaves running: named after its parent, pollable."""
-    return f"{parent_job_id}:report"
+    return f"{parent_job_id}{REPORT_SUFFIX}"
+
+
+def report_parent_id(report_job_id: str) -> str:
+    """The job that started a report job (its owner is the report's)."""
+    return report_job_id.removesuffix(REPORT_SUFFIX)
+
+
+def retry_job_id(first_attempt_id: str, attempt: int) -> str:
+    """Attempt 2, 3, ... of a job retried over HTTP (POST /jobs/{id}/retry): one id per attempt,
+    so a repeated retry of the same attempt reconnects instead of running again."""
+    return f"{first_attempt_id}:attempt-{attempt}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from async_api import logs, metrics
+from async_api import contract, logs, metrics
 from async_api.contract import DurableFunction
 from async_api.engine import (
     CANCELED,
@@ -35,6 +35,17 @@ STATE_ALIASES = {"running": PENDING, "done": RESOLVED, "failed": REJECTED,
                  "cancelled": CANCELED, "timed_out": TIMEDOUT}
 # A job started by approve-and-ship carries the id of the approval promise it awaits.
 APPROVAL_TAG = "async-api:approval"
+# The principal whose token started the job (when tokens name principals): only they see it.
+OWNER_TAG = "async-api:owner"
+# A retry (POST /jobs/{id}/retry) carries its attempt number, the job it retries and the
+# first attempt's id, after which every attempt is named (contract.retry_job_id).
+ATTEMPT_TAG = "async-api:attempt"
+RETRY_OF_TAG = "async-api:retry-of"
+FIRST_ATTEMPT_TAG = "async-api:first-attempt"
+# What a retry keeps of the job it retries.
+CARRIED_TAGS = (APPROVAL_TAG, OWNER_TAG)
+# The states a job can be retried from.
+RETRYABLE = (REJECTED, CANCELED, TIMEDOUT)
 
 
 def start(
@@ -64,3 +75,28 @@ def start(
         job_id=job_id, function=function.name, state=promise.state,
         trace_id=logs.trace_id_of(stored)))
     return promise
+
+
+def owner_tags(job: Promise) -> dict[str, str]:
+    """The tag that gives a job started on behalf of `job` the same owner."""
+    return {OWNER_TAG: job.tags[OWNER_TAG]} if OWNER_TAG in job.tags else {}
+
+
+def attempt(job: Promise) -> int:
+    """1 for a job as started, 2, 3, ... for its retries."""
+    return int(job.tags.get(ATTEMPT_TAG, "1"))
+
+
+def next_attempt_id(job: Promise) -> str:
+    """The id of the retry of `job`, whether or not it exists."""
+    return contract.retry_job_id(job.tags.get(FIRST_ATTEMPT_TAG, job.id), attempt(job) + 1)
+
+
+def retry(engine: Engine, settings: Settings, job: Promise) -> Promise:
+    """Starts the next attempt of a finished, unsuccessful job: the same function and arguments
+    as a job of its own; a second retry of the same job returns the same attempt."""
+    tags = {tag: job.tags[tag] for tag in CARRIED_TAGS if tag in job.tags}
+    tags |= {ATTEMPT_TAG: str(attempt(job) + 1), RETRY_OF_TAG: job.id,
+             FIRST_ATTEMPT_TAG: job.tags.get(FIRST_ATTEMPT_TAG, job.id)}
+    function = contract.BY_NAME[job.function or ""]
+    return start(engine, settings, function, next_attempt_id(job), job.args or [], tags)

@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from async_api.engine import CANCELED, PENDING, REJECTED, RESOLVED, TIMEDOUT, Promise
+from async_api.engine import CANCELED, PENDING, REJECTED, RESOLVED, TIMEDOUT, Progress, Promise
 
 # Microsoft REST API guidelines: the status monitor's `status`. A pending job may be queued or
 # running; the engine does not say which without more reads, so it is always `Running`.
@@ -51,9 +51,14 @@ def timestamp(ms: int | None) -> str | None:
         "+00:00", "Z")
 
 
-def last_updated(promise: Promise) -> int | None:
-    """When the job last changed: settled, else created (the engine records nothing between)."""
-    return promise.completed_on if promise.completed_on is not None else promise.created_on
+def last_updated(promise: Promise, progress: Progress | None = None) -> int | None:
+    """When the job last changed: settled, else its last progress report, else created."""
+    moments = [promise.created_on, promise.completed_on, progress and progress.reported_on]
+    return max((m for m in moments if m is not None), default=None)
+
+
+def percent(progress: Progress) -> int:
+    return round(progress.fraction * 100)
 
 
 def error_message(promise: Promise) -> str:
@@ -68,14 +73,17 @@ def error_message(promise: Promise) -> str:
     return "The job failed." if value is None else str(value)
 
 
-def status_monitor(promise: Promise) -> dict[str, Any]:
-    """The Microsoft status monitor body: status, times, and the result or error once final."""
+def status_monitor(promise: Promise, progress: Progress | None = None) -> dict[str, Any]:
+    """The Microsoft status monitor body: status, times, progress, and the result or error
+    once final."""
     answer: dict[str, Any] = {
         "id": promise.id,
         "status": LRO_STATUS[promise.state],
         "createdDateTime": timestamp(promise.created_on),
-        "lastUpdatedDateTime": timestamp(last_updated(promise)),
+        "lastUpdatedDateTime": timestamp(last_updated(promise, progress)),
     }
+    if progress is not None:
+        answer["percentComplete"] = percent(progress)
     if promise.state == RESOLVED:
         answer["result"] = promise.value
     elif not promise.pending:
@@ -87,13 +95,18 @@ def operation_name(job_id: str) -> str:
     return f"{OPERATIONS}/{job_id}"
 
 
-def operation(promise: Promise) -> dict[str, Any]:
+def operation(promise: Promise, progress: Progress | None = None) -> dict[str, Any]:
     """A google.longrunning.Operation in its JSON form; only fields the proto has, so that
     clients that parse strictly (google-api-core) accept it."""
-    metadata = {"jobId": promise.id, "state": promise.state,
-                "createTime": timestamp(promise.created_on)}
+    metadata: dict[str, Any] = {"jobId": promise.id, "state": promise.state,
+                                "function": promise.function,
+                                "createTime": timestamp(promise.created_on),
+                                "updateTime": timestamp(last_updated(promise, progress))}
     if promise.completed_on is not None:
         metadata["endTime"] = timestamp(promise.completed_on)
+    if progress is not None:
+        metadata["progressPercent"] = percent(progress)
+        metadata["progressMessage"] = progress.message
     answer: dict[str, Any] = {
         "name": operation_name(promise.id),
         "metadata": {"@type": ANY_STRUCT, "value": metadata},

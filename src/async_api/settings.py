@@ -56,7 +56,11 @@ class Settings:
     # Same-process mode: each gateway process also serves these worker groups.
     embedded_worker_groups: tuple[str, ...] = ()
     # Bearer tokens the gateway accepts (API_TOKENS, comma-separated); empty turns auth off.
+    # "name:token" names the principal the token speaks for (auth.py); a bare token is
+    # the principal "default".
     api_tokens: tuple[str, ...] = field(default=(), repr=False)
+    # Principals that see and act on every job, not only their own.
+    admin_principals: tuple[str, ...] = ()
     # The one token GET /metrics accepts when set; unset, /metrics takes the API's tokens.
     metrics_token: str = field(default="", repr=False)
     # A `python -m workers` process serves its metrics on this port; 0 serves none.
@@ -83,6 +87,7 @@ class Settings:
             heartbeat_seconds=_env_float("HEARTBEAT_SECONDS", cls.heartbeat_seconds),
             embedded_worker_groups=_env_list("EMBEDDED_WORKER_GROUPS"),
             api_tokens=_env_list("API_TOKENS"),
+            admin_principals=_env_list("ADMIN_PRINCIPALS"),
             metrics_token=os.environ.get("METRICS_TOKEN", "").strip(),
             worker_metrics_port=_env_int("WORKER_METRICS_PORT", cls.worker_metrics_port),
         )

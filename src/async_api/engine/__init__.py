@@ -2,7 +2,8 @@
 v0.7.0). Moving to another engine version touches this package and nothing else.
 
 * `client`: the promise-store client the gateway uses (`Engine`), and the errors it raises.
-* `workflow`: what durable functions yield (`call`, `start`, `step`, `signal`, `sleep`).
+* `workflow`: what durable functions yield (`call`, `start`, `step`, `signal`, `sleep`,
+  `progress`).
 * `runtime`: the worker runtime (`run_worker`), with claims as leases (`leases`).
 * `sdk_fixes`: fixes to the SDK's internals, each with the reason it exists and its test.
 
@@ -11,11 +12,15 @@ No Flask here: workers import this package without the gateway.
 
 from async_api.engine.client import (
     CANCELED,
+    INVOKE_TAG,
     JOB_TAG,
     PENDING,
+    PROGRESS_STEP,
     REJECTED,
     RESERVED_KEY,
     RESOLVED,
+    SLEEP_TAG,
+    STEP_TAG,
     TIMEDOUT,
     TRACEPARENT_TAG,
     Engine,
@@ -23,6 +28,7 @@ from async_api.engine.client import (
     EngineError,
     EngineRejected,
     EngineUnavailable,
+    Progress,
     Promise,
     PromiseAlreadySettled,
     PromiseConflict,
@@ -31,13 +37,20 @@ from async_api.engine.client import (
     check_value,
 )
 from async_api.engine.runtime import Worker, run_worker
-from async_api.engine.workflow import JobSettledElsewhere, call, signal, sleep, start, step
+from async_api.engine.workflow import (
+    JobSettledElsewhere,
+    call,
+    progress,
+    signal,
+    sleep,
+    start,
+    step,
+)
 
 __all__ = [
-    "CANCELED", "JOB_TAG", "PENDING", "REJECTED", "RESERVED_KEY", "RESOLVED", "TIMEDOUT",
-    "TRACEPARENT_TAG", "Engine", "EngineBusy", "EngineError", "EngineRejected",
-    "EngineUnavailable", "JobSettledElsewhere",
+    "CANCELED", "INVOKE_TAG", "JOB_TAG", "PENDING", "PROGRESS_STEP", "REJECTED", "RESERVED_KEY",
+    "RESOLVED", "SLEEP_TAG", "STEP_TAG", "TIMEDOUT", "TRACEPARENT_TAG", "Engine", "EngineBusy",
+    "EngineError", "EngineRejected", "EngineUnavailable", "JobSettledElsewhere", "Progress",
     "Promise", "PromiseAlreadySettled", "PromiseConflict", "PromiseNotFound", "ReservedKey",
-    "Worker",
-    "call", "check_value", "run_worker", "signal", "sleep", "start", "step",
+    "Worker", "call", "check_value", "progress", "run_worker", "signal", "sleep", "start", "step",
 ]

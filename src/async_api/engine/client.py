@@ -41,6 +41,13 @@ from async_api.engine.transport import (
 JOB_TAG = "async-api:job"
 # A job's W3C trace context (async_api.logs): the worker's log lines about it carry its trace id.
 TRACEPARENT_TAG = "async-api:traceparent"
+# On a workflow step's promise: the function the step ran (the SDK stores nothing about it).
+STEP_TAG = "async-api:step"
+# The STEP_TAG of a step that reports progress (workflow.progress): its value is the report.
+PROGRESS_STEP = "async-api:progress"
+# The SDK's tags: the worker group a call runs on ("poll://<group>"), and a durable sleep.
+INVOKE_TAG = "resonate:invoke"
+SLEEP_TAG = "resonate:timeout"
 
 # Job states as the product names them, from the server's promise states.
 PENDING = "pending"
@@ -118,8 +125,15 @@ class Promise:
     # (None while pending). Status monitors show them as createdDateTime and the like.
     created_on: int | None = None
     completed_on: int | None = None
-    # The durable function a job runs (None for promises that are not jobs).
+    # The durable function a job or a child call runs, and its arguments (None for others).
     function: str | None = None
+    args: list[Any] | None = None
+
+    @property
+    def group(self) -> str | None:
+        """The worker group a job or a child call runs on."""
+        target = self.tags.get(INVOKE_TAG, "")
+        return target.removeprefix("poll://").rpartition("@")[2] or None
 
     @property
     def pending(self) -> bool:
@@ -159,6 +173,7 @@ def _to_promise(record: DurablePromiseRecord) -> Promise:
     value = _decode_json(record.value.data)
     if state == REJECTED:
         value = _describe_error(value)
+    call = _call(record)
     return Promise(
         id=record.id,
         state=state,
@@ -166,16 +181,46 @@ def _to_promise(record: DurablePromiseRecord) -> Promise:
         tags=record.tags or {},
         created_on=record.created_on,
         completed_on=record.completed_on,
-        function=_function(record),
+        function=call.get("func"),
+        args=call.get("args"),
     )
 
 
-def _function(record: DurablePromiseRecord) -> str | None:
-    """The function a job's promise invokes: its param is {"func", "args", "kwargs"}."""
-    if not (record.tags or {}).get(JOB_TAG):
-        return None
+def _call(record: DurablePromiseRecord) -> dict[str, Any]:
+    """What a job's (or a child call's) promise invokes: its param is {"func", "args",
+    "kwargs"}; {} for other promises."""
+    if INVOKE_TAG not in (record.tags or {}):
+        return {}
     param = _decode_json(record.param.data)
-    return param.get("func") if isinstance(param, dict) else None
+    return param if isinstance(param, dict) else {}
+
+
+# The most steps GET /jobs/{id}/steps lists (a fan-out's children count as steps).
+MAX_STEPS = 1000
+
+
+def _is_child(promise_id: str, parent_id: str) -> bool:
+    """A direct child's id is "<parent>.<n>"; the server's id pattern also matches deeper ones
+    (and, since "_" is a LIKE wildcard there, ids that only look alike)."""
+    rest = promise_id.removeprefix(parent_id + ".")
+    return rest != promise_id and "." not in rest
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The last progress a job's workflow reported (workflow.progress), as stored."""
+
+    fraction: float
+    message: str
+    reported_on: int | None  # the server's clock, ms since the epoch
+
+
+def _progress(promise: Promise) -> Progress | None:
+    value = promise.value if isinstance(promise.value, dict) else {}
+    fraction = value.get("fraction")
+    if not isinstance(fraction, int | float):
+        return None
+    return Progress(float(fraction), str(value.get("message") or ""), promise.completed_on)
 
 
 # Without the server's notice (SettleWatch not connected), a long-poll reads the promise again
@@ -402,7 +447,7 @@ class Engine:
             headers=None,
             data=self._json.encode({"func": func, "args": args, "kwargs": kwargs}),
             timeout=int(time.time() * 1000) + timeout_seconds * 1000,
-            tags={**(tags or {}), JOB_TAG: "true", "resonate:invoke": poll(group)},
+            tags={**(tags or {}), JOB_TAG: "true", INVOKE_TAG: poll(group)},
         )
 
     def create_signal(self, promise_id: str, timeout_seconds: int) -> Promise:
@@ -532,16 +577,44 @@ class Engine:
         )
 
     def search_jobs(
-        self, state: str | None = None, limit: int = 50, cursor: str | None = None
+        self, state: str | None = None, limit: int = 50, cursor: str | None = None,
+        tags: dict[str, str] | None = None,
     ) -> tuple[list[Promise], str | None]:
-        """Jobs newest first, one page; the SDK 0.4.10 has no search call.
+        """Jobs newest first, one page, only those with `tags` if given.
 
         The server filters by pending, resolved or rejected only: canceled and timed out jobs
         are in `rejected` pages, so callers filter those pages further.
         """
-        params: dict[str, Any] = {"id": "*", "limit": limit, f"tags[{JOB_TAG}]": "true"}
         if state:
-            params["state"] = {CANCELED: REJECTED, TIMEDOUT: REJECTED}.get(state, state)
+            state = {CANCELED: REJECTED, TIMEDOUT: REJECTED}.get(state, state)
+        return self._search("*", state, {**(tags or {}), JOB_TAG: "true"}, limit, cursor)
+
+    def steps(self, job_id: str) -> list[Promise]:
+        """The job's workflow steps and child calls (its direct children), oldest first; at
+        most MAX_STEPS."""
+        found: list[Promise] = []
+        cursor: str | None = None
+        while len(found) < MAX_STEPS:
+            page, cursor = self._search(f"{job_id}.*", None, {}, 100, cursor)
+            found += [p for p in page if _is_child(p.id, job_id)]
+            if cursor is None:
+                break
+        return sorted(found, key=lambda p: (p.created_on or 0, p.id))[:MAX_STEPS]
+
+    def progress(self, job_id: str) -> Progress | None:
+        """The job's last progress report, or None if its workflow reported none yet."""
+        page, _ = self._search(f"{job_id}.*", RESOLVED, {STEP_TAG: PROGRESS_STEP}, 10, None)
+        return next((_progress(p) for p in page if _is_child(p.id, job_id)), None)
+
+    def _search(
+        self, id_pattern: str, state: str | None, tags: dict[str, str], limit: int,
+        cursor: str | None,
+    ) -> tuple[list[Promise], str | None]:
+        """One page of the server's promise search, newest first; SDK 0.4.10 has no search."""
+        params: dict[str, Any] = {"id": id_pattern, "limit": limit}
+        params.update({f"tags[{key}]": value for key, value in tags.items()})
+        if state:
+            params["state"] = state
         if cursor:
             params["cursor"] = cursor
         response = self._call_once(

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from resonate.actions import LFC
 from resonate.cmd_queue import Claim, Command, Complete, Invoke, Resume
 from resonate.collections import FunctionRegistry
 from resonate.dataclasses import Invocation
@@ -50,6 +51,7 @@ from async_api.engine.sdk_fixes import (
     job_fields,
 )
 from async_api.engine.transport import Transport, Unreachable
+from async_api.engine.workflow import step_name
 
 _log = logging.getLogger(__name__)
 
@@ -133,6 +135,16 @@ class _Scheduler(Scheduler):
         if isinstance(command, Invoke | Resume | Complete):
             return Bound(command, self._records.get(command.id))
         return command
+
+    def _process_lfc(self, record: Any, lfc: LFC) -> list[Command]:
+        """The SDK's, with the step's promise tagged by its function (sdk_fixes'
+        _WorkflowPromiseStore says why)."""
+        promises = self._store.promises
+        promises.step_name = step_name(lfc.unit.fn)
+        try:
+            return super()._process_lfc(record, lfc)
+        finally:
+            promises.step_name = None
 
     # --- claims ---------------------------------------------------------------------------
 

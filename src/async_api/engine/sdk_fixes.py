@@ -36,17 +36,17 @@ from resonate.stores.remote import RemotePromiseStore, RemoteStore, RemoteTaskSt
 from resonate.task_sources.poller import Poller
 
 from async_api import logs, metrics
-from async_api.engine.client import SERVER_STATES, TRACEPARENT_TAG
+from async_api.engine.client import SERVER_STATES, STEP_TAG, TRACEPARENT_TAG
 from async_api.engine.transport import Answer, Transport, Unreachable
-from async_api.engine.workflow import JobSettledElsewhere
+from async_api.engine.workflow import JobSettledElsewhere, step_name
 
 _log = logging.getLogger(__name__)
 
 
 def function_of(record: Any) -> str:
-    """The name of what a record runs: a durable function for a root, a step's otherwise."""
-    fn = getattr(getattr(record.invocation, "unit", None), "fn", None)
-    return fn if isinstance(fn, str) else getattr(fn, "__name__", "unknown")
+    """The name of what a record runs: a root's durable function, a step's function (as the
+    step's promise is tagged: STEP_TAG)."""
+    return step_name(getattr(getattr(record.invocation, "unit", None), "fn", "unknown"))
 
 
 def job_fields(root: Any) -> dict[str, Any]:
@@ -179,9 +179,16 @@ class ClaimLost(Exception):
 
 
 class _WorkflowPromiseStore(RemotePromiseStore):
-    """The SDK's promise store, tolerant of promises settled by someone else (a cancel)."""
+    """The SDK's promise store, tolerant of promises settled by someone else (a cancel), and
+    tagging a step's promise with its function (`step_name`, set by the runtime's scheduler
+    while it creates a step): SDK 0.4.10 stores no trace of it, and GET /jobs/{id}/steps and
+    progress reports need one (tests/test_history.py)."""
+
+    step_name: str | None = None
 
     def create(self, **kwargs: Any) -> DurablePromiseRecord:
+        if self.step_name is not None and not kwargs.get("tags"):
+            kwargs["tags"] = {STEP_TAG: self.step_name}
         return as_seen_by_workflow(super().create(**kwargs))
 
     def get(self, **kwargs: Any) -> DurablePromiseRecord:

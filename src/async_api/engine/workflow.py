@@ -12,8 +12,12 @@ from typing import TYPE_CHECKING, Any
 from resonate.dataclasses import DurablePromise
 from resonate.targets import poll
 
+from async_api.engine.client import PROGRESS_STEP
+
 if TYPE_CHECKING:
     from async_api.contract import DurableFunction
+
+MAX_PROGRESS_MESSAGE = 200
 
 
 class JobSettledElsewhere(Exception):
@@ -49,3 +53,22 @@ def signal(ctx: Any, promise_id: str) -> Any:
 def sleep(ctx: Any, seconds: int) -> Any:
     """Yield this to sleep durably: a worker restarted mid-sleep wakes at the same time."""
     return ctx.sleep(seconds)
+
+
+def progress(ctx: Any, fraction: float, message: str = "") -> Any:
+    """Yield this to report how far the job has got (0 to 1, and a short message). Stored as a
+    step, it shows in the job's views (percentComplete) and survives a worker crash; a replay
+    does not report it again."""
+    return ctx.lfc(_report_progress, fraction, message)
+
+
+def _report_progress(ctx: Any, fraction: float, message: str) -> dict[str, Any]:
+    return {"fraction": min(max(float(fraction), 0.0), 1.0),
+            "message": str(message)[:MAX_PROGRESS_MESSAGE]}
+
+
+def step_name(func: Callable[..., Any] | str) -> str:
+    """What a step's promise is tagged with (engine.STEP_TAG): the function's name."""
+    if func is _report_progress:
+        return PROGRESS_STEP
+    return func if isinstance(func, str) else getattr(func, "__name__", "step")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app, g, url_for
 
-from async_api import listing, logs
+from async_api import listing, logs, lro
 from async_api.contract import DurableFunction
 from async_api.engine import (
     JOB_TAG,
@@ -15,11 +15,22 @@ from async_api.engine import (
     RESOLVED,
     Engine,
     EngineRejected,
+    Progress,
     Promise,
     PromiseAlreadySettled,
+    PromiseNotFound,
 )
 from async_api.errors import ApiError
-from async_api.jobs import APPROVAL_TAG, WAITING_FOR_APPROVAL, start
+from async_api.jobs import (
+    APPROVAL_TAG,
+    FIRST_ATTEMPT_TAG,
+    OWNER_TAG,
+    RETRY_OF_TAG,
+    WAITING_FOR_APPROVAL,
+    attempt,
+    next_attempt_id,
+    start,
+)
 from async_api.settings import Settings
 
 # (No `from async_api import jobs` here: it would shadow the blueprint module resources/jobs.py.)
@@ -33,12 +44,44 @@ def settings() -> Settings:
     return current_app.extensions["async_api.settings"]
 
 
+def principal() -> str | None:
+    """Who sent this request: the name its token has (auth.py), None when auth is off."""
+    return g.get("principal")
+
+
+def owner_filter() -> str | None:
+    """The principal whose jobs alone this request may see; None: every job (auth off, or an
+    admin principal)."""
+    name = principal()
+    return None if name is None or name in settings().admin_principals else name
+
+
+def visible(job: Promise) -> bool:
+    """Whether this request may see `job`: its own, or a job nobody owns (a shared quote, or
+    one started while tokens named no principal)."""
+    owner = owner_filter()
+    return owner is None or job.tags.get(OWNER_TAG, owner) == owner
+
+
 def start_job(
-    function: DurableFunction, job_id: str, args: list[Any], tags: dict[str, str] | None = None
+    function: DurableFunction, job_id: str, args: list[Any], tags: dict[str, str] | None = None,
+    shared: bool = False,
 ) -> Promise:
-    """`async_api.jobs.start` with this app's engine and settings."""
+    """`async_api.jobs.start` with this app's engine and settings; the job belongs to the
+    request's principal unless `shared`. An id another principal's job has is a 409."""
     logs.add(job_id=job_id)  # the request's log line is about this job
-    return start(engine(), settings(), function, job_id, args, tags)
+    tags = dict(tags or {})
+    if principal() is not None and not shared:
+        tags[OWNER_TAG] = principal()
+    return owned(start(engine(), settings(), function, job_id, args, tags))
+
+
+def owned(job: Promise) -> Promise:
+    """`job` if this request may see it; else the 409 a clash of ids is (not a 404: the id
+    is taken, and the caller must choose another)."""
+    if not visible(job):
+        raise ApiError(409, "conflict", "This id is already used by another job.")
+    return job
 
 
 def absolute_url(endpoint: str, **values: Any) -> str:
@@ -58,8 +101,9 @@ def started_headers(job_id: str, location: str | None = None) -> dict[str, str]:
 
 
 def accepted(promise: Promise) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """The 202 answer of a route that started (or reconnected to) a job."""
-    return job_view(promise), 202, started_headers(promise.id)
+    """The 202 answer of a route that started (or reconnected to) a job: without progress,
+    which a job just started has not reported (one engine call saved on every start)."""
+    return job_view(promise, with_progress=False), 202, started_headers(promise.id)
 
 
 def held(promise: Promise, seconds: float | None) -> Promise:
@@ -76,10 +120,11 @@ def retry_after() -> dict[str, str]:
 
 
 def find_job(job_id: str) -> Promise:
-    """The job with this id; workflow steps and approval promises are not jobs (404)."""
+    """The job with this id; workflow steps, approval promises and other principals' jobs
+    are not found (404)."""
     logs.add(job_id=job_id)  # the request's log line is about this job
     promise = engine().get(job_id)
-    if JOB_TAG not in promise.tags:
+    if JOB_TAG not in promise.tags or not visible(promise):
         raise ApiError(404, "not_found", "No job has this id.")
     return promise
 
@@ -88,27 +133,64 @@ def job_links(job_id: str) -> dict[str, str]:
     return {
         "self": url_for("jobs.get_job", job_id=job_id),
         "cancel": url_for("jobs.cancel_job", job_id=job_id),
+        "retry": url_for("jobs.retry_job", job_id=job_id),
+        "steps": url_for("jobs.job_steps", job_id=job_id),
+        "status_monitor": url_for("status_monitor.get_status", job_id=job_id),
     }
 
 
-def job_view(promise: Promise, show_approval: bool = False) -> dict[str, Any]:
-    """The JSON for one job. With `show_approval`, a pending job that awaits its approval says
-    so (one more engine call)."""
+def job_progress(promise: Promise, detailed: bool) -> Progress | None:
+    """The job's last progress report: looked up for a running job, and for a finished one
+    only in a detailed view (one engine call each)."""
+    return engine().progress(promise.id) if detailed or promise.pending else None
+
+
+def job_view(
+    promise: Promise, detailed: bool = False, with_progress: bool = True
+) -> dict[str, Any]:
+    """The JSON for one job. `detailed` (the view of one job, not a list) adds what costs an
+    engine call more: whether a pending job awaits its approval, its arguments, the progress
+    of a finished job, and the attempt that retried it."""
+    progress = job_progress(promise, detailed) if with_progress else None
     answer: dict[str, Any] = {
         "job_id": promise.id,
         "status": promise.state,
+        "function": promise.function,
+        "group": promise.group,
+        "created_at": lro.timestamp(promise.created_on),
+        "updated_at": lro.timestamp(lro.last_updated(promise, progress)),
+        "completed_at": lro.timestamp(promise.completed_on),
+        "attempt": attempt(promise),
         "links": job_links(promise.id),
     }
+    if RETRY_OF_TAG in promise.tags:
+        answer["retry_of"] = promise.tags[RETRY_OF_TAG]
+        answer["first_attempt"] = promise.tags[FIRST_ATTEMPT_TAG]
+    if progress is not None:
+        answer["progress"] = {"fraction": progress.fraction, "message": progress.message,
+                              "reported_at": lro.timestamp(progress.reported_on)}
+    if detailed:
+        answer["args"] = promise.args
     if promise.state == RESOLVED:
         answer["result"] = promise.value
     elif promise.state != PENDING:
         answer["reason"] = promise.value
-    elif show_approval and APPROVAL_TAG in promise.tags:
+        if detailed:
+            answer["retried_by"] = _retried_by(promise)
+    elif detailed and APPROVAL_TAG in promise.tags:
         approval_id = promise.tags[APPROVAL_TAG]
         if engine().get(approval_id).pending:
             answer["status"] = WAITING_FOR_APPROVAL
             answer["waiting_for"] = approval_id
     return answer
+
+
+def _retried_by(job: Promise) -> str | None:
+    """The id of the attempt that retried `job`, if one was started."""
+    try:
+        return engine().get(next_attempt_id(job)).id
+    except PromiseNotFound:
+        return None
 
 
 def jobs_page(
@@ -121,10 +203,12 @@ def jobs_page(
     except listing.CursorError as exc:
         raise ApiError(400, "invalid_cursor", "Pass back a cursor as it was given.") from exc
     found: list[Promise] = []
+    owner = owner_filter()
     for _ in range(listing.MAX_ENGINE_PAGES):
         try:
             page, next_engine_cursor = engine().search_jobs(
-                listing.engine_state(wanted.states), listing.ENGINE_PAGE_SIZE, engine_cursor)
+                listing.engine_state(wanted.states), listing.ENGINE_PAGE_SIZE, engine_cursor,
+                tags={OWNER_TAG: owner} if owner else None)
         except EngineRejected as exc:  # the engine cursor inside ours was tampered with
             raise ApiError(400, "invalid_cursor", "Pass back a cursor as it was given.") from exc
         rest = listing.after_last(page, after)

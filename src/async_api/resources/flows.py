@@ -13,7 +13,7 @@ from marshmallow import Schema
 from async_api import contract, ids
 from async_api.contract import DurableFunction
 from async_api.resources import accepted, settings, start_job
-from async_api.schemas import ErrorResponseSchema, OptionalIdQuerySchema
+from async_api.schemas import ErrorResponseSchema, OptionalIdQuerySchema, started_job_links
 from async_api.schemas.flows import (
     AwaitChainSchema,
     DetachedChainSchema,
@@ -34,6 +34,7 @@ def flow_route(
         blp.arguments(OptionalIdQuerySchema(), location="query"),
         blp.arguments(body_schema()),
         blp.response(202, answer_schema),
+        blp.doc(**started_job_links()),
         blp.alt_response(409, schema=ErrorResponseSchema, description="Id reused, other body."),
     ]
 

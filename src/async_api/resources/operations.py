@@ -8,9 +8,17 @@ google/longrunning/operations.proto) gets, lists, cancels and waits on them. A j
 from flask_smorest import Blueprint
 
 from async_api import ids, listing, lro
+from async_api.engine import Promise
 from async_api.errors import ApiError
 from async_api.jobs import STATES
-from async_api.resources import cancel_pending, find_job, held, jobs_page, settings
+from async_api.resources import (
+    cancel_pending,
+    find_job,
+    held,
+    job_progress,
+    jobs_page,
+    settings,
+)
 from async_api.schemas import ErrorResponseSchema
 from async_api.schemas.operations import (
     EmptySchema,
@@ -39,7 +47,8 @@ def list_operations(query: dict) -> dict:
         raise ApiError(400, "invalid_filter", str(exc)) from exc
     size = min(query["pageSize"] or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     found, cursor = jobs_page(listing.JobFilter(states), size, query["pageToken"] or None)
-    return {"operations": [lro.operation(p) for p in found], "nextPageToken": cursor or ""}
+    return {"operations": [lro.operation(p, job_progress(p, detailed=False)) for p in found],
+            "nextPageToken": cursor or ""}
 
 
 @blp.route("/operations/<id:job_id>")
@@ -47,7 +56,7 @@ def list_operations(query: dict) -> dict:
 @blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown operation.")
 def get_operation(job_id: str) -> dict:
     """The operation now; never waits."""
-    return lro.operation(find_job(ids.checked(job_id, settings())))
+    return _operation(find_job(ids.checked(job_id, settings())))
 
 
 @blp.route("/operations/<id:job_id>:cancel", methods=["POST"])
@@ -71,4 +80,8 @@ def wait_operation(body: dict, job_id: str) -> dict:
         seconds = lro.duration_seconds(body["timeout"])
         if seconds is None:
             raise ApiError(400, "invalid_timeout", 'timeout is a Duration such as "5s".')
-    return lro.operation(held(find_job(ids.checked(job_id, settings())), seconds))
+    return _operation(held(find_job(ids.checked(job_id, settings())), seconds))
+
+
+def _operation(job: Promise) -> dict:
+    return lro.operation(job, job_progress(job, detailed=True))

@@ -4,7 +4,7 @@ from flask_smorest import Blueprint
 
 from async_api import contract, ids, jobs
 from async_api.resources import accepted, engine, settings, start_job
-from async_api.schemas import ErrorResponseSchema
+from async_api.schemas import ErrorResponseSchema, started_job_links
 from async_api.schemas.jobs import JobSchema
 
 blp = Blueprint("orders", __name__, description="Orders that wait for a person's approval.")
@@ -12,6 +12,7 @@ blp = Blueprint("orders", __name__, description="Orders that wait for a person's
 
 @blp.route("/orders/<new_id:order_id>/approve-and-ship", methods=["POST"])
 @blp.response(202, JobSchema)
+@blp.doc(**started_job_links())
 @blp.alt_response(409, schema=ErrorResponseSchema, description="The id runs another job.")
 def approve_and_ship(order_id: str) -> tuple:
     """Start `approve_then_ship`; it waits for POST /webhooks/approval/<order_id>."""

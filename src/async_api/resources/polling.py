@@ -14,7 +14,7 @@ from async_api.resources import (
     start_job,
     started_headers,
 )
-from async_api.schemas import ErrorResponseSchema, OptionalIdQuerySchema
+from async_api.schemas import ErrorResponseSchema, OptionalIdQuerySchema, started_job_links
 from async_api.schemas.polling import (
     BeginResponseSchema,
     WaitQuerySchema,
@@ -29,6 +29,7 @@ DEFAULT_BODY = {"foo": "bar"}
 @blp.route("/begin", methods=["POST"])
 @blp.arguments(OptionalIdQuerySchema(), location="query", error_status_code=400)
 @blp.response(202, BeginResponseSchema)
+@blp.doc(**started_job_links("promise"))
 @blp.alt_response(409, schema=ErrorResponseSchema, description="Id reused with another body.")
 @blp.alt_response(413, schema=ErrorResponseSchema, description="The body is over MAX_BODY_BYTES.")
 @blp.alt_response(415, schema=ErrorResponseSchema, description="The body is not JSON.")

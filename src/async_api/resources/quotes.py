@@ -28,7 +28,9 @@ blp = Blueprint("quotes", __name__, description="Price quotes, answered synchron
 def price_quote(request: dict) -> dict | Response:
     """Run `compute_quote` on worker group `pricing` and wait up to QUOTE_TIMEOUT_SECONDS."""
     quote_id = contract.quote_job_id(request["sku"], request["qty"])
-    promise = start_job(contract.COMPUTE_QUOTE, quote_id, [request["sku"], request["qty"]])
+    # Shared by every principal: the same request finds the same stored price.
+    promise = start_job(contract.COMPUTE_QUOTE, quote_id, [request["sku"], request["qty"]],
+                        shared=True)
     promise = engine().settled_within(promise, settings().quote_timeout_seconds)
     if promise.state == RESOLVED and isinstance(promise.value, dict):
         return {"quote_id": quote_id, **promise.value}

@@ -8,7 +8,7 @@ from flask import request
 from flask_smorest import Blueprint
 
 from async_api import ids, lro
-from async_api.resources import find_job, held, retry_after, settings
+from async_api.resources import find_job, held, job_progress, retry_after, settings
 from async_api.schemas import ErrorResponseSchema
 from async_api.schemas.status_monitor import StatusMonitorSchema
 
@@ -32,4 +32,4 @@ def get_status(job_id: str) -> tuple:
     headers = retry_after() if promise.pending else {}
     if wait is not None:
         headers["Preference-Applied"] = f"wait={min(wait, settings().long_poll_max_seconds):g}"
-    return lro.status_monitor(promise), headers
+    return lro.status_monitor(promise, job_progress(promise, detailed=True)), headers

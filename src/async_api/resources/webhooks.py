@@ -62,4 +62,4 @@ def approval(decision: dict, order_id: str) -> dict:
         raise ApiError(409, "already_decided",
                        "This order was already decided with another answer.") from exc
     return {"order_id": order_id, "decision": decision,
-            "job": job_view(engine().get(job.id), show_approval=True)}
+            "job": job_view(engine().get(job.id), detailed=True)}

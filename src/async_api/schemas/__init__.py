@@ -51,3 +51,29 @@ class ApiErrorSchema(Schema):
 
 class ErrorResponseSchema(Schema):
     error = fields.Nested(ApiErrorSchema, required=True)
+
+
+def _operation_ref(path: str, method: str) -> str:
+    """An OpenAPI operationRef: a JSON pointer into this document's paths."""
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
+def started_job_links(id_field: str = "job_id") -> dict:
+    """`blp.doc(**started_job_links())` on a route that answers 202 with a job: OpenAPI links
+    from the id in its body to the routes that take it (clients and schemathesis' stateful
+    tests follow them)."""
+    job_id = {"job_id": f"$response.body#/{id_field}"}
+    targets = {
+        "GetJob": ("/jobs/{job_id}", "get"),
+        "GetJobSteps": ("/jobs/{job_id}/steps", "get"),
+        "GetStatusMonitor": ("/jobs/{job_id}/operation", "get"),
+        "GetOperation": ("/v1/operations/{job_id}", "get"),
+        "CancelJob": ("/jobs/{job_id}/cancel", "post"),
+        "RetryJob": ("/jobs/{job_id}/retry", "post"),
+    }
+    links = {name: {"operationRef": _operation_ref(path, method), "parameters": job_id}
+             for name, (path, method) in targets.items()}
+    if id_field == "promise":  # /begin: the seed contract's /wait?id=
+        links["Wait"] = {"operationRef": _operation_ref("/wait", "get"),
+                         "parameters": {"query.id": f"$response.body#/{id_field}"}}
+    return {"responses": {202: {"links": links}}}  # an int, as blp.response keys it

@@ -25,12 +25,43 @@ class OrderJobSchema(Schema):
 class JobLinksSchema(Schema):
     self = fields.String(required=True)
     cancel = fields.String(required=True)
+    retry = fields.String(required=True)
+    steps = fields.String(required=True)
+    status_monitor = fields.String(required=True)
+
+
+class ProgressSchema(Schema):
+    fraction = fields.Float(required=True, metadata={"example": 0.5})
+    message = fields.String(required=True, metadata={"example": "charge done"})
+    reported_at = fields.String(required=True, allow_none=True)
+
+
+def _moment(description: str) -> fields.String:
+    """A time in a job view: RFC 3339 UTC with milliseconds, from the engine's clock."""
+    return fields.String(required=True, allow_none=True, metadata={
+        "description": description, "example": "2026-11-25T19:40:03.123Z"})
 
 
 class JobSchema(Schema):
     job_id = fields.String(required=True, metadata={"example": "order:A1"})
     status = state_field(JOB_STATUSES, description=f"{WAITING_FOR_APPROVAL}: pending, and its "
                                                    "workflow waits for its approval webhook")
+    function = fields.String(required=True, allow_none=True,
+                             metadata={"example": "process_order"})
+    group = fields.String(required=True, allow_none=True,
+                          metadata={"description": "the worker group that runs it"})
+    created_at = _moment("when the job was started")
+    updated_at = _moment("when it last changed: settled, reported progress, or started")
+    completed_at = _moment("when it settled; null while pending")
+    attempt = fields.Integer(required=True, metadata={"description": "1, or 2, 3, ... for "
+                                                                     "retries"})
+    retry_of = fields.String(metadata={"description": "the job this attempt retries"})
+    first_attempt = fields.String(metadata={"description": "the job's first attempt"})
+    retried_by = fields.String(allow_none=True, metadata={
+        "description": "GET /jobs/{id} of a finished job: the attempt that retried it"})
+    progress = fields.Nested(ProgressSchema, metadata={
+        "description": "the last progress its workflow reported, if any"})
+    args = fields.Raw(metadata={"description": "GET /jobs/{id}: the job's arguments"})
     links = fields.Nested(JobLinksSchema, required=True)
     result = fields.Raw(allow_none=True, metadata={"description": "when resolved"})
     reason = fields.Raw(allow_none=True,
@@ -65,3 +96,22 @@ class JobListQuerySchema(QuerySchema):
 class JobListSchema(Schema):
     jobs = fields.List(fields.Nested(JobSchema), required=True)
     next_cursor = fields.String(allow_none=True, metadata={"description": "null on the last page"})
+
+
+class StepSchema(Schema):
+    id = fields.String(required=True, metadata={"example": "order:A1.1"})
+    kind = fields.String(required=True, validate=validate.OneOf(
+        ("step", "call", "sleep", "progress", "signal")), metadata={
+        "description": "step: a checkpointed local step; call: a durable function on a worker; "
+                       "sleep: a durable sleep; progress: a progress report; signal: the "
+                       "approval it awaits"})
+    function = fields.String(required=True, allow_none=True)
+    status = state_field(STATES)
+    created_at = _moment("when the step began")
+    completed_at = _moment("when it ended; null while under way")
+    progress = fields.Raw(metadata={"description": "a progress report's fraction and message"})
+
+
+class JobStepsSchema(Schema):
+    job_id = fields.String(required=True)
+    steps = fields.List(fields.Nested(StepSchema), required=True)

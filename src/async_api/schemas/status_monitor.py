@@ -19,6 +19,7 @@ class StatusMonitorSchema(Schema):
     createdDateTime = fields.String(required=True, allow_none=True,
                                     metadata={"example": "2026-11-25T19:40:03.123Z"})
     lastUpdatedDateTime = fields.String(required=True, allow_none=True)
-    percentComplete = fields.Float()
+    percentComplete = fields.Integer(metadata={
+        "description": "0-100, once the job's workflow reported progress"})
     result = fields.Raw(allow_none=True, metadata={"description": "when Succeeded"})
     error = fields.Nested(MonitorErrorSchema, metadata={"description": "when Failed or Canceled"})

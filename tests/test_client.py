@@ -1,0 +1,307 @@
+"""async_api.client and the `async-api` CLI end to end: the library against the real stack, the
+CLI as the subprocess a script runs (exit codes, --json, env configuration, error lines)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from async_api import client as client_module
+from async_api.client import ApiError, Client, Conflict, NotFound, Overloaded, WaitTimeout
+from tests.support.processes import BIN, ROOT, free_port
+from tests.support.slow_engine import slowly_answering
+from tests.support.stack import Stack
+
+CLI = BIN / "async-api"
+COMMANDS = ("begin", "submit", "status", "wait", "cancel", "retry", "steps", "jobs")
+TOKEN = "cli-token"
+
+
+def cli(url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The console script as a shell runs it, configured by ASYNC_API_URL (and `env`)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ASYNC_API_")}
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, timeout=60,
+                          env={**base, "ASYNC_API_URL": url, **(env or {})})
+
+
+def shown_job(lines: str) -> tuple[str, dict[str, str]]:
+    """The CLI's lines for one job: `ID  STATUS`, and its details by field."""
+    first, *details = lines.splitlines()
+    return first, dict(line.strip().split(": ", 1) for line in details)
+
+
+def counting_requests(client: Client) -> list[str]:
+    """Every request the client sends, as `METHOD path`, appended as it is answered."""
+    sent: list[str] = []
+    client.session.hooks["response"].append(
+        lambda response, **_: sent.append(f"{response.request.method} {response.request.path_url}"))
+    return sent
+
+
+def test_the_client_starts_and_waits_for_jobs_and_a_resend_runs_nothing_twice(stack, nonce):
+    client = Client(stack.gateway_url)
+    body = {"nonce": nonce, "sleep": 1}
+    job_id = f"cl-{nonce}"
+
+    assert client.begin(body, id=job_id) == {"promise": job_id, "status": "pending",
+                                             "wait": f"/wait?id={job_id}"}
+    minted = client.begin(body)["promise"]  # no id: a fresh job, whose id the client minted
+    assert uuid.UUID(minted)
+    order = client.submit_job(f"CL-{nonce}", ["x"])
+    assert order["job_id"] == f"order:CL-{nonce}"
+
+    sent = counting_requests(client)
+    job = client.wait(job_id, timeout=20)
+    assert job["status"] == "resolved"
+    assert nonce in job["result"]["result"]
+    # one long-poll held until the job settled, then the job's view: no polling loop
+    assert sent == [f"GET /jobs/{job_id}/operation", f"GET /jobs/{job_id}"]
+    assert client.status(job_id) == job
+
+    assert client.begin(body, id=job_id)["status"] == "resolved"  # the same id reconnects
+    assert client.wait(minted, timeout=20)["status"] == "resolved"
+    assert list(stack.ran([body]).values()) == [2]  # two ids, two runs; no more
+    assert client.wait(order["job_id"], timeout=20)["result"]["status"] == "shipped"
+
+
+def test_the_client_raises_typed_errors_with_the_api_code_and_message(stack, nonce):
+    client = Client(stack.gateway_url)
+    with pytest.raises(NotFound) as missing:
+        client.status(f"nope-{nonce}")
+    assert (missing.value.status, missing.value.code) == (404, "not_found")
+    assert missing.value.message == "No job has this id."
+
+    with pytest.raises(ApiError) as invalid:
+        client.submit_job("has space", ["x"])
+    assert (invalid.value.status, invalid.value.code) == (422, "unprocessable_entity")
+    assert "order_id" in invalid.value.details["json"]
+
+    slow = client.begin({"nonce": nonce, "sleep": 30})["promise"]
+    started = time.monotonic()
+    with pytest.raises(WaitTimeout) as late:
+        client.wait(slow, timeout=0.5)
+    assert 0.5 <= time.monotonic() - started < 3
+    assert late.value.job["status"] == "pending"
+
+    with pytest.raises(Conflict) as taken:
+        client.begin({"other": nonce}, id=slow)
+    assert taken.value.code == "conflict"
+    assert client.cancel(slow)["status"] == "canceled"
+    assert client.wait(slow, timeout=5)["status"] == "canceled"
+    with pytest.raises(Conflict) as settled:
+        client.cancel(slow)
+    assert settled.value.code == "already_settled"
+
+
+def test_jobs_follows_next_cursor_through_every_page(stack, nonce):
+    client = Client(stack.gateway_url)
+    failed = [client.begin({"fail": nonce, "n": n})["promise"] for n in range(5)]
+    for job_id in failed:
+        assert client.wait(job_id, timeout=20)["status"] == "rejected"
+    one_page = stack.get("/jobs", params={"state": "rejected", "function": "foo",
+                                          "limit": 100}).json()
+    assert one_page["next_cursor"] is None  # the whole listing, to compare the pages with
+
+    paged = [job["job_id"] for job in client.jobs(status="rejected", function="foo",
+                                                  page_size=2)]
+    assert paged == [job["job_id"] for job in one_page["jobs"]]
+    assert set(failed) <= set(paged)
+    assert [job["job_id"] for job in client.jobs(status=["rejected"], function="foo", limit=3,
+                                                 page_size=2)] == paged[:3]
+
+
+def test_a_503_is_sent_again_after_its_retry_after(stack, nonce, monkeypatch):
+    job_id = f"busy-{nonce}"
+    stack.begin(job_id, {"nonce": nonce})
+    stack.wait_settled(job_id)
+    with slowly_answering(stack.engine.url, delay=0.5) as engine:
+        # one process with one engine call at a time: a second call is refused while it runs
+        gateway = stack.start_gateway({"RESONATE_URL": engine.url, "ENGINE_MAX_CALLS": "1"},
+                                      workers=1)
+        client = Client(gateway.url)
+        with ThreadPoolExecutor(1) as pool:
+            holder = pool.submit(Client(gateway.url).status, job_id)
+            assert engine.seen.wait(10)  # the one slot is taken for half a second
+            with monkeypatch.context() as patched:
+                patched.setattr(client_module, "UNAVAILABLE_RETRIES", 0)
+                with pytest.raises(Overloaded) as refused:
+                    client.status(job_id)
+            assert (refused.value.status, refused.value.code) == (503, "overloaded")
+            started = time.monotonic()
+            assert client.status(job_id)["status"] == "resolved"  # refused first, then served
+            assert time.monotonic() - started >= 1.0  # Retry-After: 1, honoured
+            assert holder.result()["status"] == "resolved"
+
+
+def test_cli_wait_exits_0_1_or_2_by_outcome(stack, nonce):
+    url = stack.gateway_url
+    failing = cli(url, "begin", "--id", f"bad-{nonce}", json.dumps({"fail": f"no {nonce}"}))
+    assert failing.stdout == f"bad-{nonce}  pending\n"
+    assert cli(url, "begin", "--id", f"slow-{nonce}", json.dumps({"sleep": 30})).returncode == 0
+    begun = cli(url, "begin", "--id", f"ok-{nonce}", "--json", json.dumps({"n": nonce}))
+    assert begun.returncode == 0, begun.stderr
+    assert json.loads(begun.stdout)["promise"] == f"ok-{nonce}"
+
+    done = cli(url, "wait", f"ok-{nonce}", "--timeout", "20")
+    assert done.returncode == 0, done.stderr
+    first, details = shown_job(done.stdout)
+    assert (first, details["function"], details["attempt"]) == (f"ok-{nonce}  resolved", "foo",
+                                                                 "1")
+    assert nonce in json.loads(details["result"])["result"]
+
+    failed = cli(url, "wait", f"bad-{nonce}", "--json")
+    assert failed.returncode == 1, failed.stderr
+    assert json.loads(failed.stdout)["reason"]["message"] == f"no {nonce}"
+
+    late = cli(url, "wait", f"slow-{nonce}", "--timeout", "0.5")
+    assert late.returncode == 2, late.stderr
+    assert shown_job(late.stdout)[0] == f"slow-{nonce}  pending"
+    # not a terminal: a line for each new state while it waited, then why it gave up
+    assert late.stderr.splitlines() == [f"slow-{nonce} pending",
+                                        f"timed out: job slow-{nonce} did not settle within 0.5 s"]
+
+    assert cli(url, "cancel", f"slow-{nonce}").stdout.startswith(f"slow-{nonce}  canceled\n")
+    assert cli(url, "wait", f"slow-{nonce}").returncode == 1
+
+
+def test_cli_shows_jobs_as_lines_or_json(stack, nonce):
+    url = stack.gateway_url
+    submitted = cli(url, "submit", f"S-{nonce}", "x", "y", "--json")
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = json.loads(submitted.stdout)["job_id"]
+    assert job_id == f"order:S-{nonce}"
+    stack.job_settled(job_id)
+
+    shown = json.loads(cli(url, "status", job_id, "--json").stdout)
+    assert (shown["status"], shown["result"]["items"]) == ("resolved", ["x", "y"])
+    first, details = shown_job(cli(url, "status", job_id).stdout)
+    assert first == f"{job_id}  resolved"
+    assert details["progress"] == "100% ship done"
+    assert json.loads(details["result"])["status"] == "shipped"
+
+    listed = cli(url, "jobs", "--status", "resolved", "--function", "process_order",
+                 "--limit", "1", "--json")
+    assert [job["job_id"] for job in json.loads(listed.stdout)] == [job_id]  # newest first
+    table = cli(url, "jobs", "--status", "resolved", "--status", "rejected", "--limit", "500")
+    header, *rows = table.stdout.splitlines()
+    assert header.split() == ["JOB_ID", "STATUS", "FUNCTION", "CREATED_AT"]
+    assert rows and rows[0].split()[:3] == [job_id, "resolved", "process_order"]
+    assert len(rows) > 1  # the other tests' jobs too
+
+
+def test_retry_and_steps_through_the_client_and_the_cli(stack, nonce):
+    client, url = Client(stack.gateway_url), stack.gateway_url
+    failed = client.begin({"fail": "not today", "n": nonce})["promise"]
+    assert client.wait(failed, timeout=20)["status"] == "rejected"
+
+    retried = cli(url, "retry", failed, "--json")
+    assert retried.returncode == 0, retried.stderr
+    second = json.loads(retried.stdout)
+    assert (second["job_id"], second["attempt"], second["retry_of"]) == \
+        (f"{failed}:attempt-2", 2, failed)
+    assert client.retry(failed)["job_id"] == second["job_id"]  # the same attempt, not a third
+    assert cli(url, "wait", second["job_id"]).returncode == 1  # the same body fails again
+    assert shown_job(cli(url, "status", failed).stdout)[1]["retried_by"] == second["job_id"]
+
+    steps = client.steps(failed)
+    assert steps["job_id"] == failed
+    assert [(step["kind"], step["function"]) for step in steps["steps"]] == \
+        [("step", "foo_effect")]
+    header, row = cli(url, "steps", failed).stdout.splitlines()
+    assert header.split() == ["ID", "KIND", "FUNCTION", "STATUS", "CREATED_AT", "COMPLETED_AT"]
+    (step,) = steps["steps"]
+    assert row.split() == [step["id"], "step", "foo_effect", step["status"], step["created_at"],
+                           step["completed_at"]]
+
+    succeeded = client.begin({"n": nonce})["promise"]
+    client.wait(succeeded, timeout=20)
+    with pytest.raises(Conflict) as refused:
+        client.retry(succeeded)
+    assert refused.value.code == "not_retryable"
+    not_retryable = cli(url, "retry", succeeded)
+    assert (not_retryable.returncode, not_retryable.stdout) == (3, "")
+    assert not_retryable.stderr.startswith("error: not_retryable: The job is resolved")
+
+
+def test_cli_wait_draws_the_progress_a_job_reports(make_stack, nonce):
+    """On sqlite only: drawing is the CLI's; test_history.py stores progress on both stores."""
+    stack = make_stack()
+    stack.start(["worker"], {"STEP_PAUSE_SECONDS": "0.6"})  # process_order: 3 steps, 1.8 s
+    order_id = f"P-{nonce}"
+    assert cli(stack.gateway_url, "submit", order_id, "x").returncode == 0
+
+    terminal, stderr = pty.openpty()  # a terminal: the spinner is redrawn in place
+    waited = subprocess.run([str(CLI), "--url", stack.gateway_url, "wait", f"order:{order_id}"],
+                            stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=60)
+    os.close(stderr)
+    drawn = os.read(terminal, 65536).decode()
+    os.close(terminal)
+    assert waited.returncode == 0
+    assert waited.stdout.startswith(f"order:{order_id}  resolved\n")
+    frames = drawn.split("\r\x1b[K")
+    bars = {f"order:{order_id} pending [#######.............] 33% validate done",
+            f"order:{order_id} pending [#############.......] 67% charge done"}
+    assert {frame[2:] for frame in frames if "%" in frame} & bars  # at least one report seen
+    assert all(frame[2:] in bars or frame[2:] == f"order:{order_id} pending"
+               for frame in frames[1:-1])
+    assert frames[-1] == ""  # the line is cleared before the job is printed
+
+
+def test_cli_errors_are_a_line_with_the_api_code_not_a_traceback(stack, nonce):
+    nowhere = f"http://127.0.0.1:{free_port()}"
+
+    missing = cli(nowhere, "--url", stack.gateway_url, "status", f"nope-{nonce}")
+    assert missing.returncode == 3
+    assert missing.stderr == "error: not_found: No job has this id. (HTTP 404)\n"
+    assert missing.stdout == ""
+
+    unreachable = cli(nowhere, "status", "x")
+    assert unreachable.returncode == 3
+    assert unreachable.stderr.startswith(f"error: cannot reach {nowhere}")
+
+    not_json = cli(stack.gateway_url, "begin", "{nope")
+    assert not_json.returncode == 64
+    assert "Usage:" in not_json.stderr and "not JSON" in not_json.stderr
+    for failed in (missing, unreachable, not_json):
+        assert "Traceback" not in failed.stderr
+
+
+def test_cli_sends_the_token_from_the_option_or_the_environment(stack: Stack, nonce):
+    gateway = stack.start_gateway({"API_TOKENS": TOKEN}, workers=1)
+
+    for refused in (cli(gateway.url, "status", "x"),
+                    cli(gateway.url, "--token", "wrong", "status", "x")):
+        assert refused.returncode == 3
+        assert refused.stderr.startswith("error: unauthorized: Send a valid token")
+    begun = cli(gateway.url, "begin", "--json", json.dumps({"n": nonce}),
+                env={"ASYNC_API_TOKEN": TOKEN})
+    assert begun.returncode == 0, begun.stderr
+    job_id = json.loads(begun.stdout)["promise"]
+    assert Client(gateway.url, token=TOKEN).wait(job_id, timeout=20)["status"] == "resolved"
+
+
+def test_every_command_has_help():
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda args: cli("http://unused", *args, "--help"),
+                                [(), *((command,) for command in COMMANDS)]))
+    for command, answer in zip(("", *COMMANDS), answers, strict=True):
+        assert answer.returncode == 0, answer.stderr
+        assert answer.stdout.startswith(f"Usage: async-api {command}".rstrip())
+    assert "ASYNC_API_URL" in answers[0].stdout and "ASYNC_API_TOKEN" in answers[0].stdout
+
+
+def test_the_client_and_the_cli_load_neither_flask_nor_the_engine():
+    program = ("import sys, async_api.cli; print(sorted(m for m in sys.modules "
+               "if m.split('.')[0] in ('flask', 'werkzeug', 'marshmallow', 'resonate') "
+               "or m.startswith('async_api.')))")
+    loaded = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60, check=True)
+    assert loaded.stdout.strip() == "['async_api.cli', 'async_api.client']"

@@ -1,0 +1,158 @@
+"""The job API's history, progress and retry (README "Job history, progress and retry"):
+what a job view says about a job, GET /jobs/{id}/steps, progress that survives a worker
+crash, POST /jobs/{id}/retry."""
+
+from datetime import datetime
+
+from tests.support.http import assert_error
+from tests.support.processes import wait_until
+from workers import ledger
+from workers.functions import canonical as canonical_body
+
+
+def moment(text: str) -> datetime:
+    assert text.endswith("Z"), text
+    return datetime.fromisoformat(text)
+
+
+def test_a_finished_order_job_shows_its_metadata_progress_and_steps(stack, nonce):
+    order_id = f"M-{nonce}"
+    job_id = f"order:{order_id}"
+    started = stack.post("/jobs", {"order_id": order_id, "items": ["x", "y"]}).json()
+    assert (started["function"], started["group"], started["attempt"]) == \
+        ("process_order", "worker", 1)
+    assert started["completed_at"] is None
+    stack.job_settled(job_id)
+
+    job = stack.get(f"/jobs/{job_id}").json()
+    assert job["status"] == "resolved"
+    assert job["args"] == [order_id, ["x", "y"]]
+    assert moment(job["created_at"]) <= moment(job["completed_at"]) == moment(job["updated_at"])
+    assert job["progress"]["fraction"] == 1.0
+    assert job["progress"]["message"] == "ship done"
+    assert "retry_of" not in job and "retried_by" not in job  # only failed jobs are retried
+
+    steps = stack.get(f"/jobs/{job_id}/steps").json()
+    assert steps["job_id"] == job_id
+    assert [(s["kind"], s["function"]) for s in steps["steps"]] == [
+        ("step", "order_step"), ("progress", None)] * 3
+    assert [s["progress"]["message"] for s in steps["steps"] if s["kind"] == "progress"] == \
+        ["validate done", "charge done", "ship done"]
+    assert {s["status"] for s in steps["steps"]} == {"resolved"}
+    for step in steps["steps"]:
+        assert moment(job["created_at"]) <= moment(step["created_at"]) \
+            <= moment(step["completed_at"]) <= moment(job["completed_at"])
+
+    # the same progress in both long-running-operation conventions
+    monitor = stack.get(f"/jobs/{job_id}/operation").json()
+    assert monitor["percentComplete"] == 100
+    assert monitor["lastUpdatedDateTime"] == job["updated_at"]
+    metadata = stack.get(f"/v1/operations/{job_id}").json()["metadata"]["value"]
+    assert (metadata["progressPercent"], metadata["progressMessage"]) == (100, "ship done")
+    assert metadata["function"] == "process_order"
+
+
+def test_steps_name_sleeps_child_calls_and_the_approval_awaited(stack, nonce):
+    sleeper = f"steps-sleep-{nonce}"
+    assert stack.begin(sleeper, {"sleep": 1, "nonce": nonce}).status_code == 202
+    stack.wait_settled(sleeper)
+    kinds = [(s["kind"], s["function"]) for s in
+             stack.get(f"/jobs/{sleeper}/steps").json()["steps"]]
+    assert kinds == [("sleep", None), ("step", "foo_effect")]
+
+    fan = f"steps-fan-{nonce}"
+    assert stack.post(f"/fan-out-workflow?id={fan}", {"count": 3}).status_code == 202
+    assert stack.job_settled(fan)["progress"] == {
+        "fraction": 1.0, "message": "3 of 3 squares",
+        "reported_at": stack.get(f"/jobs/{fan}").json()["progress"]["reported_at"]}
+    steps = stack.get(f"/jobs/{fan}/steps").json()["steps"]
+    assert [s["function"] for s in steps if s["kind"] == "call"] == ["square"] * 3
+    assert [s["progress"]["fraction"] for s in steps if s["kind"] == "progress"] == \
+        [1 / 3, 2 / 3, 1.0]
+
+    order_id = f"steps-approval-{nonce}"
+    stack.post(f"/orders/{order_id}/approve-and-ship")
+    wait_until(lambda: stack.get(f"/jobs/order:{order_id}").json()["status"]
+               == "waiting_for_approval", 15, "the job to wait for approval")
+    (signal,) = stack.get(f"/jobs/order:{order_id}/steps").json()["steps"]
+    assert (signal["id"], signal["kind"], signal["status"]) == \
+        (f"approval:{order_id}", "signal", "pending")
+    stack.post(f"/jobs/order:{order_id}/cancel")
+
+
+def test_steps_of_what_is_not_a_job_are_404(stack, nonce):
+    assert_error(stack.get(f"/jobs/nothing-{nonce}/steps"), 404, "not_found")
+    order_id = f"S404-{nonce}"
+    stack.post("/jobs", {"order_id": order_id, "items": ["x"]})
+    stack.job_settled(f"order:{order_id}")
+    assert_error(stack.get(f"/jobs/order:{order_id}.1/steps"), 404, "not_found")
+
+
+def test_a_failed_job_is_retried_once_per_attempt_and_linked_both_ways(stack, nonce):
+    job_id = f"retry-{nonce}"
+    body = {"fail": "not today", "nonce": nonce}
+    stack.begin(job_id, body)
+    assert stack.wait_settled(job_id)["status"] == "rejected"
+
+    retried = stack.post(f"/jobs/{job_id}/retry")
+    assert retried.status_code == 202
+    second = retried.json()
+    assert second["job_id"] == f"{job_id}:attempt-2"
+    assert (second["attempt"], second["retry_of"], second["first_attempt"]) == (2, job_id, job_id)
+    assert second["function"] == "foo"
+    assert retried.headers["Operation-Location"].endswith(f"/jobs/{job_id}:attempt-2/operation")
+    again = stack.post(f"/jobs/{job_id}/retry")  # the same attempt, not a third run
+    assert (again.status_code, again.json()["job_id"]) == (202, second["job_id"])
+
+    assert stack.job_settled(second["job_id"])["status"] == "rejected"  # same body: fails again
+    assert stack.ran([body])[canonical_body(body)] == 2  # once per attempt
+    assert stack.get(f"/jobs/{job_id}").json()["retried_by"] == second["job_id"]
+
+    third = stack.post(f"/jobs/{second['job_id']}/retry").json()
+    assert (third["job_id"], third["attempt"], third["retry_of"], third["first_attempt"]) == \
+        (f"{job_id}:attempt-3", 3, second["job_id"], job_id)
+
+
+def test_only_failed_canceled_or_timed_out_jobs_can_be_retried(stack, nonce):
+    assert_error(stack.post(f"/jobs/nothing-{nonce}/retry"), 404, "not_found")
+    done = f"retry-done-{nonce}"
+    stack.begin(done, {"nonce": nonce})
+    stack.wait_settled(done)
+    assert_error(stack.post(f"/jobs/{done}/retry"), 409, "not_retryable")
+
+    held = f"retry-held-{nonce}"
+    stack.begin(held, {"sleep": 60, "nonce": nonce})
+    assert_error(stack.post(f"/jobs/{held}/retry"), 409, "not_retryable")
+    assert stack.post(f"/jobs/{held}/cancel").json()["status"] == "canceled"
+    retry = stack.post(f"/jobs/{held}/retry").json()
+    assert (retry["status"], retry["retry_of"]) == ("pending", held)
+    assert stack.post(f"/jobs/{retry['job_id']}/cancel").status_code == 200
+
+
+def test_progress_survives_a_worker_killed_mid_job(make_stack, store, nonce):
+    stack = make_stack(store)
+    doomed = stack.start(["worker"], {"STEP_PAUSE_SECONDS": "1"})["worker"]
+    order_id = f"P-{nonce}"
+    job_id = f"order:{order_id}"
+    stack.post("/jobs", {"order_id": order_id, "items": ["x"]})
+
+    def reported() -> dict | None:
+        job = stack.get(f"/jobs/{job_id}").json()
+        return job if job.get("progress") and job["status"] == "pending" else None
+    running = wait_until(reported, 20, "the first progress report")
+    assert running["progress"]["message"] == "validate done"
+    monitor = stack.get(f"/jobs/{job_id}/operation").json()
+    assert (monitor["status"], monitor["percentComplete"]) == ("Running", 33)
+
+    doomed.kill()  # mid-"charge": nothing runs the job now
+    assert not doomed.alive()
+    assert stack.get(f"/jobs/{job_id}").json()["progress"]["fraction"] >= 1 / 3  # stored
+    stack.start_worker("worker")
+
+    done = stack.job_settled(job_id, timeout=60)
+    assert (done["status"], done["progress"]["fraction"]) == ("resolved", 1.0)
+    reports = [s for s in stack.get(f"/jobs/{job_id}/steps").json()["steps"]
+               if s["kind"] == "progress"]
+    assert [r["progress"]["message"] for r in reports] == \
+        ["validate done", "charge done", "ship done"]  # the replay reported none twice
+    assert ledger.count("validate", order_id, stack.ledger_path) == 1
