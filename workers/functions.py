@@ -140,7 +140,7 @@ def start_report_job(ctx: Any, child_id: str, report: str) -> str:
     finished.) It belongs to whoever owns its parent."""
     parent = _engine().get(contract.report_parent_id(child_id))
     jobs.start(_engine(), _settings(), contract.BUILD_REPORT, child_id, [report],
-               jobs.owner_tags(parent))
+               jobs.carried_tags(parent))
     return child_id
 
 

@@ -77,9 +77,10 @@ def start(
     return promise
 
 
-def owner_tags(job: Promise) -> dict[str, str]:
-    """The tag that gives a job started on behalf of `job` the same owner."""
-    return {OWNER_TAG: job.tags[OWNER_TAG]} if OWNER_TAG in job.tags else {}
+def carried_tags(job: Promise, names: tuple[str, ...] = (OWNER_TAG,)) -> dict[str, str]:
+    """The tags `names` of `job` that it has: what a job started on its behalf keeps (by
+    default its owner; a retry keeps CARRIED_TAGS)."""
+    return {name: job.tags[name] for name in names if name in job.tags}
 
 
 def attempt(job: Promise) -> int:
@@ -87,16 +88,21 @@ def attempt(job: Promise) -> int:
     return int(job.tags.get(ATTEMPT_TAG, "1"))
 
 
+def first_attempt(job: Promise) -> str:
+    """The id of the job's first attempt, after which every retry is named."""
+    return job.tags.get(FIRST_ATTEMPT_TAG, job.id)
+
+
 def next_attempt_id(job: Promise) -> str:
     """The id of the retry of `job`, whether or not it exists."""
-    return contract.retry_job_id(job.tags.get(FIRST_ATTEMPT_TAG, job.id), attempt(job) + 1)
+    return contract.retry_job_id(first_attempt(job), attempt(job) + 1)
 
 
 def retry(engine: Engine, settings: Settings, job: Promise) -> Promise:
     """Starts the next attempt of a finished, unsuccessful job: the same function and arguments
     as a job of its own; a second retry of the same job returns the same attempt."""
-    tags = {tag: job.tags[tag] for tag in CARRIED_TAGS if tag in job.tags}
-    tags |= {ATTEMPT_TAG: str(attempt(job) + 1), RETRY_OF_TAG: job.id,
-             FIRST_ATTEMPT_TAG: job.tags.get(FIRST_ATTEMPT_TAG, job.id)}
+    tags = carried_tags(job, CARRIED_TAGS) | {
+        ATTEMPT_TAG: str(attempt(job) + 1), RETRY_OF_TAG: job.id,
+        FIRST_ATTEMPT_TAG: first_attempt(job)}
     function = contract.BY_NAME[job.function or ""]
     return start(engine, settings, function, next_attempt_id(job), job.args or [], tags)
