@@ -1,28 +1,38 @@
-"""HTTP to the Resonate server: the SDK's requests, sent over a plain urllib3 pool.
+"""HTTP to the Resonate server: the SDK's requests, sent over keep-alive connections of our own.
 
 The SDK 0.4.10 stores describe each call as a `requests.Request` and read `.json()` of the
 answer. Sent through requests' Session, every call also built cookies, hooks, redirect checks
-and, unless told not to, walked the environment's proxy variables: in a burst that was 80 % of
-a worker's CPU (py-spy, `make bench`). Here the same request goes straight to urllib3, which
-is thread-safe and, under gevent, greenlet-safe. Every call to the server, the gateway's and the
-workers', goes through `Transport.send`: its latency and errors are measured there.
+and walked the environment's proxy variables: in a burst that was 80 % of a worker's CPU
+(py-spy, `make bench`). urllib3 alone still cost 0.30 ms of CPU per call under gevent, most of
+it in http.client's header parsing (email.parser); the server's answers are small JSON with a
+Content-Length (chunked for long ones), so this module speaks that much HTTP/1.1 itself: 0.10 ms
+per call (`bench/transport.py`). It is thread-safe and, under gevent, greenlet-safe. Every call to
+the server, the gateway's and the workers', goes through `Transport.send`: its latency and
+errors are measured there.
 """
 
 from __future__ import annotations
 
 import json
+import select
+import socket
+import ssl
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
-import urllib3
 
 from async_api import metrics
 
 # Connections kept per server; a caller past that waits for one (at most the call's timeout).
 MAX_CONNECTIONS = 32
+_MAX_LINE = 65536
+# A connection back in use within this is taken as still open (the server keeps idle ones; one
+# it closed meanwhile fails its call, which the callers treat as the server unreachable).
+RECHECK_AFTER_SECONDS = 1.0  # a status or header line longer than this is not the Resonate server's
 
 
 class Unreachable(Exception):
@@ -56,36 +66,141 @@ def call_name(method: str, path: str) -> str:
     return f"{method.upper()} {path}"
 
 
+class _Connection:
+    """One keep-alive connection: a request written whole, its answer read by Content-Length
+    or chunks."""
+
+    def __init__(self, host: str, port: int, timeout: float, tls: bool) -> None:
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls:
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+        self._sock = sock
+        self._reader = sock.makefile("rb")
+        self.idle_since = time.monotonic()
+
+    def dropped(self) -> bool:
+        """An idle connection with something to read was closed by the server (or is out of
+        step with it): not to be used again. Asked only of connections idle for a while: the
+        check costs as much as a third of a call under gevent."""
+        if time.monotonic() - self.idle_since < RECHECK_AFTER_SECONDS:
+            return False
+        poller = select.poll()  # not select.select: no limit on the descriptor's number
+        poller.register(self._sock, select.POLLIN)
+        return bool(poller.poll(0))
+
+    def close(self) -> None:
+        self._reader.close()
+        self._sock.close()
+
+    def exchange(self, head: bytes, body: bytes) -> tuple[int, bytes, bool]:
+        """(status, body, whether the connection may be used again)."""
+        self._sock.sendall(head + body)
+        status_line = self._reader.readline(_MAX_LINE)
+        if not status_line.endswith(b"\n"):
+            raise ConnectionError("the server closed the connection")
+        version, status, *_ = status_line.split(None, 2)
+        headers: dict[bytes, bytes] = {}
+        while (line := self._reader.readline(_MAX_LINE)) not in (b"\r\n", b"\n"):
+            if not line.endswith(b"\n"):
+                raise ConnectionError("the server's answer ended in its headers")
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        keep = version == b"HTTP/1.1" and headers.get(b"connection", b"").lower() != b"close"
+        if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+            content = self._chunks()
+        elif (length := headers.get(b"content-length")) is not None:
+            content = self._exactly(int(length))
+        else:
+            content, keep = self._reader.read(), False
+        return int(status), content, keep
+
+    def _exactly(self, size: int) -> bytes:
+        data = self._reader.read(size)
+        if len(data) != size:
+            raise ConnectionError("the server's answer was cut short")
+        return data
+
+    def _chunks(self) -> bytes:
+        parts = []
+        while size := int(self._reader.readline(_MAX_LINE).split(b";")[0], 16):
+            parts.append(self._exactly(size))
+            self._exactly(2)  # the chunk's CRLF
+        while self._reader.readline(_MAX_LINE) not in (b"\r\n", b"\n", b""):
+            pass  # trailers
+        return b"".join(parts)
+
+
 class Transport:
     """Keep-alive connections to one server, shared by every thread or greenlet of a process."""
 
     def __init__(self, url: str, timeout_seconds: float) -> None:
-        self._timeout = urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds)
-        self._pool = urllib3.connection_from_url(url, maxsize=MAX_CONNECTIONS, block=True,
-                                                 retries=False, timeout=self._timeout)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        self._tls = parts.scheme == "https"
+        self._host = parts.hostname
+        self._port = parts.port or (443 if self._tls else 80)
+        self._host_header = parts.netloc.rpartition("@")[2]
+        self._timeout = timeout_seconds
+        self._free = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._lock = threading.Lock()
+        self._idle: list[_Connection] = []
 
     def send(self, request: requests.Request) -> Answer:
         """One attempt; raises Unreachable when the server does not answer."""
         # The path alone on the request line: a proxy in between (tests/test_shutdown.py)
-        # would not expect the absolute form that urllib3 sends a full URL as.
-        parsed = urllib3.util.parse_url(request.url)
-        url = parsed.request_uri
+        # would not expect the absolute form.
+        parts = urlsplit(request.url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         if request.params:
-            url += "?" + urlencode(request.params)
-        headers = dict(request.headers or {})
-        body = None
+            target += ("&" if parts.query else "?") + urlencode(request.params)
+        lines = [f"{request.method.upper()} {target} HTTP/1.1", f"Host: {self._host_header}"]
+        lines += [f"{name}: {value}" for name, value in (request.headers or {}).items()]
+        body = b""
         if request.json is not None:
             body = json.dumps(request.json).encode()
-            headers["Content-Type"] = "application/json"
-        call, started = call_name(request.method, parsed.path or "/"), time.perf_counter()
+            lines.append("Content-Type: application/json")
+        if body or request.method.upper() in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(body)}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+        call, started = call_name(request.method, parts.path or "/"), time.perf_counter()
         try:
-            response = self._pool.request(
-                request.method.upper(), url, body=body, headers=headers,
-                pool_timeout=self._timeout.connect_timeout,
-            )
-        except urllib3.exceptions.HTTPError as exc:
+            status, content = self._exchange(head, body)
+        except (OSError, ValueError) as exc:  # refused, reset, timed out, or not HTTP
             metrics.engine_call(call, time.perf_counter() - started, "unreachable")
-            raise Unreachable(str(exc)) from exc
+            raise Unreachable(f"{self._host}:{self._port}: {exc}") from exc
         metrics.engine_call(call, time.perf_counter() - started,
-                            str(response.status) if response.status >= 400 else None)
-        return Answer(response.status, response.data)
+                            str(status) if status >= 400 else None)
+        return Answer(status, content)
+
+    def _exchange(self, head: bytes, body: bytes) -> tuple[int, bytes]:
+        if not self._free.acquire(timeout=self._timeout):
+            raise TimeoutError(f"all {MAX_CONNECTIONS} connections busy")
+        try:
+            connection = self._idle_connection() or _Connection(
+                self._host, self._port, self._timeout, self._tls)
+            try:
+                status, content, keep = connection.exchange(head, body)
+            except BaseException:
+                connection.close()
+                raise
+            if keep:
+                connection.idle_since = time.monotonic()
+                with self._lock:
+                    self._idle.append(connection)
+            else:
+                connection.close()
+            return status, content
+        finally:
+            self._free.release()
+
+    def _idle_connection(self) -> _Connection | None:
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                connection = self._idle.pop()
+            if not connection.dropped():
+                return connection
+            connection.close()
