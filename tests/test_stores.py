@@ -52,6 +52,31 @@ def test_the_stack_keeps_promises_in_its_store(stack, nonce, request):
                               (job_id,)).fetchone() == (1,)
 
 
+def test_a_settled_job_leaves_no_task_behind(make_stack, store, nonce, request):
+    """Settling a root completes its claimed task on the server (patch 0006), so the worker
+    makes no task-completion call of its own and no task of the job stays claimed."""
+    stack = make_stack(store)
+    stack.start(["worker"])
+    job_ids = [f"tasks-{nonce}-{n}" for n in range(3)]
+    for job_id in job_ids:
+        assert stack.begin(job_id, {"nonce": nonce}).status_code == 202
+    for job_id in job_ids:
+        stack.wait_settled(job_id)
+
+    sql = "SELECT root_promise_id, state FROM tasks ORDER BY root_promise_id"
+    if stack.database_url:
+        output = request.getfixturevalue("postgres").query(stack.database_url, sql)
+        rows = [tuple(line.split("|")) for line in output.splitlines()]
+    else:
+        with sqlite3.connect(f"file:{stack.sqlite_path}?mode=ro", uri=True) as db:
+            rows = [(root, str(state)) for root, state in db.execute(sql)]
+    assert rows == [(job_id, "8") for job_id in job_ids]  # 8: COMPLETED
+    server_metrics = requests.get(
+        f"http://{stack.engine.env['RESONATE_METRICS_ADDR']}/metrics", timeout=10).text
+    assert 'type="CompleteTask"' not in server_metrics
+    assert 'type="CompletePromise"' in server_metrics  # the counter is there to be read
+
+
 def test_make_run_with_database_url_stores_in_postgres(postgres, tmp_path, nonce):
     """`make run DATABASE_URL=...`: the variable reaches the server through make and
     supervisord."""
