@@ -53,6 +53,10 @@ class Settings:
     claim_ttl_seconds: float = 5.0
     # How often a worker renews its claims; the ttl must cover two, so that one may fail.
     heartbeat_seconds: float = 2.0
+    # Scheduler loops per worker group in one worker process, each with its own poller, claims
+    # and share of the tasks in flight. A loop makes its calls to the engine one at a time, so
+    # one loop capped a burst at the round trips of one job after another (README "Benchmark").
+    worker_schedulers: int = 4
     # Same-process mode: each gateway process also serves these worker groups.
     embedded_worker_groups: tuple[str, ...] = ()
     # Bearer tokens the gateway accepts (API_TOKENS, comma-separated); empty turns auth off.
@@ -85,6 +89,7 @@ class Settings:
             worker_grace_seconds=_env_float("WORKER_GRACE_SECONDS", cls.worker_grace_seconds),
             claim_ttl_seconds=_env_float("CLAIM_TTL_SECONDS", cls.claim_ttl_seconds),
             heartbeat_seconds=_env_float("HEARTBEAT_SECONDS", cls.heartbeat_seconds),
+            worker_schedulers=_env_int("WORKER_SCHEDULERS", cls.worker_schedulers),
             embedded_worker_groups=_env_list("EMBEDDED_WORKER_GROUPS"),
             api_tokens=_env_list("API_TOKENS"),
             admin_principals=_env_list("ADMIN_PRINCIPALS"),

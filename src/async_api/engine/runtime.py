@@ -56,8 +56,9 @@ from async_api.engine.workflow import step_name
 _log = logging.getLogger(__name__)
 
 _STALE = object()  # a command for a record that was dropped or replaced
-# Tasks one worker process takes at once (claimed or queued to be claimed); its steps run on
-# the SDK's 4 threads, so more would only wait here instead of going to an idle worker.
+# Tasks one worker process takes at once for a group (claimed or queued to be claimed), shared
+# by its scheduler loops; their steps run on the SDK's threads (4 per loop), so more would only
+# wait here instead of going to an idle worker.
 MAX_TASKS_IN_FLIGHT = 16
 
 # How a task ends: its function returned or raised, or it waits (a sleep, a signal, another
@@ -335,8 +336,10 @@ def run_worker(
     claim_ttl_seconds: float = 5.0,
     heartbeat_seconds: float = 2.0,
     timeout_seconds: float = 5.0,
+    max_tasks: int = MAX_TASKS_IN_FLIGHT,
 ) -> Worker:
-    """Starts a Resonate node that polls `group` and runs the registered durable functions."""
+    """Starts a Resonate node that polls `group` and runs the registered durable functions,
+    holding at most `max_tasks` tasks at once."""
     if heartbeat_seconds * 2 > claim_ttl_seconds:
         raise ValueError("the claim ttl must cover two heartbeats, so that one may fail")
     leases = Leases(claim_ttl_seconds)
@@ -345,7 +348,7 @@ def run_worker(
     for function in functions:  # before the poller starts: a task may arrive at once
         registry.add(function.__name__, (function, Options(durable=True)))
     # Tasks claimed or queued to claim; past this, offers wait in the poller until one ends.
-    poller.has_room = lambda queued: len(leases) + queued < MAX_TASKS_IN_FLIGHT
+    poller.has_room = lambda queued: len(leases) + queued < max_tasks
     store = FencedStore(url, timeout_seconds)
     scheduler = _Scheduler(leases=leases, heartbeat_seconds=heartbeat_seconds,
                            deps=Dependencies(), pid=uuid.uuid4().hex, registry=registry,
