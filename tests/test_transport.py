@@ -116,6 +116,18 @@ def test_a_connection_the_server_closed_is_not_used_again(scripted, monkeypatch)
     assert server.connections == 3
 
 
+def test_a_request_line_never_holds_what_would_break_it(scripted):
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    server = ScriptedServer([ok])
+    scripted.append(server)
+
+    Transport(server.url, 5).send(_get(server.url, "/promises/a b\r\nX-Evil: 1é%2F?id=x y"))
+
+    # (urlsplit drops the CR LF, as browsers do; the rest is percent-encoded)
+    assert server.requests[0].startswith(
+        b"GET /promises/a%20bX-Evil:%201%C3%A9%2F?id=x%20y HTTP/1.1\r\nHost: ")
+
+
 def test_no_server_is_unreachable():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 
@@ -31,6 +31,7 @@ from async_api import metrics
 # Connections kept per server; a caller past that waits for one (at most the call's timeout).
 MAX_CONNECTIONS = 32
 _MAX_LINE = 65536
+_SAFE_IN_TARGET = "/%:@!$&'()*+,;=?-._~"  # RFC 3986 path and query characters
 # A connection back in use within this is taken as still open (the server keeps idle ones; one
 # it closed meanwhile fails its call, which the callers treat as the server unreachable).
 RECHECK_AFTER_SECONDS = 1.0  # a status or header line longer than this is not the Resonate server's
@@ -153,7 +154,11 @@ class Transport:
         # The path alone on the request line: a proxy in between (tests/test_shutdown.py)
         # would not expect the absolute form.
         parts = urlsplit(request.url)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # Characters a request line may not hold (a space, CR LF, non-ASCII) percent-encoded,
+        # as urllib3 did; the ids the engine layer sends are quoted already.
+        target = quote(parts.path or "/", safe=_SAFE_IN_TARGET)
+        if parts.query:
+            target += "?" + quote(parts.query, safe=_SAFE_IN_TARGET)
         if request.params:
             target += ("&" if parts.query else "?") + urlencode(request.params)
         lines = [f"{request.method.upper()} {target} HTTP/1.1", f"Host: {self._host_header}"]
