@@ -191,7 +191,7 @@ class _Scheduler(Scheduler):
         record = self._records[id]
         task_id = record.get_task().task_id
         finishing = self._finishing
-        if finishing is None or finishing.id != id:
+        if finishing is None or self._settled_by(finishing) != id:
             super()._complete_task(id)
             self._leases.release(task_id)
             self._task_ended(id, SUSPENDED)  # blocked on remote promises only
@@ -199,10 +199,16 @@ class _Scheduler(Scheduler):
         # The root's promise is settled (the SDK settles it first, and non-strictly: by this
         # worker or before, by a cancel or a timeout), and settling a root completes its claimed
         # task on the server (scripts/resonate-patches/0006): no call of its own, one server
-        # write less per job (tests/test_engine_unit.py::test_a_settled_root_leaves_no_task).
+        # write less per job (tests/test_stores.py::test_a_settled_job_leaves_no_task_behind).
         record.remove_task()
         self._leases.release(task_id)
         self._task_ended(id, RESOLVED if isinstance(finishing.result, Ok) else REJECTED)
+
+    def _settled_by(self, complete: Complete) -> str:
+        """The id of the record whose promise `complete` settles (the SDK keeps some records
+        under a second id, as a string naming the first)."""
+        record = self._records.get(complete.id)
+        return record if isinstance(record, str) else complete.id
 
     def _task_started(self, root_id: str, task_id: str) -> None:
         root = self._records[root_id]
