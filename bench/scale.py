@@ -4,7 +4,9 @@ For each size: one stack (tests/support/stack.py) runs one real job; the server 
 the job's rows (its promise, its step's promise, its task) are copied `size` times straight into
 the sqlite file, as if that many jobs had run; the server starts again on the same file. Then,
 one request at a time: POST /begin (a new job each), GET /wait on each of those jobs (read once:
-the gateway asks the server), GET /jobs (first page of 20) and GET /jobs?state=rejected
+the gateway asks the server), GET /jobs/ID on each (the detailed view: it also looks up the
+job's progress, a search among its children), GET /jobs (first page of 20) and
+GET /jobs?state=rejected
 (a filter that matches none of the copies, the worst case: the listing reads every page it may);
 and the server's CPU with nothing to do, which its periodic scans of the store cost.
 
@@ -109,6 +111,7 @@ def measure(size: int, directory: Path, cluster: PostgresCluster | None) -> dict
                                                    json={"n": n}, timeout=30)),
             "wait": p50_ms(lambda n: session.get(f"{url}/wait", params={"id": f"new-{n}"},
                                                  timeout=30)),
+            "job": p50_ms(lambda n: session.get(f"{url}/jobs/new-{n}", timeout=30)),
             "list": p50_ms(lambda n: session.get(f"{url}/jobs", params={"limit": 20},
                                                  timeout=30)),
             "list rejected": p50_ms(lambda n: session.get(
