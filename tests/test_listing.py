@@ -88,3 +88,25 @@ def test_bad_listing_filters_are_422(offline, query):
     answer = offline.get("/jobs", query_string=query)
     assert answer.status_code == 422
     assert answer.json["error"]["details"]
+
+
+def test_states_and_a_jobs_steps_are_found_through_the_servers_indexes(stack, nonce):
+    """The server reads a search's states and a job's children through indexes
+    (scripts/resonate-patches/0004-search-by-index.patch): `pending` still lists exactly the
+    running jobs, and a job's steps are its own beside ids that differ from it only in case
+    or in the character its "_" matches as a LIKE wildcard."""
+    running = f"ix-run-{nonce}"
+    assert stack.begin(running, {"sleep": 30}).status_code == 202
+    alike = [f"ix_{nonce}", f"IX_{nonce}", f"ixA{nonce}"]
+    for job_id in alike:
+        assert stack.begin(job_id, {"job": job_id}).status_code == 202
+    for job_id in alike:
+        stack.wait_settled(job_id)
+
+    pending = stack.listed("pending")
+    assert running in pending and set(pending.values()) == {"pending"}
+    assert not set(alike) & set(pending)
+    for job_id in alike:
+        steps = stack.get(f"/jobs/{job_id}/steps").json()["steps"]
+        assert [step["id"] for step in steps] == [f"{job_id}.1"], job_id
+    assert stack.post(f"/jobs/{running}/cancel").status_code == 200
