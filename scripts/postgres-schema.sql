@@ -28,7 +28,7 @@ CREATE INDEX IF NOT EXISTS idx_promises_sort_id ON promises(sort_id);
 -- The promise-timeout scan, every tick, reads pending promises only (as the sqlite patch).
 CREATE INDEX IF NOT EXISTS idx_promises_state_timeout ON promises(state, timeout);
 -- It also serves a search by a state that few promises have (the job listing's state filter),
--- since the server asks `state = ANY(...)` (resonate-patches/0004-search-by-index.patch).
+-- since the server asks `state = ANY(...)` (resonate-patches/0004-filters-use-indexes.patch).
 -- A search by id prefix (`job.*`: a job's steps and its progress): LIKE uses a btree index
 -- only under the C collation, which the primary key has only if the database was created so.
 CREATE INDEX IF NOT EXISTS idx_promises_id_pattern ON promises(id text_pattern_ops);

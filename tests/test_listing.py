@@ -92,7 +92,7 @@ def test_bad_listing_filters_are_422(offline, query):
 
 def test_states_and_a_jobs_steps_are_found_through_the_servers_indexes(stack, nonce):
     """The server reads a search's states and a job's children through indexes
-    (scripts/resonate-patches/0004-search-by-index.patch): `pending` still lists exactly the
+    (scripts/resonate-patches/0004-filters-use-indexes.patch): `pending` still lists exactly the
     running jobs, and a job's steps are its own beside ids that differ from it only in case
     or in the character its "_" matches as a LIKE wildcard."""
     running = f"ix-run-{nonce}"
