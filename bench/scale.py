@@ -3,10 +3,13 @@
 For each size: one stack (tests/support/stack.py) runs one real job; the server is stopped, and
 the job's rows (its promise, its step's promise, its task) are copied `size` times straight into
 the sqlite file, as if that many jobs had run; the server starts again on the same file. Then,
-one request at a time: POST /begin (a new job each), GET /wait on each of those jobs (read once:
-the gateway asks the server), GET /jobs (first page of 20) and GET /jobs?state=rejected
-(a filter that matches none of the copies, the worst case: the listing reads every page it may);
-and the server's CPU with nothing to do, which its periodic scans of the store cost.
+one request at a time: POST /begin (a new job each); once those jobs have settled, GET /wait
+on each (read once: the gateway asks the server), GET /jobs/ID on each (the detailed view: it
+also looks up the job's progress, a search among its children), GET /jobs (first page of 20)
+and GET /jobs?state=rejected (a filter that matches none of the copies, the worst case: the
+listing reads every page it may); GET /jobs as a principal that started none of them (auth on:
+the engine filters by owner); and the server's CPU with nothing to do, which its periodic
+scans of the store cost.
 
   .venv/bin/python -m bench.scale                  sizes 0, 100000 and 1000000
   .venv/bin/python -m bench.scale --sizes 0,10000
@@ -104,15 +107,26 @@ def measure(size: int, directory: Path, cluster: PostgresCluster | None) -> dict
             wait_until(lambda: requests.get(f"{stack.gateway_url}/readyz", timeout=5).ok, 60,
                        "the server to answer again")
         url, session = stack.gateway_url, requests.Session()
-        row = {
-            "begin": p50_ms(lambda n: session.post(f"{url}/begin", params={"id": f"new-{n}"},
-                                                   json={"n": n}, timeout=30)),
+        # A second gateway with auth on: a principal's listing shows only the jobs it started
+        # (the engine filters by the tag async-api:owner), here none of the copies.
+        principal = stack.start_gateway({"API_TOKENS": "alice:tokA"}, workers=1).url
+        row = {"begin": p50_ms(lambda n: session.post(
+            f"{url}/begin", params={"id": f"new-{n}"}, json={"n": n}, timeout=30))}
+        # Settled before they are read: after the server's restart the worker reconnects
+        # first, and a job still running would add its progress lookup to a listed page.
+        for n in range(REQUESTS):
+            stack.wait_settled(f"new-{n}")
+        row |= {
             "wait": p50_ms(lambda n: session.get(f"{url}/wait", params={"id": f"new-{n}"},
                                                  timeout=30)),
+            "job": p50_ms(lambda n: session.get(f"{url}/jobs/new-{n}", timeout=30)),
             "list": p50_ms(lambda n: session.get(f"{url}/jobs", params={"limit": 20},
                                                  timeout=30)),
             "list rejected": p50_ms(lambda n: session.get(
                 f"{url}/jobs", params={"limit": 20, "state": "rejected"}, timeout=30), 10),
+            "list as principal": p50_ms(lambda n: session.get(
+                f"{principal}/jobs", params={"limit": 20}, timeout=30,
+                headers={"Authorization": "Bearer tokA"}), 10),
         }
         time.sleep(2)
         roots = {"server": stack.engine.pid}

@@ -27,6 +27,16 @@ CREATE TABLE IF NOT EXISTS promises (
 CREATE INDEX IF NOT EXISTS idx_promises_sort_id ON promises(sort_id);
 -- The promise-timeout scan, every tick, reads pending promises only (as the sqlite patch).
 CREATE INDEX IF NOT EXISTS idx_promises_state_timeout ON promises(state, timeout);
+-- It also serves a search by a state that few promises have (the job listing's state filter),
+-- since the server asks `state = ANY(...)` (resonate-patches/0004-filters-use-indexes.patch).
+-- A search by id prefix (`job.*`: a job's steps and its progress): LIKE uses a btree index
+-- only under the C collation, which the primary key has only if the database was created so.
+CREATE INDEX IF NOT EXISTS idx_promises_id_pattern ON promises(id text_pattern_ops);
+-- A search by tag (`tags @> ...`): the job listing of a principal, whose jobs carry the tag
+-- async-api:owner, reads that principal's jobs only (the planner estimates from the column's
+-- statistics how many promises a tag matches, and keeps scanning newest first for the tag
+-- every job has).
+CREATE INDEX IF NOT EXISTS idx_promises_tags ON promises USING gin (tags jsonb_path_ops);
 
 CREATE TABLE IF NOT EXISTS callbacks (
 	id              TEXT UNIQUE,

@@ -8,6 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from async_api import listing
+from async_api.engine import CANCELED, PENDING, REJECTED, RESOLVED, TIMEDOUT
+from async_api.jobs import STATES
 from tests.support.stack import Stack
 
 
@@ -88,3 +91,38 @@ def test_bad_listing_filters_are_422(offline, query):
     answer = offline.get("/jobs", query_string=query)
     assert answer.status_code == 422
     assert answer.json["error"]["details"]
+
+
+def test_states_and_a_jobs_steps_are_found_through_the_servers_indexes(stack, nonce):
+    """The server reads a search's states and a job's children through indexes
+    (scripts/resonate-patches/0004-filters-use-indexes.patch): `pending` still lists exactly the
+    running jobs, and a job's steps are its own beside ids that differ from it only in case
+    or in the character its "_" matches as a LIKE wildcard."""
+    running = f"ix-run-{nonce}"
+    assert stack.begin(running, {"sleep": 30}).status_code == 202
+    alike = [f"ix_{nonce}", f"IX_{nonce}", f"ixA{nonce}"]
+    for job_id in alike:
+        assert stack.begin(job_id, {"job": job_id}).status_code == 202
+    for job_id in alike:
+        stack.wait_settled(job_id)
+
+    pending = stack.listed("pending")
+    assert running in pending and set(pending.values()) == {"pending"}
+    assert not set(alike) & set(pending)
+    for job_id in alike:
+        steps = stack.get(f"/jobs/{job_id}/steps").json()["steps"]
+        assert [step["id"] for step in steps] == [f"{job_id}.1"], job_id
+    assert stack.post(f"/jobs/{running}/cancel").status_code == 200
+
+
+def test_the_engine_is_asked_for_the_clients_page_when_its_filter_is_the_whole_filter():
+    """At 1M jobs stored an engine page of 100 cost twice one of 20 (README, "Cost as the
+    store grows"); a filter the gateway applies itself still reads full engine pages."""
+    for states in (STATES, {PENDING}, {RESOLVED}, {REJECTED, CANCELED, TIMEDOUT}):
+        assert listing.engine_page_size(listing.JobFilter(frozenset(states)), 20) == 20
+    for wanted in (listing.JobFilter(frozenset({CANCELED})),
+                   listing.JobFilter(frozenset({PENDING, RESOLVED})),
+                   listing.JobFilter(frozenset(STATES), function="foo"),
+                   listing.JobFilter(frozenset(STATES), created_after=1),
+                   listing.JobFilter(frozenset(STATES), created_before=1)):
+        assert listing.engine_page_size(wanted, 20) == listing.ENGINE_PAGE_SIZE, wanted

@@ -16,13 +16,17 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from async_api.engine import CANCELED, REJECTED, TIMEDOUT, Promise
+from async_api.engine import CANCELED, PENDING, REJECTED, RESOLVED, TIMEDOUT, Promise
 
 # Engine pages read per client page at most: a filter that matches few of many jobs answers a
 # short page (with a cursor) rather than reading the whole store in one request.
 MAX_ENGINE_PAGES = 20
 ENGINE_PAGE_SIZE = 100
 _PREFIX = "p1."
+# The jobs each engine state filter returns (None: no filter).
+_ENGINE_RETURNS = {None: frozenset({PENDING, RESOLVED, REJECTED, CANCELED, TIMEDOUT}),
+                   PENDING: frozenset({PENDING}), RESOLVED: frozenset({RESOLVED}),
+                   REJECTED: frozenset({REJECTED, CANCELED, TIMEDOUT})}
 
 
 class CursorError(ValueError):
@@ -56,6 +60,17 @@ def engine_state(states: frozenset[str]) -> str | None:
     """The one engine state filter that covers `states`, or None (no engine filter)."""
     server_states = {REJECTED if state in (CANCELED, TIMEDOUT) else state for state in states}
     return next(iter(server_states)) if len(server_states) == 1 else None
+
+
+def engine_page_size(wanted: JobFilter, limit: int) -> int:
+    """`limit` when the engine's filter is the whole of `wanted` (every job it returns is
+    shown): a page then reads and decodes no more jobs than it shows, as many at 1M jobs
+    stored as with 20. Else ENGINE_PAGE_SIZE, so that a filter that drops jobs reads few
+    engine pages."""
+    exact = (wanted.function is None and wanted.created_after is None
+             and wanted.created_before is None
+             and wanted.states == _ENGINE_RETURNS[engine_state(wanted.states)])
+    return limit if exact else ENGINE_PAGE_SIZE
 
 
 def encode_cursor(engine_cursor: str | None, after: str | None) -> str:

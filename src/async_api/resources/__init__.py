@@ -207,7 +207,8 @@ def jobs_page(
     for _ in range(listing.MAX_ENGINE_PAGES):
         try:
             page, next_engine_cursor = engine().search_jobs(
-                listing.engine_state(wanted.states), listing.ENGINE_PAGE_SIZE, engine_cursor,
+                listing.engine_state(wanted.states), listing.engine_page_size(wanted, limit),
+                engine_cursor,
                 tags={OWNER_TAG: owner} if owner else None)
         except EngineRejected as exc:  # the engine cursor inside ours was tampered with
             raise ApiError(400, "invalid_cursor", "Pass back a cursor as it was given.") from exc
