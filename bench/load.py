@@ -13,6 +13,7 @@ import math
 import os
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 from collections import deque
@@ -113,24 +114,26 @@ def wrk(base_url: str, mode: str, path: str, prefix: str, seconds: float,
     args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
             "-s", str(WRK_SCRIPT), f"{base_url}{path}", "--", mode, prefix,
             str(expiry_ms()), PROMISE_DATA, *(["by-status"] if by_status else [])]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    started = time.monotonic()
-    deadline = started + seconds + 30
-    reaped: tuple[int, int, Any] = (0, 0, None)
-    try:
-        while not (reaped := os.wait4(process.pid, os.WNOHANG))[0]:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"wrk did not stop: {args}")
-            time.sleep(0.05)
-    finally:
-        if not reaped[0]:  # interrupted (SIGTERM, deadline): wrk must not outlive us
-            process.kill()
-            process.wait()
-    _, status, usage = reaped
-    process.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.monotonic() - started
-    output = process.stdout.read()
-    process.stdout.close()
+    # A file, not a pipe: nobody reads while wrk runs, and by-status prints a line per answer.
+    with tempfile.TemporaryFile(mode="w+") as output_file:
+        process = subprocess.Popen(args, stdout=output_file, stderr=subprocess.STDOUT, text=True)
+        started = time.monotonic()
+        deadline = started + seconds + 30
+        reaped: tuple[int, int, Any] = (0, 0, None)
+        try:
+            while not (reaped := os.wait4(process.pid, os.WNOHANG))[0]:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"wrk did not stop: {args}")
+                time.sleep(0.05)
+        finally:
+            if not reaped[0]:  # interrupted (SIGTERM, deadline): wrk must not outlive us
+                process.kill()
+                process.wait()
+        _, exit_status, usage = reaped
+        process.returncode = os.waitstatus_to_exitcode(exit_status)
+        wall = time.monotonic() - started
+        output_file.seek(0)
+        output = output_file.read()
     lines = [line for line in output.splitlines() if line.startswith("BENCH ")]
     if process.returncode or not lines:
         raise RuntimeError(f"wrk failed ({process.returncode}):\n{output}")

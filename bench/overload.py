@@ -49,10 +49,13 @@ class Plan:
     connections: int  # the overload's wrk connections
     seconds: float  # the overload's length
     drain_seconds: float
+    gateway_env: dict[str, str] = field(default_factory=dict)
 
 
 FULL = Plan(sustained_seconds=5, connections=64, seconds=30, drain_seconds=100)
-QUICK = Plan(sustained_seconds=1, connections=16, seconds=2, drain_seconds=60)
+# A small admission limit, so that 16 connections meet refusals too.
+QUICK = Plan(sustained_seconds=1, connections=16, seconds=2, drain_seconds=60,
+             gateway_env={"ADMISSION_MAX_REQUESTS": "2"})
 SUSTAINED_CONNECTIONS = 8  # as `make bench`
 
 
@@ -118,8 +121,10 @@ def overload(service: Service, plan: Plan, prefix: str) -> Overload:
     say(f"sustained: wrk, {SUSTAINED_CONNECTIONS} connections, {plan.sustained_seconds:g} s")
     sustained = load.wrk(service.url, "begin", "/begin", f"{prefix}-s", plan.sustained_seconds,
                          SUSTAINED_CONNECTIONS)
+    ended = time.monotonic()
     left = service.drain(f"{prefix}-s", plan.drain_seconds)
-    say(f"sustained: {sustained.per_second:.0f} begins/s; {left} of its jobs left unfinished")
+    say(f"sustained: {sustained.per_second:.0f} begins/s; drained in "
+        f"{time.monotonic() - ended:.0f} s, {left} of its jobs left unfinished")
 
     say(f"overload: wrk, {plan.connections} connections, {plan.seconds:g} s, and the probes")
     stop = threading.Event()
@@ -200,7 +205,8 @@ def main() -> None:
     plan = QUICK if args.quick else FULL
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: run `bench/ensure-tools` (apt-get install wrk)")
-    gateway_env = dict(item.split("=", 1) for item in args.gateway_env)
+    gateway_env = {**plan.gateway_env,
+                   **dict(item.split("=", 1) for item in args.gateway_env)}
     load_before, started = os.getloadavg()[0], time.monotonic()
     with tempfile.TemporaryDirectory(prefix="async-api-overload-") as tmp:
         service = Service(Path(tmp), gateway_env)
