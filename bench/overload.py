@@ -34,7 +34,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import load
+from bench import load, procs
 from bench.report import grid
 from bench.stacks import Service
 
@@ -111,6 +111,7 @@ class Overload:
     accepted: set[str]  # ids answered 202, wrk's and the probe's
     settled: set[str]  # ids of the jobs begun under overload that settled by the drain's end
     drain_seconds: float  # from the end of the overload until nothing was pending
+    cpu: dict[str, tuple[float, int]]  # CPU seconds per process row over the overload
 
     @property
     def lost(self) -> set[str]:
@@ -123,7 +124,7 @@ def overload(service: Service, plan: Plan, prefix: str) -> Overload:
                          SUSTAINED_CONNECTIONS)
     ended = time.monotonic()
     left = service.drain(f"{prefix}-s", plan.drain_seconds)
-    say(f"sustained: {sustained.per_second:.0f} begins/s; drained in "
+    say(f"sustained: {_accepted_per_second(sustained):.0f} begins/s accepted; drained in "
         f"{time.monotonic() - ended:.0f} s, {left} of its jobs left unfinished")
 
     say(f"overload: wrk, {plan.connections} connections, {plan.seconds:g} s, and the probes")
@@ -134,6 +135,7 @@ def overload(service: Service, plan: Plan, prefix: str) -> Overload:
                for path in PROBES]
     for thread in threads:
         thread.start()
+    before = procs.snapshot(service.roots())
     try:
         run = load.wrk(service.url, "begin", "/begin", f"{prefix}-o", plan.seconds,
                        plan.connections, by_status=True)
@@ -141,6 +143,7 @@ def overload(service: Service, plan: Plan, prefix: str) -> Overload:
         stop.set()
         for thread in threads:
             thread.join(30)
+    cpu = procs.used(before, procs.snapshot(service.roots()))
     ended = time.monotonic()
     say(f"drain: up to {plan.drain_seconds:g} s for the backlog")
     service.drain(f"{prefix}-", plan.drain_seconds)
@@ -150,7 +153,11 @@ def overload(service: Service, plan: Plan, prefix: str) -> Overload:
     settled = {job_id for state in ("resolved", "rejected")
                for job_id in [*service.job_ids(f"{prefix}-o", state),
                               *service.job_ids(f"{prefix}-p", state)]}
-    return Overload(sustained, run, probes, accepted, settled, drained)
+    return Overload(sustained, run, probes, accepted, settled, drained, cpu)
+
+
+def _accepted_per_second(run: load.Run) -> float:
+    return run.per_second * (run.requests - run.bad) / max(run.requests, 1)
 
 
 def _ms(values: list[float], percent: float) -> str:
@@ -160,6 +167,7 @@ def _ms(values: list[float], percent: float) -> str:
 def table(result: Overload, plan: Plan) -> str:
     by_status = result.run.by_status
     seconds = plan.seconds
+    sustained = max(_accepted_per_second(result.sustained), 1e-9)
     accepted = [ms for ms, _ in by_status.get("202", [])]
     refused = [ms for status in REFUSED for ms, _ in by_status.get(status, [])]
     answered = sum(len(values) for values in by_status.values())
@@ -167,10 +175,10 @@ def table(result: Overload, plan: Plan) -> str:
                              for status, _ in probe.answers)
     begins = result.probes["/begin"]
     rows = [
-        ["sustained POST /begin (wrk, 8 connections)", "req/s",
-         f"{result.sustained.per_second:.0f}"],
+        ["sustained POST /begin (wrk, 8 connections)", "req/s", f"{sustained:.0f}"],
+        ["sustained: answers not 2xx", "answers", str(result.sustained.bad)],
         [f"offered: answers/s to wrk's {plan.connections} connections", "req/s",
-         f"{answered / seconds:.0f} ({answered / seconds / result.sustained.per_second:.1f}x)"],
+         f"{answered / seconds:.0f} ({answered / seconds / sustained:.1f}x)"],
         ["accepted begins (202)", "req/s", f"{len(accepted) / seconds:.0f}"],
         ["refused (503/429)", "answers",
          f"{len(refused)} of {answered} ({100 * len(refused) / max(answered, 1):.0f} %)"],
@@ -189,6 +197,11 @@ def table(result: Overload, plan: Plan) -> str:
         ["jobs settled after the drain (all begun)", "jobs", str(len(result.settled))],
         ["drain after the overload", "s", f"{result.drain_seconds:.0f}"],
         ["lost: accepted (202), not settled", "jobs", str(len(result.lost))],
+        *[[f"CPU of {name} ({count}) during the overload", "% core",
+           f"{100 * cpu_seconds / seconds:.0f}"]
+          for name, (cpu_seconds, count) in result.cpu.items() if name != "gunicorn"],
+        ["gateway CPU per answer to wrk (gunicorn children)", "ms",
+         f"{1000 * result.cpu.get('gunicorn children', (0.0, 0))[0] / max(answered, 1):.2f}"],
         ["wrk's own CPU (overload)", "% core", f"{result.run.client_cpu:.0f}"],
     ]
     return grid(["metric", "unit", "value"], rows)
