@@ -160,6 +160,10 @@ def _accepted_per_second(run: load.Run) -> float:
     return run.per_second * (run.requests - run.bad) / max(run.requests, 1)
 
 
+def _share(values: list[float], ms: float) -> str:
+    return f"{100 * sum(value <= ms for value in values) / len(values):.1f}" if values else "-"
+
+
 def _ms(values: list[float], percent: float) -> str:
     return f"{load.percentile(values, percent):.1f}" if values else "-"
 
@@ -184,6 +188,8 @@ def table(result: Overload, plan: Plan) -> str:
          f"{len(refused)} of {answered} ({100 * len(refused) / max(answered, 1):.0f} %)"],
         ["accepted p50 / p99", "ms", f"{_ms(accepted, 50)} / {_ms(accepted, 99)}"],
         ["refused p50 / p99", "ms", f"{_ms(refused, 50)} / {_ms(refused, 99)}"],
+        ["refused within 100 ms / accepted within 1 s", "%",
+         f"{_share(refused, 100)} / {_share(accepted, 1000)}"],
         ["wrk status codes", "", " ".join(f"{status}: {len(values)}"
                                           for status, values in sorted(by_status.items()))],
         *[[f"probe {path} p50 / p99", "ms", f"{_ms([ms for _, ms in probe.answers], 50)} / "
