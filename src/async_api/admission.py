@@ -33,6 +33,7 @@ OVERLOADED = "overloaded"
 OVERLOADED_MESSAGE = "The gateway is at capacity; retry shortly."
 # Answered whatever the load: liveness, readiness and the metrics of an overloaded gateway.
 EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
+_BODY = json.dumps({"error": {"code": OVERLOADED, "message": OVERLOADED_MESSAGE}}).encode()
 _TICKET = "async_api.admission"  # where a counted request's ticket waits, in the WSGI environ
 
 StartResponse = Callable[..., Any]
@@ -51,6 +52,17 @@ class _Ticket:
         if self._held:
             self._held = False
             self._gate._leave()
+
+
+class _Refusal(list[bytes]):
+    """A refusal's body. A refusal does no I/O that waits, and gevent switches greenlets only
+    on a wait: a client that sends its next request the moment it is refused would be served
+    again and again by this greenlet while every other request of the process waits. The
+    server calls close() once the answer is sent: then the greenlet yields, once, before it
+    reads the next request (under threads, time.sleep(0) is next to nothing)."""
+
+    def close(self) -> None:
+        time.sleep(0)
 
 
 class Admission:
@@ -88,19 +100,13 @@ class Admission:
         """503 overloaded, as the app's JSON errors are, with the request and trace ids every
         answer carries (telemetry.py); no log line, which would cost more than the refusal."""
         metrics.ADMISSION_REFUSED.inc()
-        # A refusal does no I/O that would wait: without this, a client that sends its next
-        # request as soon as it is refused is served again and again by this greenlet while
-        # every other request of the process waits (gevent switches only on a wait). Under
-        # gevent this yields to them once; in threads it is next to nothing.
-        time.sleep(0)
-        body = json.dumps({"error": {"code": OVERLOADED, "message": OVERLOADED_MESSAGE}}).encode()
         _, traceparent = logs.new_span(environ.get("HTTP_TRACEPARENT"))
         start_response("503 SERVICE UNAVAILABLE", [
-            ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+            ("Content-Type", "application/json"), ("Content-Length", str(len(_BODY))),
             ("Retry-After", self.retry_after),
             (logs.REQUEST_ID_HEADER, logs.request_id(environ.get("HTTP_X_REQUEST_ID"))),
             (logs.TRACEPARENT_HEADER, traceparent)])
-        return [body]
+        return _Refusal([_BODY])
 
 
 def _read_body(environ: dict[str, Any], limit: int) -> bool:
