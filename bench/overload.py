@@ -175,8 +175,6 @@ def table(result: Overload, plan: Plan) -> str:
     accepted = [ms for ms, _ in by_status.get("202", [])]
     refused = [ms for status in REFUSED for ms, _ in by_status.get(status, [])]
     answered = sum(len(values) for values in by_status.values())
-    probe_statuses = Counter(status for probe in result.probes.values()
-                             for status, _ in probe.answers)
     begins = result.probes["/begin"]
     rows = [
         ["sustained POST /begin (wrk, 8 connections)", "req/s", f"{sustained:.0f}"],
@@ -195,8 +193,10 @@ def table(result: Overload, plan: Plan) -> str:
         *[[f"probe {path} p50 / p99", "ms", f"{_ms([ms for _, ms in probe.answers], 50)} / "
                                             f"{_ms([ms for _, ms in probe.answers], 99)}"]
           for path, probe in result.probes.items()],
-        ["probe status codes", "", " ".join(f"{status}: {count}"
-                                            for status, count in sorted(probe_statuses.items()))],
+        *[[f"probe {path} status codes", "", " ".join(
+            f"{status}: {count}" for status, count in sorted(Counter(
+                status for status, _ in probe.answers).items()))]
+          for path, probe in result.probes.items()],
         ["probe refusals by Retry-After", "", " ".join(
             f"{value}: {count}" for value, count in sorted(begins.retry_after.items())) or "-"],
         ["jobs accepted (wrk + probe 202s)", "jobs", str(len(result.accepted))],
