@@ -34,6 +34,10 @@ OVERLOADED_MESSAGE = "The gateway is at capacity; retry shortly."
 # Answered whatever the load: liveness, readiness and the metrics of an overloaded gateway.
 EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
 _BODY = json.dumps({"error": {"code": OVERLOADED, "message": OVERLOADED_MESSAGE}}).encode()
+# How long a connection that was just refused waits before its next request is read: it caps
+# what a client ignoring Retry-After costs (at most 100 refusals/s per connection), and keeps
+# its next answer well within 100 ms.
+REFUSED_PAUSE_SECONDS = 0.01
 _TICKET = "async_api.admission"  # where a counted request's ticket waits, in the WSGI environ
 
 StartResponse = Callable[..., Any]
@@ -55,14 +59,18 @@ class _Ticket:
 
 
 class _Refusal(list[bytes]):
-    """A refusal's body. A refusal does no I/O that waits, and gevent switches greenlets only
-    on a wait: a client that sends its next request the moment it is refused would be served
-    again and again by this greenlet while every other request of the process waits. The
-    server calls close() once the answer is sent: then the greenlet yields, once, before it
-    reads the next request (under threads, time.sleep(0) is next to nothing)."""
+    """A refusal's body. The server calls close() once the answer is sent, before it reads the
+    connection's next request: that read waits REFUSED_PAUSE_SECONDS (a greenlet's sleep).
+
+    A refusal does no I/O that waits, and gevent switches greenlets only on a wait: a client
+    that asks again the moment it is refused would otherwise be served again and again by this
+    greenlet while the other requests of the process wait, and even with a yield each such
+    connection refused as fast as the CPU allows takes from the accepted requests the CPU they
+    need (README, "Overload": accepted begins/s fell by half). A client that honours Retry-After
+    never meets the pause."""
 
     def close(self) -> None:
-        time.sleep(0)
+        time.sleep(REFUSED_PAUSE_SECONDS)
 
 
 class Admission:
