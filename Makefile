@@ -67,7 +67,7 @@ bench-scale: install
 
 # Needs wrk: /begin offered far past what it sustains; refusals, probes, nothing accepted lost.
 bench-overload: install
-	bench/ensure-tools
+	command -v wrk >/dev/null || bench/ensure-tools
 	$(BIN)/python -m bench.overload
 
 postgres:
