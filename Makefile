@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RESONATE := .resonate/bin/resonate
 
-.PHONY: run test lint install bench bench-serving bench-hops bench-scale postgres chromium FORCE
+.PHONY: run test lint install bench bench-serving bench-hops bench-scale bench-overload postgres chromium FORCE
 
 # supervisord restarts whatever dies; see supervisord.conf.
 run: install
@@ -64,6 +64,11 @@ bench-hops: install
 # What begin, wait and a listing cost with 0, 100k and 1M jobs stored (sqlite; see --store).
 bench-scale: install
 	$(BIN)/python -m bench.scale
+
+# Needs wrk: /begin offered far past what it sustains; refusals, probes, nothing accepted lost.
+bench-overload: install
+	command -v wrk >/dev/null || bench/ensure-tools
+	$(BIN)/python -m bench.overload
 
 postgres:
 	scripts/ensure-postgres

@@ -13,11 +13,12 @@ import math
 import os
 import statistics
 import subprocess
+import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ class Http:
     def __init__(self, base_url: str, timeout: float = 10) -> None:
         parts = urlsplit(base_url)
         self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        self.headers: http.client.HTTPMessage | None = None  # of the last answer
 
     def request(self, method: str, path: str, body: Any = None,
                 headers: dict[str, str] | None = None) -> tuple[int, Any]:
@@ -64,6 +66,7 @@ class Http:
                 self.connection.request(method, path, body=payload, headers=headers)
                 response = self.connection.getresponse()
                 data = response.read()
+                self.headers = response.headers
                 return response.status, json.loads(data) if data else None
             except (OSError, http.client.HTTPException, json.JSONDecodeError):
                 self.connection.close()
@@ -92,6 +95,9 @@ class Run:
     bad: int  # non-2xx answers and socket errors
     client_cpu: float  # % of one core
     client: str
+    # (ms, id) per answer, by HTTP status ("unmatched": an answer without the request's id);
+    # only from wrk(..., by_status=True)
+    by_status: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
 
     @property
     def saturated(self) -> bool:
@@ -99,40 +105,49 @@ class Run:
 
 
 def wrk(base_url: str, mode: str, path: str, prefix: str, seconds: float,
-        connections: int) -> Run:
-    """wrk with one thread and `connections` connections for `seconds` (bench/wrk/jobs.lua).
+        connections: int, by_status: bool = False) -> Run:
+    """wrk with one thread and `connections` connections for `seconds` (bench/wrk/jobs.lua);
+    `by_status` also times every answer by its status (begin mode; see the script).
 
     The client CPU is wrk's own utime + stime, as the kernel hands it to its parent on exit
     (the same counters as /proc/<pid>/stat)."""
     args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
             "-s", str(WRK_SCRIPT), f"{base_url}{path}", "--", mode, prefix,
-            str(expiry_ms()), PROMISE_DATA]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    started = time.monotonic()
-    deadline = started + seconds + 30
-    reaped: tuple[int, int, Any] = (0, 0, None)
-    try:
-        while not (reaped := os.wait4(process.pid, os.WNOHANG))[0]:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"wrk did not stop: {args}")
-            time.sleep(0.05)
-    finally:
-        if not reaped[0]:  # interrupted (SIGTERM, deadline): wrk must not outlive us
-            process.kill()
-            process.wait()
-    _, status, usage = reaped
-    process.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.monotonic() - started
-    output = process.stdout.read()
-    process.stdout.close()
+            str(expiry_ms()), PROMISE_DATA, *(["by-status"] if by_status else [])]
+    # A file, not a pipe: nobody reads while wrk runs, and by-status prints a line per answer.
+    with tempfile.TemporaryFile(mode="w+") as output_file:
+        process = subprocess.Popen(args, stdout=output_file, stderr=subprocess.STDOUT, text=True)
+        started = time.monotonic()
+        deadline = started + seconds + 30
+        reaped: tuple[int, int, Any] = (0, 0, None)
+        try:
+            while not (reaped := os.wait4(process.pid, os.WNOHANG))[0]:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"wrk did not stop: {args}")
+                time.sleep(0.05)
+        finally:
+            if not reaped[0]:  # interrupted (SIGTERM, deadline): wrk must not outlive us
+                process.kill()
+                process.wait()
+        _, exit_status, usage = reaped
+        process.returncode = os.waitstatus_to_exitcode(exit_status)
+        wall = time.monotonic() - started
+        output_file.seek(0)
+        output = output_file.read()
     lines = [line for line in output.splitlines() if line.startswith("BENCH ")]
     if process.returncode or not lines:
         raise RuntimeError(f"wrk failed ({process.returncode}):\n{output}")
     summary = json.loads(lines[-1].removeprefix("BENCH "))
+    by_status: dict[str, list[tuple[float, str]]] = {}
+    for line in output.splitlines():
+        if line.startswith("ANSWER "):
+            _, status, ms, job_id = line.split(" ", 3)
+            by_status.setdefault(status, []).append((float(ms), job_id))
     return Run(per_second=summary["requests"] / (summary["duration_us"] / 1e6),
                requests=summary["requests"],
                bad=summary["bad_status"] + summary["socket_errors"],
-               client_cpu=100 * (usage.ru_utime + usage.ru_stime) / wall, client="wrk")
+               client_cpu=100 * (usage.ru_utime + usage.ru_stime) / wall, client="wrk",
+               by_status=by_status)
 
 
 def python_load(base_url: str, mode: str, path: str, prefix: str, seconds: float,

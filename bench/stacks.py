@@ -103,24 +103,33 @@ class Service(JobStack):
     title = "this service"
     long_poll = True
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, gateway_env: dict[str, str] | None = None) -> None:
         self.stack = Stack(tmp, ENGINE_ENV)
+        self.gateway_env = {**WEB_ENV, **(gateway_env or {})}
 
     def start(self) -> None:
         # A short grace on SIGTERM: the benchmark stops the worker with work possibly queued.
         self.stack.start(["worker"], worker_env={"WORKER_GRACE_SECONDS": "1"},
-                         gateway_env=WEB_ENV)
+                         gateway_env=self.gateway_env)
         self.url = self.stack.gateway_url
 
     def unfinished(self, prefix: str, at_most: int = 100_000) -> int:
-        """Jobs whose id starts with `prefix` that are still pending (their steps, ids with a
-        ".", are not counted); counts up to `at_most`."""
-        found, params = 0, {"id": f"{prefix}*", "state": "pending", "limit": min(at_most, 100)}
-        while found < at_most:
+        return self.count(prefix, "pending", at_most)
+
+    def count(self, prefix: str, state: str, at_most: int = 100_000) -> int:
+        return len(self.job_ids(prefix, state, at_most))
+
+    def job_ids(self, prefix: str, state: str, at_most: int = 100_000) -> list[str]:
+        """Ids of the jobs whose id starts with `prefix` in `state` (pending, resolved,
+        rejected; their steps, ids with a ".", are left out), up to `at_most`, from the
+        server's search."""
+        found: list[str] = []
+        params = {"id": f"{prefix}*", "state": state, "limit": min(at_most, 100)}
+        while len(found) < at_most:
             answer = requests.get(f"{self.stack.engine.url}/promises", params=params, timeout=10)
             answer.raise_for_status()
             page = answer.json()
-            found += sum("." not in promise["id"] for promise in page["promises"])
+            found.extend(promise["id"] for promise in page["promises"] if "." not in promise["id"])
             if not page["promises"] or not page.get("cursor"):
                 break
             params = {"cursor": page["cursor"]}

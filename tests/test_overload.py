@@ -1,15 +1,21 @@
-"""Overload: past ENGINE_MAX_CALLS engine calls in flight, a gateway process refuses the excess
-at once (503 overloaded + Retry-After) instead of queueing it; probes and accepted requests
-still answer."""
+"""Overload: past ADMISSION_MAX_REQUESTS requests at work, or ENGINE_MAX_CALLS engine calls in
+flight, a gateway process refuses the excess at once (503 overloaded + Retry-After) instead of
+queueing it; probes and accepted requests still answer, and nothing accepted is lost. The
+benchmark that measures it (bench/overload.py) runs once here too, so that it cannot rot."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 
 from tests.support.http import assert_error
+from tests.support.processes import ROOT, wait_until
 from tests.support.slow_engine import slowly_answering
 
 
@@ -40,3 +46,100 @@ def test_the_excess_is_refused_at_once_while_probes_and_accepted_requests_answer
             assert readiness.result().status_code == 200  # probes take no slot
             assert accepted.result().status_code == 200
             assert accepted.result().json()["status"] == "resolved"
+
+
+def test_past_the_admission_limit_the_excess_is_refused_before_the_app(stack, nonce):
+    """ADMISSION_MAX_REQUESTS=2 and an engine that takes 2 s per call: two begins hold the two
+    places; the next begins are refused at once, as JSON with Retry-After and their request id,
+    before anything is stored; the probes and /metrics still answer; both held begins finish."""
+    with slowly_answering(stack.engine.url, delay=2, posts=True) as engine:
+        gateway = stack.start_gateway({"RESONATE_URL": engine.url,
+                                       "ADMISSION_MAX_REQUESTS": "2"}, workers=1)
+        begin = f"{gateway.url}/begin"
+        with ThreadPoolExecutor(2) as pool:
+            held = [pool.submit(requests.post, begin, params={"id": f"held-{n}-{nonce}"},
+                                json={"n": n}, timeout=20) for n in range(2)]
+            wait_until(lambda: engine.seen.is_set(), 10, "a begin to reach the engine")
+            time.sleep(0.3)  # the second one too
+
+            started = time.monotonic()
+            refused = [requests.post(begin, params={"id": f"refused-{n}-{nonce}"}, json={"n": n},
+                                     headers={"X-Request-ID": f"refused-{n}"}, timeout=20)
+                       for n in range(5)]
+            refused_after = time.monotonic() - started
+            assert not any(answer.done() for answer in held)  # the places were still taken
+            probes = [requests.get(f"{gateway.url}{path}", timeout=20)
+                      for path in ("/healthz", "/readyz", "/metrics")]
+
+            for n, answer in enumerate(refused):
+                assert_error(answer, 503, "overloaded")
+                assert answer.headers["Retry-After"] == "1"
+                assert answer.headers["X-Request-ID"] == f"refused-{n}"
+                assert answer.headers["traceparent"]
+            assert refused_after < 1.5  # five refusals, none waited for the 2 s engine
+            assert [probe.status_code for probe in probes] == [200, 200, 200]
+            assert "async_api_admission_refused_total 5.0" in probes[2].text
+            assert [answer.result().status_code for answer in held] == [202, 202]
+
+    for n in range(2):
+        assert stack.wait_settled(f"held-{n}-{nonce}")["status"] == "resolved"
+    for n in range(5):
+        assert not stack.promise_exists(f"refused-{n}-{nonce}")
+
+
+def test_held_long_polls_take_no_place(stack, nonce):
+    """Long-polls that hold (their job sleeps) stop counting: with ADMISSION_MAX_REQUESTS=2,
+    four of them wait while a begin is still accepted, and each answers when it times out. (A
+    long-poll counts until it holds: four arriving at the same instant could meet a refusal.)"""
+    sleeper = f"sleeper-{nonce}"
+    assert stack.begin(sleeper, {"sleep": 30}).status_code == 202
+    gateway = stack.start_gateway({"ADMISSION_MAX_REQUESTS": "2"}, workers=1)
+    with ThreadPoolExecutor(4) as pool:
+        polls = []
+        for _ in range(4):
+            polls.append(pool.submit(requests.get, f"{gateway.url}/wait",
+                                     params={"id": sleeper, "timeout": 5}, timeout=20))
+            time.sleep(0.4)  # it read its job once and holds
+        accepted = requests.post(f"{gateway.url}/begin", params={"id": f"during-{nonce}"},
+                                 json={"nonce": nonce}, timeout=20)
+        assert not any(poll.done() for poll in polls)
+        assert accepted.status_code == 202, accepted.text
+        assert [poll.result().json()["status"] for poll in polls] == ["pending"] * 4
+
+
+def test_a_burst_past_the_limit_loses_nothing_accepted(stack, nonce):
+    """16 clients at once against ADMISSION_MAX_REQUESTS=1: every 202 settles, and every
+    refused id was never stored (a client may send it again)."""
+    gateway = stack.start_gateway({"ADMISSION_MAX_REQUESTS": "1"}, workers=1)
+    ids = [f"burst-{n}-{nonce}" for n in range(64)]
+
+    def begin(job_id: str) -> int:
+        return requests.post(f"{gateway.url}/begin", params={"id": job_id}, json={"id": job_id},
+                             timeout=30).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        statuses = dict(zip(ids, pool.map(begin, ids), strict=True))
+    assert set(statuses.values()) <= {202, 503}, statuses
+    for job_id, status in statuses.items():
+        if status == 202:
+            assert stack.wait_settled(job_id)["status"] == "resolved"
+        else:
+            assert not stack.promise_exists(job_id)
+
+
+@pytest.mark.skipif(not shutil.which("wrk"), reason="wrk is missing (bench/ensure-tools)")
+def test_quick_overload_benchmark_prints_its_table_and_loses_nothing():
+    """`python -m bench.overload --quick` runs for real; no timing is asserted, only that it
+    printed every row and lost no accepted job."""
+    done = subprocess.run([sys.executable, "-m", "bench.overload", "--quick"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    rows = {row: next((line for line in lines if line.startswith(row)), None) for row in (
+        "sustained POST /begin", "accepted begins (202)", "refused (503/429)",
+        "accepted p50 / p99", "refused p50 / p99", "probe /healthz p50 / p99",
+        "probe /readyz p50 / p99", "probe /begin p50 / p99", "wrk status codes",
+        "accepted, still pending after the drain", "lost: accepted (202), not stored")}
+    assert None not in rows.values(), (rows, done.stdout)
+    for row in ("accepted, still pending after the drain", "lost: accepted (202), not stored"):
+        assert rows[row].split()[-1] == "0", done.stdout

@@ -10,7 +10,7 @@ from flask import Flask
 from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from async_api import auth, body, ids, telemetry
+from async_api import admission, auth, body, ids, telemetry
 from async_api.engine import Engine
 from async_api.errors import register_error_handlers
 from async_api.resources import (
@@ -77,4 +77,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     webhooks.install(app)  # signatures first, then bodies
     body.install(app)
     register_error_handlers(app)  # after Api(), which installs its own HTTP error handler
+    if settings.admission_max_requests > 0:  # outermost: a refusal costs nothing of the above
+        app.wsgi_app = admission.Admission(  # type: ignore[method-assign]
+            app.wsgi_app, settings.admission_max_requests, settings.retry_after_seconds,
+            settings.max_body_bytes)
     return app

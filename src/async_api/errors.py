@@ -7,6 +7,7 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
+from async_api.admission import OVERLOADED, OVERLOADED_MESSAGE
 from async_api.engine import (
     RESERVED_KEY,
     EngineBusy,
@@ -68,7 +69,7 @@ def _handle_http_exception(exc: HTTPException) -> Response:
 def _handle_engine_unavailable(exc: EngineUnavailable) -> Response:
     retry_after = current_app.extensions["async_api.settings"].retry_after_seconds
     if isinstance(exc, EngineBusy):
-        code, message = "overloaded", "The gateway is at capacity; retry shortly."
+        code, message = OVERLOADED, OVERLOADED_MESSAGE
     else:
         code, message = "engine_unavailable", "The workflow engine is unavailable; retry shortly."
     return error_response(ServiceUnavailable.code, code, message,

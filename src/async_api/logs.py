@@ -92,6 +92,18 @@ def trace_id_of(traceparent: str | None) -> str | None:
     return parsed[0] if parsed else None
 
 
+REQUEST_ID_HEADER = "X-Request-ID"
+TRACEPARENT_HEADER = "traceparent"
+# A request id a client sends is kept when it looks like one (a UUID, a proxy's id); any other
+# value is replaced, so that a log line never holds what a client chose to put there.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+=/-]{1,128}")
+
+
+def request_id(sent: str | None) -> str:
+    """The id of a request: the one it sent, when well-formed, else a new one."""
+    return sent if sent and _REQUEST_ID.fullmatch(sent) else secrets.token_hex(16)
+
+
 def new_span(parent: str | None) -> tuple[str, str]:
     """(trace_id, traceparent) of a new span: in the trace of `parent` (same flags) when it is a
     valid traceparent, else in a new, sampled trace."""

@@ -46,6 +46,10 @@ HTTP_REQUESTS = Counter(
 HTTP_SECONDS = Histogram(
     "async_api_http_request_duration_seconds", "Time the gateway spent on a request.",
     ["method", "route"], buckets=BUCKETS)
+ADMISSION_REFUSED = Counter(
+    "async_api_admission_refused",
+    "Requests refused with 503 overloaded before the app saw them: the process had "
+    "ADMISSION_MAX_REQUESTS at work (async_api.admission).")
 JOBS_STARTED = Counter(
     "async_api_jobs_started",
     "Jobs created by jobs.start; a retry that finds its job already there is not counted.",

@@ -30,6 +30,10 @@ class Settings:
     # Calls to the engine one gateway process makes at once; past that, and a moment's wait,
     # a request is refused with 503 "overloaded" rather than queued (README, "Overload").
     engine_max_calls: int = 32  # as many as the connections it keeps (engine/transport.py)
+    # Requests at work one gateway process takes at once (probes, /metrics and held long-polls
+    # aside); past that, a request is refused at once with 503 "overloaded" (admission.py).
+    # 0 turns the gate off.
+    admission_max_requests: int = 16
     # A job that has not finished by then is settled as timed out by the server.
     job_timeout_seconds: int = 24 * 3600
     max_body_bytes: int = 1024 * 1024
@@ -77,6 +81,8 @@ class Settings:
             resonate_poll_url=os.environ.get("RESONATE_POLL_URL", cls.resonate_poll_url),
             engine_timeout_seconds=_env_float("ENGINE_TIMEOUT_SECONDS", cls.engine_timeout_seconds),
             engine_max_calls=_env_int("ENGINE_MAX_CALLS", cls.engine_max_calls),
+            admission_max_requests=_env_int("ADMISSION_MAX_REQUESTS",
+                                            cls.admission_max_requests),
             job_timeout_seconds=_env_int("JOB_TIMEOUT_SECONDS", cls.job_timeout_seconds),
             max_body_bytes=_env_int("MAX_BODY_BYTES", cls.max_body_bytes),
             max_id_length=_env_int("MAX_ID_LENGTH", cls.max_id_length),

@@ -8,20 +8,15 @@ is timed, logged and counted like any other.
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 import time
 
 from flask import Flask, Response, g, request
 
 from async_api import logs, metrics
 
-REQUEST_ID_HEADER = "X-Request-ID"
-TRACEPARENT_HEADER = "traceparent"
+REQUEST_ID_HEADER = logs.REQUEST_ID_HEADER
+TRACEPARENT_HEADER = logs.TRACEPARENT_HEADER
 METRICS_PATH = "/metrics"
-# A request id a client sends is kept when it looks like one (a UUID, a proxy's id); any other
-# value is replaced, so that a log line never holds what a client chose to put there.
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+=/-]{1,128}")
 _UNMATCHED = "(unmatched)"  # the route of a request no URL rule matched (a 404)
 _STATE = "async_api_telemetry"  # where a request's start, ids and context token wait, in flask.g
 
@@ -29,8 +24,7 @@ _log = logging.getLogger("async_api.requests")
 
 
 def _begin() -> None:
-    sent = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = sent if _REQUEST_ID.fullmatch(sent) else secrets.token_hex(16)
+    request_id = logs.request_id(request.headers.get(REQUEST_ID_HEADER))
     trace_id, traceparent = logs.new_span(request.headers.get(TRACEPARENT_HEADER))
     token = logs.bind(request_id=request_id, trace_id=trace_id, traceparent=traceparent)
     setattr(g, _STATE, (time.perf_counter(), request_id, traceparent, token))

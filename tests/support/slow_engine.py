@@ -12,9 +12,10 @@ import requests
 
 
 class SlowProxy(ThreadingHTTPServer):
-    """Forwards GETs to the Resonate server after a delay: makes gateway requests slow."""
+    """Forwards GETs (and POSTs, with `posts`) to the Resonate server after a delay: makes
+    gateway requests slow."""
 
-    def __init__(self, target: str, delay: float) -> None:
+    def __init__(self, target: str, delay: float, posts: bool = False) -> None:
         self.target, self.delay = target, delay
         self.seen = threading.Event()
         proxy = self
@@ -23,7 +24,21 @@ class SlowProxy(ThreadingHTTPServer):
             def do_GET(self) -> None:
                 proxy.seen.set()
                 time.sleep(proxy.delay)
-                upstream = requests.get(proxy.target + self.path, timeout=5)
+                self._answer(requests.get(proxy.target + self.path, timeout=5))
+
+            def do_POST(self) -> None:
+                if not posts:
+                    self.send_error(501)
+                    return
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.seen.set()
+                time.sleep(proxy.delay)
+                headers = {name: value for name, value in self.headers.items()
+                           if name.lower() not in ("host", "content-length", "connection")}
+                self._answer(requests.post(proxy.target + self.path, data=body,
+                                           headers=headers, timeout=5))
+
+            def _answer(self, upstream: requests.Response) -> None:
                 self.send_response(upstream.status_code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(upstream.content)))
@@ -38,9 +53,10 @@ class SlowProxy(ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def slowly_answering(target: str, delay: float = 1.5) -> Iterator[SlowProxy]:
+def slowly_answering(target: str, delay: float = 1.5,
+                     posts: bool = False) -> Iterator[SlowProxy]:
     """A SlowProxy in front of `target`, serving until the block ends."""
-    proxy = SlowProxy(target, delay)
+    proxy = SlowProxy(target, delay, posts)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
         yield proxy

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, url_for
+from flask import current_app, g, request, url_for
 
-from async_api import listing, logs, lro
+from async_api import admission, listing, logs, lro
 from async_api.contract import DurableFunction
 from async_api.engine import (
     JOB_TAG,
@@ -111,7 +111,14 @@ def held(promise: Promise, seconds: float | None) -> Promise:
     LONG_POLL_MAX_SECONDS); None or 0 reads it once, as a normal poll."""
     if not seconds or not promise.pending:
         return promise
-    return engine().settled_within(promise, min(seconds, settings().long_poll_max_seconds))
+    return settled_within(promise, min(seconds, settings().long_poll_max_seconds))
+
+
+def settled_within(promise: Promise, seconds: float) -> Promise:
+    """`promise` once settled, or as it is after `seconds`. While it waits, the request no
+    longer counts against ADMISSION_MAX_REQUESTS: it holds, costing no CPU (admission.py)."""
+    admission.release(request.environ)
+    return engine().settled_within(promise, seconds)
 
 
 def retry_after() -> dict[str, str]:

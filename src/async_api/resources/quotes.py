@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 from async_api import contract
 from async_api.engine import PENDING, RESOLVED
 from async_api.errors import ApiError
-from async_api.resources import accepted, engine, settings, start_job
+from async_api.resources import accepted, settings, settled_within, start_job
 from async_api.schemas import ErrorResponseSchema
 from async_api.schemas.jobs import JobSchema
 from async_api.schemas.quotes import QuoteRequestSchema, QuoteSchema
@@ -31,7 +31,7 @@ def price_quote(request: dict) -> dict | Response:
     # Shared by every principal: the same request finds the same stored price.
     promise = start_job(contract.COMPUTE_QUOTE, quote_id, [request["sku"], request["qty"]],
                         shared=True)
-    promise = engine().settled_within(promise, settings().quote_timeout_seconds)
+    promise = settled_within(promise, settings().quote_timeout_seconds)
     if promise.state == RESOLVED and isinstance(promise.value, dict):
         return {"quote_id": quote_id, **promise.value}
     if promise.state != PENDING:  # failed, or an answer that is not a quote

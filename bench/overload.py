@@ -1,0 +1,261 @@
+"""`make bench-overload`: this service offered far more `POST /begin` than it sustains.
+
+On one stack (bench/stacks.py's Service: server, one worker, gunicorn with 2 gevent workers, on
+free loopback ports):
+
+  sustained  wrk, 8 connections (as `make bench`): the /begin rate the stack keeps up; the jobs
+             it started are drained before the overload (up to DRAIN_SECONDS)
+  overload   wrk, 64 connections, 30 s, a new id on every POST /begin (bench/wrk/jobs.lua in
+             its by-status mode: every answer is matched to its request by X-Request-ID, which
+             the gateway echoes, and timed by its status, so accepted and refused answers get
+             latencies of their own); meanwhile a Python probe sends GET /healthz, GET /readyz
+             and a POST /begin every 50 ms, each on its own keep-alive connection
+  drain      every job a 202 accepted must settle: the stack is given up to DRAIN_SECONDS to
+             finish the backlog; what is still pending then is counted, and lost = accepted
+             (202) but not stored at all (neither settled nor pending)
+
+  .venv/bin/python -m bench.overload              the measurement (about 2-3 minutes)
+  .venv/bin/python -m bench.overload --quick      tiny sizes (tests/test_overload.py)
+  .venv/bin/python -m bench.overload --gateway-env ADMISSION_MAX_REQUESTS=0
+                                                  the gateway with other settings
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import load, procs
+from bench.report import grid
+from bench.stacks import Service
+
+PROBE_SECONDS = 0.05
+PROBES = {"/healthz": ("GET", None), "/readyz": ("GET", None), "/begin": ("POST", load.JOB_BODY)}
+REFUSED = ("503", "429")
+
+
+@dataclass(frozen=True)
+class Plan:
+    sustained_seconds: float
+    connections: int  # the overload's wrk connections
+    seconds: float  # the overload's length
+    drain_seconds: float
+    gateway_env: dict[str, str] = field(default_factory=dict)
+
+
+FULL = Plan(sustained_seconds=5, connections=64, seconds=30, drain_seconds=120)
+# A small admission limit, so that 16 connections meet refusals too.
+QUICK = Plan(sustained_seconds=1, connections=16, seconds=2, drain_seconds=60,
+             gateway_env={"ADMISSION_MAX_REQUESTS": "2"})
+SUSTAINED_CONNECTIONS = 8  # as `make bench`
+
+
+def say(message: str) -> None:
+    print(f"bench.overload: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Probe:
+    """One probe route's answers: (status, ms) each, and the /begin ids accepted."""
+
+    answers: list[tuple[int, float]] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)
+    retry_after: Counter[str] = field(default_factory=Counter)  # refusals by Retry-After
+
+    def ms(self, percent: float) -> float:
+        return load.percentile([ms for _, ms in self.answers], percent)
+
+
+def probe(base_url: str, path: str, prefix: str, stop: threading.Event, result: Probe) -> None:
+    """Sends `path` every PROBE_SECONDS until `stop`, timing each answer; a tick missed while an
+    answer was awaited is skipped, not sent late."""
+    method, body = PROBES[path]
+    http, number, tick = load.Http(base_url), 0, time.monotonic()
+    try:
+        while not stop.is_set():
+            number += 1
+            job_id = f"{prefix}-{number}"
+            target = f"{path}?id={job_id}" if method == "POST" else path
+            started = time.perf_counter()
+            try:
+                status, _ = http.request(method, target, body)
+            except OSError:
+                status = 0  # no answer within the client's timeout
+            result.answers.append((status, 1000 * (time.perf_counter() - started)))
+            if method == "POST" and status == 202:
+                result.accepted.append(job_id)
+            if str(status) in REFUSED and http.headers is not None:
+                result.retry_after[http.headers.get("Retry-After", "none")] += 1
+            tick += PROBE_SECONDS
+            while tick < time.monotonic():
+                tick += PROBE_SECONDS
+            stop.wait(tick - time.monotonic())
+    finally:
+        http.close()
+
+
+@dataclass
+class Overload:
+    sustained: load.Run
+    run: load.Run
+    probes: dict[str, Probe]
+    accepted: set[str]  # ids answered 202, wrk's and the probe's
+    settled: set[str]  # ids of the jobs begun under overload that settled by the drain's end
+    pending: set[str]  # and those still pending then (stored: they finish later)
+    drain_seconds: float  # from the end of the overload until nothing was pending
+    cpu: dict[str, tuple[float, int]]  # CPU seconds per process row over the overload
+
+    @property
+    def unsettled(self) -> set[str]:
+        """Accepted, not settled by the drain's deadline."""
+        return self.accepted - self.settled
+
+    @property
+    def lost(self) -> set[str]:
+        """Accepted, and not stored at all."""
+        return self.unsettled - self.pending
+
+
+def overload(service: Service, plan: Plan, prefix: str) -> Overload:
+    say(f"sustained: wrk, {SUSTAINED_CONNECTIONS} connections, {plan.sustained_seconds:g} s")
+    sustained = load.wrk(service.url, "begin", "/begin", f"{prefix}-s", plan.sustained_seconds,
+                         SUSTAINED_CONNECTIONS)
+    ended = time.monotonic()
+    left = service.drain(f"{prefix}-s", plan.drain_seconds)
+    say(f"sustained: {_accepted_per_second(sustained):.0f} begins/s accepted; drained in "
+        f"{time.monotonic() - ended:.0f} s, {left} of its jobs left unfinished")
+
+    say(f"overload: wrk, {plan.connections} connections, {plan.seconds:g} s, and the probes")
+    stop = threading.Event()
+    probes = {path: Probe() for path in PROBES}
+    threads = [threading.Thread(target=probe, args=(service.url, path, f"{prefix}-p", stop,
+                                                    probes[path]), daemon=True)
+               for path in PROBES]
+    for thread in threads:
+        thread.start()
+    before = procs.snapshot(service.roots())
+    try:
+        run = load.wrk(service.url, "begin", "/begin", f"{prefix}-o", plan.seconds,
+                       plan.connections, by_status=True)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    cpu = procs.used(before, procs.snapshot(service.roots()))
+    ended = time.monotonic()
+    say(f"drain: up to {plan.drain_seconds:g} s for the backlog")
+    service.drain(f"{prefix}-", plan.drain_seconds)
+    drained = time.monotonic() - ended
+    accepted = {job_id for _, job_id in run.by_status.get("202", [])}
+    accepted.update(probes["/begin"].accepted)
+    # Pending first: a job settling between the two reads is then seen in the second.
+    pending, settled = ({job_id for state in states
+                         for job_id in [*service.job_ids(f"{prefix}-o", state),
+                                        *service.job_ids(f"{prefix}-p", state)]}
+                        for states in (("pending",), ("resolved", "rejected")))
+    return Overload(sustained, run, probes, accepted, settled, pending, drained, cpu)
+
+
+def _accepted_per_second(run: load.Run) -> float:
+    return run.per_second * (run.requests - run.bad) / max(run.requests, 1)
+
+
+def _share(values: list[float], ms: float) -> str:
+    return f"{100 * sum(value <= ms for value in values) / len(values):.1f}" if values else "-"
+
+
+def _ms(values: list[float], percent: float) -> str:
+    return f"{load.percentile(values, percent):.1f}" if values else "-"
+
+
+def table(result: Overload, plan: Plan) -> str:
+    by_status = result.run.by_status
+    seconds = plan.seconds
+    sustained = max(_accepted_per_second(result.sustained), 1e-9)
+    accepted = [ms for ms, _ in by_status.get("202", [])]
+    refused = [ms for status in REFUSED for ms, _ in by_status.get(status, [])]
+    answered = sum(len(values) for values in by_status.values())
+    begins = result.probes["/begin"]
+    rows = [
+        ["sustained POST /begin (wrk, 8 connections)", "req/s", f"{sustained:.0f}"],
+        ["sustained: answers not 2xx", "answers", str(result.sustained.bad)],
+        [f"offered: answers/s to wrk's {plan.connections} connections", "req/s",
+         f"{answered / seconds:.0f} ({answered / seconds / sustained:.1f}x)"],
+        ["accepted begins (202)", "req/s", f"{len(accepted) / seconds:.0f}"],
+        ["refused (503/429)", "answers",
+         f"{len(refused)} of {answered} ({100 * len(refused) / max(answered, 1):.0f} %)"],
+        ["accepted p50 / p99", "ms", f"{_ms(accepted, 50)} / {_ms(accepted, 99)}"],
+        ["refused p50 / p99", "ms", f"{_ms(refused, 50)} / {_ms(refused, 99)}"],
+        ["refused within 100 ms / accepted within 1 s", "%",
+         f"{_share(refused, 100)} / {_share(accepted, 1000)}"],
+        ["wrk status codes", "", " ".join(f"{status}: {len(values)}"
+                                          for status, values in sorted(by_status.items()))],
+        *[[f"probe {path} p50 / p99", "ms", f"{_ms([ms for _, ms in probe.answers], 50)} / "
+                                            f"{_ms([ms for _, ms in probe.answers], 99)}"]
+          for path, probe in result.probes.items()],
+        *[[f"probe {path} status codes", "", " ".join(
+            f"{status}: {count}" for status, count in sorted(Counter(
+                status for status, _ in probe.answers).items()))]
+          for path, probe in result.probes.items()],
+        ["probe refusals by Retry-After", "", " ".join(
+            f"{value}: {count}" for value, count in sorted(begins.retry_after.items())) or "-"],
+        ["jobs accepted (wrk + probe 202s)", "jobs", str(len(result.accepted))],
+        ["jobs settled after the drain (all begun)", "jobs", str(len(result.settled))],
+        ["drain after the overload", "s", f"{result.drain_seconds:.0f}"],
+        ["accepted, still pending after the drain", "jobs", str(len(result.unsettled))],
+        ["lost: accepted (202), not stored", "jobs", str(len(result.lost))],
+        *[[f"CPU of {name} ({count}) during the overload", "% core",
+           f"{100 * cpu_seconds / seconds:.0f}"]
+          for name, (cpu_seconds, count) in result.cpu.items() if name != "gunicorn"],
+        ["gateway CPU per answer to wrk (gunicorn children)", "ms",
+         f"{1000 * result.cpu.get('gunicorn children', (0.0, 0))[0] / max(answered, 1):.2f}"],
+        ["wrk's own CPU (overload)", "% core", f"{result.run.client_cpu:.0f}"],
+    ]
+    return grid(["metric", "unit", "value"], rows)
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the finally's stop the stack
+    parser = argparse.ArgumentParser(prog="python -m bench.overload",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (for the tests)")
+    parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for the gateway (repeatable)")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: run `bench/ensure-tools` (apt-get install wrk)")
+    gateway_env = {**plan.gateway_env,
+                   **dict(item.split("=", 1) for item in args.gateway_env)}
+    load_before, started = os.getloadavg()[0], time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="async-api-overload-") as tmp:
+        service = Service(Path(tmp), gateway_env)
+        say("starting this service")
+        try:
+            service.start()
+            service.settled("warm")
+            result = overload(service, plan, f"o{uuid.uuid4().hex[:8]}")
+        finally:
+            service.stop()
+    print(f"\n{os.cpu_count()} cores, load average {load_before:.2f} before, "
+          f"{os.getloadavg()[0]:.2f} after; gateway env {gateway_env or 'default'}; "
+          f"overload {plan.connections} connections x {plan.seconds:g} s, probes every "
+          f"{1000 * PROBE_SECONDS:.0f} ms\n")
+    print(table(result, plan))
+    if result.lost:
+        print(f"lost, for example: {', '.join(sorted(result.lost)[:10])}")
+    print(f"benchmark took {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
