@@ -13,6 +13,7 @@ import requests
 
 from async_api.engine import transport
 from async_api.engine.transport import Transport, Unreachable
+from tests.support.processes import wait_until
 
 
 class ScriptedServer:
@@ -22,6 +23,7 @@ class ScriptedServer:
         self.responses = list(responses)
         self.close_after_each = close_after_each
         self.connections = 0
+        self.closed = 0
         self.requests: list[bytes] = []
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
@@ -43,7 +45,8 @@ class ScriptedServer:
                 self.requests.append(head)
                 connection.sendall(self.responses.pop(0))
                 if self.close_after_each:
-                    return
+                    break
+        self.closed += 1
 
     @staticmethod
     def _read_head(reader) -> bytes:
@@ -110,7 +113,10 @@ def test_a_connection_the_server_closed_is_not_used_again(scripted, monkeypatch)
     scripted.append(server)
     client = Transport(server.url, 5)
 
-    statuses = [client.send(_get(server.url)).status_code for _ in range(3)]
+    statuses = []
+    for sent in range(1, 4):
+        statuses.append(client.send(_get(server.url)).status_code)
+        wait_until(lambda sent=sent: server.closed == sent, 5, "the server to close")
 
     assert statuses == [404, 200, 200]  # "Connection: close", then closed while idle
     assert server.connections == 3

@@ -30,11 +30,12 @@ from async_api import metrics
 
 # Connections kept per server; a caller past that waits for one (at most the call's timeout).
 MAX_CONNECTIONS = 32
-_MAX_LINE = 65536
+_MAX_LINE = 65536  # a status or header line longer than this is not the Resonate server's
 _SAFE_IN_TARGET = "/%:@!$&'()*+,;=?-._~"  # RFC 3986 path and query characters
-# A connection back in use within this is taken as still open (the server keeps idle ones; one
-# it closed meanwhile fails its call, which the callers treat as the server unreachable).
-RECHECK_AFTER_SECONDS = 1.0  # a status or header line longer than this is not the Resonate server's
+# A connection back in use within this is taken as still open: the server keeps idle ones, and
+# one that closed meanwhile (a server restarted that fast) fails its call, which the callers
+# treat as the server unreachable. A server that was down for longer is noticed before use.
+RECHECK_AFTER_SECONDS = 0.25
 
 
 class Unreachable(Exception):
