@@ -8,6 +8,7 @@ gunicorn.conf.py the gateway's), whose lines the tests wait for ("serving group"
 from __future__ import annotations
 
 import logging
+import time
 
 from async_api import engine, logs
 from async_api.settings import Settings
@@ -44,7 +45,8 @@ def drain(nodes: list[engine.Worker], grace_seconds: float) -> bool:
     held = sum(node.held_tasks() for node in nodes)
     _log.info("stopping: draining %s task(s)", held)
     for node in nodes:
-        node.poller.stop()  # all stop at once, then each waits out the same grace
-    drained = all(node.drain(grace_seconds) for node in nodes)
+        node.poller.stop()  # all stop at once, then wait within one grace period
+    deadline = time.monotonic() + grace_seconds
+    drained = all(node.drain(max(0.0, deadline - time.monotonic())) for node in nodes)
     _log.info("stopped (%s)", "drained" if drained else "tasks handed back")
     return drained
