@@ -191,18 +191,19 @@ class _Scheduler(Scheduler):
         record = self._records[id]
         task_id = record.get_task().task_id
         finishing = self._finishing
-        if finishing is None or self._settled_by(finishing) != id:
+        if finishing is not None and self._settled_by(finishing) == id:
+            # The root's promise is settled (the SDK settles it first, and non-strictly: by
+            # this worker or before, by a cancel or a timeout), and settling a root completes
+            # its claimed task on the server (scripts/resonate-patches/0006): no call of its
+            # own, one server write less per job
+            # (tests/test_stores.py::test_a_settled_job_leaves_no_task_behind).
+            record.remove_task()
+            outcome = RESOLVED if isinstance(finishing.result, Ok) else REJECTED
+        else:
             super()._complete_task(id)
-            self._leases.release(task_id)
-            self._task_ended(id, SUSPENDED)  # blocked on remote promises only
-            return
-        # The root's promise is settled (the SDK settles it first, and non-strictly: by this
-        # worker or before, by a cancel or a timeout), and settling a root completes its claimed
-        # task on the server (scripts/resonate-patches/0006): no call of its own, one server
-        # write less per job (tests/test_stores.py::test_a_settled_job_leaves_no_task_behind).
-        record.remove_task()
+            outcome = SUSPENDED  # blocked on remote promises only
         self._leases.release(task_id)
-        self._task_ended(id, RESOLVED if isinstance(finishing.result, Ok) else REJECTED)
+        self._task_ended(id, outcome)
 
     def _settled_by(self, complete: Complete) -> str:
         """The id of the record whose promise `complete` settles (the SDK keeps some records
