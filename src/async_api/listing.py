@@ -16,17 +16,14 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from async_api.engine import CANCELED, PENDING, REJECTED, RESOLVED, TIMEDOUT, Promise
+from async_api.engine import CANCELED, REJECTED, TIMEDOUT, Promise
+from async_api.jobs import STATES
 
 # Engine pages read per client page at most: a filter that matches few of many jobs answers a
 # short page (with a cursor) rather than reading the whole store in one request.
 MAX_ENGINE_PAGES = 20
 ENGINE_PAGE_SIZE = 100
 _PREFIX = "p1."
-# The jobs each engine state filter returns (None: no filter).
-_ENGINE_RETURNS = {None: frozenset({PENDING, RESOLVED, REJECTED, CANCELED, TIMEDOUT}),
-                   PENDING: frozenset({PENDING}), RESOLVED: frozenset({RESOLVED}),
-                   REJECTED: frozenset({REJECTED, CANCELED, TIMEDOUT})}
 
 
 class CursorError(ValueError):
@@ -56,9 +53,14 @@ class JobFilter:
         return self.created_after is not None and (job.created_on or 0) < self.created_after
 
 
+def _server_state(state: str) -> str:
+    """The state the engine's filter knows a job's state by: it tells no kind of rejection."""
+    return REJECTED if state in (CANCELED, TIMEDOUT) else state
+
+
 def engine_state(states: frozenset[str]) -> str | None:
     """The one engine state filter that covers `states`, or None (no engine filter)."""
-    server_states = {REJECTED if state in (CANCELED, TIMEDOUT) else state for state in states}
+    server_states = {_server_state(state) for state in states}
     return next(iter(server_states)) if len(server_states) == 1 else None
 
 
@@ -67,9 +69,10 @@ def engine_page_size(wanted: JobFilter, limit: int) -> int:
     shown): a page then reads and decodes no more jobs than it shows, as many at 1M jobs
     stored as with 20. Else ENGINE_PAGE_SIZE, so that a filter that drops jobs reads few
     engine pages."""
+    engine_filter = engine_state(wanted.states)
+    returned = {state for state in STATES if engine_filter in (None, _server_state(state))}
     exact = (wanted.function is None and wanted.created_after is None
-             and wanted.created_before is None
-             and wanted.states == _ENGINE_RETURNS[engine_state(wanted.states)])
+             and wanted.created_before is None and wanted.states == returned)
     return limit if exact else ENGINE_PAGE_SIZE
 
 
