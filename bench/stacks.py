@@ -114,10 +114,7 @@ class Service(JobStack):
         self.url = self.stack.gateway_url
 
     def unfinished(self, prefix: str, at_most: int = 100_000) -> int:
-        return self.count(prefix, "pending", at_most)
-
-    def count(self, prefix: str, state: str, at_most: int = 100_000) -> int:
-        return len(self.job_ids(prefix, state, at_most))
+        return len(self.job_ids(prefix, "pending", at_most))
 
     def job_ids(self, prefix: str, state: str, at_most: int = 100_000) -> list[str]:
         """Ids of the jobs whose id starts with `prefix` in `state` (pending, resolved,
