@@ -49,9 +49,9 @@ from async_api.engine.workflow import (
 
 __all__ = [
     "CANCELED", "INVOKE_TAG", "JOB_TAG", "MAX_TASKS_IN_FLIGHT", "PENDING", "PROGRESS_STEP",
-    "REJECTED", "RESERVED_KEY",
-    "RESOLVED", "SLEEP_TAG", "STEP_TAG", "TIMEDOUT", "TRACEPARENT_TAG", "Engine", "EngineBusy",
-    "EngineError", "EngineRejected", "EngineUnavailable", "JobSettledElsewhere", "Progress",
-    "Promise", "PromiseAlreadySettled", "PromiseConflict", "PromiseNotFound", "ReservedKey",
-    "Worker", "call", "check_value", "progress", "run_worker", "signal", "sleep", "start", "step",
+    "REJECTED", "RESERVED_KEY", "RESOLVED", "SLEEP_TAG", "STEP_TAG", "TIMEDOUT", "TRACEPARENT_TAG",
+    "Engine", "EngineBusy", "EngineError", "EngineRejected", "EngineUnavailable",
+    "JobSettledElsewhere", "Progress", "Promise", "PromiseAlreadySettled", "PromiseConflict",
+    "PromiseNotFound", "ReservedKey", "Worker", "call", "check_value", "progress", "run_worker",
+    "signal", "sleep", "start", "step",
 ]
