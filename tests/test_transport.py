@@ -122,6 +122,22 @@ def test_a_connection_the_server_closed_is_not_used_again(scripted, monkeypatch)
     assert server.connections == 3
 
 
+def test_a_connection_closed_before_its_recheck_is_sent_again_on_a_new_one(scripted):
+    """A server restart closes every kept-alive connection; one used again within
+    RECHECK_AFTER_SECONDS is not checked first, and the request must not fail for it."""
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    server = ScriptedServer([ok, ok], close_after_each=True)
+    scripted.append(server)
+    client = Transport(server.url, 5)
+
+    first = client.send(_get(server.url)).status_code
+    wait_until(lambda: server.closed == 1, 5, "the server to close")
+    second = client.send(_get(server.url)).status_code
+
+    assert (first, second) == (200, 200)
+    assert server.connections == 2 and len(server.requests) == 2
+
+
 def test_a_request_line_never_holds_what_would_break_it(scripted):
     ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
     server = ScriptedServer([ok])

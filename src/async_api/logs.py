@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import logging.config
@@ -120,10 +121,15 @@ def _line_fields(record: logging.LogRecord) -> dict[str, Any]:
     return values
 
 
+@functools.lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    """Formatted once per second, not once per line."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
 def _timestamp(record: logging.LogRecord) -> str:
     """RFC 3339 in UTC, to the millisecond: log stores sort and parse it as it is."""
-    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z")
+    return f"{_utc_second(int(record.created))}.{int(record.msecs):03d}Z"
 
 
 class JsonFormatter(logging.Formatter):

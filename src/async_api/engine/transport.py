@@ -69,6 +69,10 @@ def call_name(method: str, path: str) -> str:
     return f"{method.upper()} {path}"
 
 
+class ClosedBeforeAnswer(ConnectionError):
+    """The server closed the connection before the first byte of an answer."""
+
+
 class _Connection:
     """One keep-alive connection: a request written whole, its answer read by Content-Length
     or chunks."""
@@ -98,10 +102,15 @@ class _Connection:
 
     def exchange(self, head: bytes, body: bytes) -> tuple[int, bytes, bool]:
         """(status, body, whether the connection may be used again)."""
-        self._sock.sendall(head + body)
-        status_line = self._reader.readline(_MAX_LINE)
+        try:
+            self._sock.sendall(head + body)
+            status_line = self._reader.readline(_MAX_LINE)
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise ClosedBeforeAnswer(str(exc)) from exc
+        if not status_line:
+            raise ClosedBeforeAnswer("the server closed the connection")
         if not status_line.endswith(b"\n"):
-            raise ConnectionError("the server closed the connection")
+            raise ConnectionError("the server's status line was cut short")
         version, status, *_ = status_line.split(None, 2)
         headers: dict[bytes, bytes] = {}
         while (line := self._reader.readline(_MAX_LINE)) not in (b"\r\n", b"\n"):
@@ -185,22 +194,43 @@ class Transport:
         if not self._free.acquire(timeout=self._timeout):
             raise TimeoutError(f"all {MAX_CONNECTIONS} connections busy")
         try:
-            connection = self._idle_connection() or _Connection(
-                self._host, self._port, self._timeout, self._tls)
-            try:
-                status, content, keep = connection.exchange(head, body)
-            except BaseException:
-                connection.close()
-                raise
-            if keep:
-                connection.idle_since = time.monotonic()
-                with self._lock:
-                    self._idle.append(connection)
-            else:
-                connection.close()
-            return status, content
+            reused = self._idle_connection()
+            if reused is not None:
+                try:
+                    return self._exchange_on(reused, head, body)
+                except ClosedBeforeAnswer:
+                    # Closed while idle, too recently used to be checked (RECHECK_AFTER_SECONDS):
+                    # the server restarted, and the other idle connections are as stale. Sent
+                    # once more on a new connection, as HTTP clients do: the engine layer takes a
+                    # call without an answer as one that may have been applied, and the server
+                    # answers a repeated one by its idempotency key or refuses it.
+                    # Proved by tests/test_transport.py and test_faults.py's restarted server.
+                    self._close_idle()
+            return self._exchange_on(
+                _Connection(self._host, self._port, self._timeout, self._tls), head, body)
         finally:
             self._free.release()
+
+    def _exchange_on(self, connection: _Connection, head: bytes,
+                     body: bytes) -> tuple[int, bytes]:
+        try:
+            status, content, keep = connection.exchange(head, body)
+        except BaseException:
+            connection.close()
+            raise
+        if keep:
+            connection.idle_since = time.monotonic()
+            with self._lock:
+                self._idle.append(connection)
+        else:
+            connection.close()
+        return status, content
+
+    def _close_idle(self) -> None:
+        with self._lock:
+            stale, self._idle = self._idle, []
+        for connection in stale:
+            connection.close()
 
     def _idle_connection(self) -> _Connection | None:
         while True:
