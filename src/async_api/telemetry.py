@@ -37,8 +37,7 @@ def _end(response: Response) -> Response:
     started, request_id, traceparent, _ = state
     seconds = time.perf_counter() - started
     route = request.url_rule.rule if request.url_rule is not None else _UNMATCHED
-    metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-    metrics.HTTP_SECONDS.labels(request.method, route).observe(seconds)
+    metrics.http_request(request.method, route, response.status_code, seconds)
     response.headers[REQUEST_ID_HEADER] = request_id
     response.headers[TRACEPARENT_HEADER] = traceparent
     _log.info("request", extra=logs.fields(method=request.method, route=route,
