@@ -89,13 +89,14 @@ def post_worker_init(worker: object) -> None:
     """In each worker, after gevent has patched it and the app is loaded (importing the app
     here, not at the top, keeps the master from importing `requests` and friends unpatched):
 
-    - gunicorn's own early error answers (414, 431, 400 on malformed HTTP) become JSON too;
+    - gunicorn's own early error answers (414, 431, 400 on malformed HTTP) become JSON too,
+      and an answer of one piece leaves with its head in one send (async_api.gunicorn_wire);
     - in same-process mode (EMBEDDED_WORKER_GROUPS) this process also serves worker groups;
     - on SIGTERM, held long-polls answer at once with the job as it is (see below).
     """
-    from async_api import gunicorn_errors
+    from async_api import gunicorn_wire
 
-    gunicorn_errors.install()
+    gunicorn_wire.install()
     _answer_long_polls_on_sigterm(worker)
     if os.environ.get("EMBEDDED_WORKER_GROUPS"):
         from workers import embedded

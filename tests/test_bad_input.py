@@ -53,7 +53,7 @@ CASES = [
     ("POST", "/begin", {"Content-Type": "application/json"}, b'{"a": ' * 40 + b"1" + b"}" * 40,
      400, "too_deep"),
 ]
-# Past gunicorn's limits: gunicorn answers before the app, in JSON too (gunicorn_errors).
+# Past gunicorn's limits: gunicorn answers before the app, in JSON too (gunicorn_wire).
 GUNICORN_CASES = [
     ("GET", "/wait?id=" + "a" * 5000, {}, None, 414, "uri_too_long"),
     ("GET", "/wait?id=x", {"X-Big": "x" * 9000}, None, 431, "request_header_fields_too_large"),

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from tests.support.processes import wait_until
-from tests.support.slow_clients import answer_time
+from tests.support.slow_clients import answer_time, honouring_retry_after
 from tests.support.stack import Stack
 
 HELD_POLLS = 200
@@ -132,7 +132,7 @@ def test_200_long_polls_do_not_stall_probes_or_begins(idle, nonce):
         assert idle.begin(job_id, {}).status_code == 202
 
     with ThreadPoolExecutor(HELD_POLLS) as pool:
-        held = [pool.submit(requests.get, f"{idle.gateway_url}/wait",
+        held = [pool.submit(honouring_retry_after, "GET", f"{idle.gateway_url}/wait",
                             params={"id": job_id, "timeout": HOLD_SECONDS},
                             timeout=HOLD_SECONDS + 20) for job_id in job_ids]
         time.sleep(1)  # every long-poll is in by now

@@ -10,15 +10,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import requests
 
 from tests.support.processes import wait_until
-from tests.support.slow_clients import SlowClients, answer_time
+from tests.support.slow_clients import SlowClients, answer_time, honouring_retry_after
 from tests.support.stack import Stack
 
 SLOW_CLIENTS = 200
@@ -67,22 +65,11 @@ def test_slow_clients_do_not_stall_probes_or_begins(serving, nonce):
     assert serving.wait_settled(f"slow-{nonce}-0")["status"] == "resolved"
 
 
-def post_quote(url: str, body: dict) -> requests.Response:
-    """POST /price-quote as a client honouring Retry-After: the HELD_QUOTES arrive at once, and
-    the admission gate (ADMISSION_MAX_REQUESTS per process, counted until a quote starts to
-    wait) may refuse a few of them with 503 overloaded; those are sent again."""
-    while True:
-        answer = requests.post(url, json=body, timeout=QUOTE_WAIT_SECONDS + 20)
-        if answer.status_code != 503 or answer.json()["error"]["code"] != "overloaded":
-            return answer
-        time.sleep(float(answer.headers["Retry-After"]))
-
-
 def test_waiting_quotes_do_not_stall_probes_or_begins(serving, nonce):
     sku = f"held-{nonce[:16]}"
     with ThreadPoolExecutor(HELD_QUOTES) as pool:
-        quotes = [pool.submit(post_quote, f"{serving.gateway_url}/price-quote",
-                              {"sku": sku, "qty": 1})
+        quotes = [pool.submit(honouring_retry_after, "POST", f"{serving.gateway_url}/price-quote",
+                              json={"sku": sku, "qty": 1}, timeout=QUOTE_WAIT_SECONDS + 20)
                   for _ in range(HELD_QUOTES)]
         wait_until(lambda: serving.promise_exists(f"quote:{sku}:1"), 10, "a quote to start")
         times = probe(serving, f"quote-{nonce}")

@@ -1,4 +1,5 @@
-"""Clients that misbehave on purpose (slowloris) and a probe that times the answers."""
+"""Clients that misbehave on purpose (slowloris), a probe that times the answers, and a client
+that honours Retry-After."""
 
 from __future__ import annotations
 
@@ -84,3 +85,14 @@ def answer_time(method: str, url: str, timeout: float = 10, **kwargs: Any) -> fl
         raise AssertionError(f"{method} {url} got no answer in {timeout}s") from None
     assert response.ok, response.text[:300]
     return time.perf_counter() - started
+
+
+def honouring_retry_after(method: str, url: str, **kwargs: Any) -> requests.Response:
+    """A request sent again after Retry-After while the gateway answers 503 overloaded: many
+    requests arriving at once may find the admission gate (ADMISSION_MAX_REQUESTS per process,
+    a long-poll or a quote counted until it starts to wait) full for a moment."""
+    while True:
+        answer = requests.request(method, url, **kwargs)
+        if answer.status_code != 503 or answer.json()["error"]["code"] != "overloaded":
+            return answer
+        time.sleep(float(answer.headers["Retry-After"]))
