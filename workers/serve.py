@@ -18,22 +18,20 @@ _log = logging.getLogger(__name__)
 
 
 def start(groups: list[str] | tuple[str, ...], settings: Settings) -> list[engine.Worker]:
-    """WORKER_SCHEDULERS worker nodes per group, each polling the server under its own process
-    id and sharing the group's tasks in flight: their calls to the engine overlap."""
+    """WORKER_SCHEDULERS worker nodes per group (engine.run_worker)."""
     unknown = sorted(set(groups) - set(GROUPS))
     if unknown:
         raise ValueError(f"no such worker group: {', '.join(unknown)}")
-    schedulers = max(1, settings.worker_schedulers)
     nodes = [
-        engine.run_worker(
+        node
+        for group in groups
+        for node in engine.run_worker(
             group, GROUPS[group], settings.resonate_url, settings.resonate_poll_url,
+            nodes=settings.worker_schedulers,
             claim_ttl_seconds=settings.claim_ttl_seconds,
             heartbeat_seconds=settings.heartbeat_seconds,
             timeout_seconds=settings.engine_timeout_seconds,
-            max_tasks=max(1, engine.MAX_TASKS_IN_FLIGHT // schedulers),
         )
-        for group in groups
-        for _ in range(schedulers)
     ]
     _log.info("serving group %s from %s", ", ".join(map(repr, groups)), settings.resonate_url,
               extra=logs.fields(groups=list(groups)))

@@ -36,7 +36,7 @@ from async_api.engine.client import (
     ReservedKey,
     check_value,
 )
-from async_api.engine.runtime import MAX_TASKS_IN_FLIGHT, Worker, run_worker
+from async_api.engine.runtime import Worker, run_worker
 from async_api.engine.workflow import (
     JobSettledElsewhere,
     call,
@@ -48,10 +48,9 @@ from async_api.engine.workflow import (
 )
 
 __all__ = [
-    "CANCELED", "INVOKE_TAG", "JOB_TAG", "MAX_TASKS_IN_FLIGHT", "PENDING", "PROGRESS_STEP",
-    "REJECTED", "RESERVED_KEY", "RESOLVED", "SLEEP_TAG", "STEP_TAG", "TIMEDOUT", "TRACEPARENT_TAG",
-    "Engine", "EngineBusy", "EngineError", "EngineRejected", "EngineUnavailable",
-    "JobSettledElsewhere", "Progress", "Promise", "PromiseAlreadySettled", "PromiseConflict",
-    "PromiseNotFound", "ReservedKey", "Worker", "call", "check_value", "progress", "run_worker",
-    "signal", "sleep", "start", "step",
+    "CANCELED", "INVOKE_TAG", "JOB_TAG", "PENDING", "PROGRESS_STEP", "REJECTED", "RESERVED_KEY",
+    "RESOLVED", "SLEEP_TAG", "STEP_TAG", "TIMEDOUT", "TRACEPARENT_TAG", "Engine", "EngineBusy",
+    "EngineError", "EngineRejected", "EngineUnavailable", "JobSettledElsewhere", "Progress",
+    "Promise", "PromiseAlreadySettled", "PromiseConflict", "PromiseNotFound", "ReservedKey",
+    "Worker", "call", "check_value", "progress", "run_worker", "signal", "sleep", "start", "step",
 ]

@@ -46,6 +46,7 @@ from async_api.engine.sdk_fixes import (
     Bound,
     ClaimLost,
     FencedStore,
+    Offers,
     ReconnectingPoller,
     function_of,
     job_fields,
@@ -340,21 +341,35 @@ def run_worker(
     url: str,
     poll_url: str,
     *,
+    nodes: int = 1,
     claim_ttl_seconds: float = 5.0,
     heartbeat_seconds: float = 2.0,
     timeout_seconds: float = 5.0,
     max_tasks: int = MAX_TASKS_IN_FLIGHT,
-) -> Worker:
-    """Starts a Resonate node that polls `group` and runs the registered durable functions,
-    holding at most `max_tasks` tasks at once."""
+) -> list[Worker]:
+    """Starts `nodes` Resonate nodes that poll `group` and run the registered durable functions.
+
+    Each polls the server under its own process id and makes its engine calls one at a time,
+    so the calls of several nodes overlap. Between them they hold at most `max_tasks` tasks,
+    and they share the offers the server sends (sdk_fixes.Offers).
+    """
     if heartbeat_seconds * 2 > claim_ttl_seconds:
         raise ValueError("the claim ttl must cover two heartbeats, so that one may fail")
-    leases = Leases(claim_ttl_seconds)
-    poller = ReconnectingPoller(url=poll_url, group=group)
     registry = FunctionRegistry()
-    for function in functions:  # before the poller starts: a task may arrive at once
+    for function in functions:  # before a poller starts: a task may arrive at once
         registry.add(function.__name__, (function, Options(durable=True)))
-    # Tasks claimed or queued to claim; past this, offers wait in the poller until one ends.
+    offers = Offers()
+    return [_run_node(group, registry, url, poll_url, offers, claim_ttl_seconds,
+                      heartbeat_seconds, timeout_seconds, max(1, max_tasks // nodes))
+            for _ in range(max(1, nodes))]
+
+
+def _run_node(group: str, registry: FunctionRegistry, url: str, poll_url: str, offers: Offers,
+              claim_ttl_seconds: float, heartbeat_seconds: float, timeout_seconds: float,
+              max_tasks: int) -> Worker:
+    leases = Leases(claim_ttl_seconds)
+    poller = ReconnectingPoller(url=poll_url, group=group, offers=offers)
+    # Tasks claimed or queued to claim; past this, offers wait for room in a node.
     poller.has_room = lambda queued: len(leases) + queued < max_tasks
     store = FencedStore(url, timeout_seconds)
     scheduler = _Scheduler(leases=leases, heartbeat_seconds=heartbeat_seconds,

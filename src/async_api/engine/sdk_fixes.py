@@ -67,14 +67,11 @@ class ReconnectingPoller(Poller):
     one closes the stream so the server sends new tasks elsewhere (tests/test_shutdown.py).
     """
 
-    def __init__(self, url: str, group: str) -> None:
+    def __init__(self, url: str, group: str, offers: Offers | None = None) -> None:
         super().__init__(url=url, group=group)
-        self._lock = threading.Lock()
-        self._newest: OrderedDict[str, int] = OrderedDict()  # task id -> newest counter queued
+        self._offers = offers or Offers()
         self._queued = 0  # offers queued that the scheduler has not got to yet
-        # Offers that came while the worker was full, oldest first, claimed as room frees up.
-        self._waiting: OrderedDict[str, TaskRecord] = OrderedDict()
-        self._claims: CommandQ = Queue()  # the scheduler's queue, once started
+        self._claims: CommandQ | None = None  # the scheduler's queue, once started
         self.has_room: Callable[[int], bool] = lambda queued: True  # the runtime sets its own
         self._stopping = threading.Event()
         self._response: requests.Response | None = None
@@ -90,6 +87,7 @@ class ReconnectingPoller(Poller):
 
     def _run(self, cmd_queue: CommandQ, pid: str) -> None:
         self._claims = cmd_queue
+        self._offers.join(self)
         url = f"{self._url}/{self._group}/{pid}"
         failures = 0
         while not self._stopping.is_set():
@@ -120,16 +118,62 @@ class ReconnectingPoller(Poller):
                 self.offer(TaskRecord.decode(message["task"], encoder=self._encoder))
 
     def offer(self, task: TaskRecord) -> None:
-        """Takes an offer from the stream: it waits its turn, then `refill` queues its claim.
+        self._offers.offer(task, self)
 
-        The server offers a task again (a new counter) when it was not claimed within its
-        task-enqueue-delay, and re-sends unclaimed ones. SDK 0.4.10 queues every copy: a busy
-        worker's backlog then holds offers that are stale before it gets to them, each claim
-        of those fails, and the backlog grows faster than it drains (tests/test_burst.py). Here
-        each task waits once (with its newest offer) and is queued only while the worker has
-        room, as soon as it has: waiting for the server's next offer instead ran a burst at
-        one batch of claims per enqueue delay (16 jobs/s; `make bench`, burst row).
-        """
+    def refill(self) -> None:
+        """Queues waiting offers while there is room; the scheduler calls it after each step."""
+        self._offers.place(self)
+
+    def current(self, task: TaskRecord) -> bool:
+        """Called once the scheduler gets to an offer: False if a newer one replaced it."""
+        return self._offers.current(task, self)
+
+    def takes_more(self) -> bool:
+        """Under the Offers lock: whether one more claim may be queued here."""
+        return (self._claims is not None and not self._stopping.is_set()
+                and self.has_room(self._queued))
+
+    def queue(self, task: TaskRecord) -> None:
+        """Under the Offers lock: the scheduler claims `task` next."""
+        assert self._claims is not None
+        self._queued += 1
+        self._claims.put(Claim(task))
+
+    def dequeued(self) -> None:
+        """Under the Offers lock: the scheduler got to a queued offer."""
+        self._queued -= 1
+
+
+class Offers:
+    """The task offers of one worker group in one process, shared by its nodes' pollers.
+
+    The server offers a task again (a new counter) when it was not claimed within its
+    task-enqueue-delay, and re-sends unclaimed ones. SDK 0.4.10 queues every copy: a busy
+    worker's backlog then holds offers that are stale before it gets to them, each claim of
+    those fails, and the backlog grows faster than it drains (tests/test_burst.py). Here each
+    task waits once (with its newest offer) and is queued only while a node has room, as soon
+    as one has: waiting for the server's next offer instead ran a burst at one batch of claims
+    per enqueue delay (16 jobs/s; `make bench`, burst row).
+
+    The server sends an offer to a node of the group at random; shared, an offer that reaches
+    a full node goes to a sibling with room, and a node that was full waits for no offer sent
+    to another (tests/test_burst.py::test_offers_to_a_full_node_go_to_its_siblings).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._newest: OrderedDict[str, int] = OrderedDict()  # task id -> newest counter queued
+        # Offers that came while every node was full, oldest first, claimed as room frees up.
+        self._waiting: OrderedDict[str, TaskRecord] = OrderedDict()
+        self._pollers: list[ReconnectingPoller] = []
+
+    def join(self, poller: ReconnectingPoller) -> None:
+        """A node whose scheduler started: from now on it takes offers."""
+        with self._lock:
+            self._pollers.append(poller)
+            self._place(poller)
+
+    def offer(self, task: TaskRecord, received_by: ReconnectingPoller) -> None:
         with self._lock:
             if self._newest.get(task.task_id, -1) >= task.counter:
                 return  # a re-send, or older than one queued
@@ -138,23 +182,22 @@ class ReconnectingPoller(Poller):
             if len(self._newest) > 100_000:
                 self._newest.popitem(last=False)
             self._waiting[task.task_id] = task  # a newer offer keeps the older one's place
-            self._refill()
+            self._place(received_by)
 
-    def refill(self) -> None:
-        """Queues waiting offers while there is room; the scheduler calls it after each step."""
+    def place(self, first: ReconnectingPoller) -> None:
         with self._lock:
-            self._refill()
+            self._place(first)
 
-    def _refill(self) -> None:
-        while self._waiting and self.has_room(self._queued) and not self._stopping.is_set():
-            _, task = self._waiting.popitem(last=False)
-            self._queued += 1
-            self._claims.put(Claim(task))
+    def _place(self, first: ReconnectingPoller) -> None:
+        for poller in (first, *self._pollers):
+            while self._waiting and poller.takes_more():
+                poller.queue(self._waiting.popitem(last=False)[1])
+            if not self._waiting:
+                return
 
-    def current(self, task: TaskRecord) -> bool:
-        """Called once the scheduler gets to an offer: False if a newer one replaced it."""
+    def current(self, task: TaskRecord, poller: ReconnectingPoller) -> bool:
         with self._lock:
-            self._queued -= 1
+            poller.dequeued()
             return self._newest.get(task.task_id) == task.counter
 
 
