@@ -60,8 +60,8 @@ class Settings:
     # Scheduler loops per worker group in one worker process, each with its own poller, claims
     # and share of the tasks in flight; they share the server's offers. A loop makes its calls
     # to the engine one at a time: one loop capped a burst at the round trips of one job after
-    # another, and one loop per task in flight lets them all overlap (README "Benchmark").
-    worker_schedulers: int = 16
+    # another. More loops finish a burst sooner but cost a lone job latency (README "Benchmark").
+    worker_schedulers: int = 4
     # Same-process mode: each gateway process also serves these worker groups.
     embedded_worker_groups: tuple[str, ...] = ()
     # Bearer tokens the gateway accepts (API_TOKENS, comma-separated); empty turns auth off.
