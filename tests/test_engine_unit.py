@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from queue import Queue
 
 import pytest
 from resonate.encoders import JsonEncoder
@@ -14,9 +15,16 @@ from async_api.engine.leases import Leases
 from async_api.engine.sdk_fixes import (
     ClaimLost,
     FencedStore,
+    Offers,
     ReconnectingPoller,
     as_seen_by_workflow,
 )
+
+
+def _started(poller: ReconnectingPoller) -> ReconnectingPoller:
+    """As its scheduler starts it, without a stream."""
+    poller.takes_offers(Queue())
+    return poller
 
 
 def _claimed(poller: ReconnectingPoller) -> list[tuple[str, int]]:
@@ -29,7 +37,7 @@ def _claimed(poller: ReconnectingPoller) -> list[tuple[str, int]]:
 
 
 def test_the_poller_queues_each_offer_once_and_skips_replaced_ones():
-    poller = ReconnectingPoller(url="http://127.0.0.1:1", group="worker")
+    poller = _started(ReconnectingPoller(url="http://127.0.0.1:1", group="worker"))
     first, again, newer = (TaskRecord(task_id="t1", counter=c) for c in (1, 1, 2))
 
     poller.offer(first)
@@ -41,7 +49,7 @@ def test_the_poller_queues_each_offer_once_and_skips_replaced_ones():
 
 
 def test_offers_wait_while_the_worker_is_full_and_are_queued_as_room_frees():
-    poller = ReconnectingPoller(url="http://127.0.0.1:1", group="worker")
+    poller = _started(ReconnectingPoller(url="http://127.0.0.1:1", group="worker"))
     poller.has_room = lambda queued: queued < 1
 
     for task_id in ("t1", "t2", "t3"):
@@ -53,6 +61,22 @@ def test_offers_wait_while_the_worker_is_full_and_are_queued_as_room_frees():
     assert _claimed(poller) == [("t2", 2)]  # its place in line, its newest offer
     poller.refill()
     assert _claimed(poller) == []  # t2 not yet taken by the scheduler: still full
+
+
+def test_an_offer_to_a_full_node_goes_to_a_sibling_with_room():
+    offers = Offers()
+    full, free = (_started(ReconnectingPoller(url="http://127.0.0.1:1", group="worker",
+                                              offers=offers)) for _ in range(2))
+    full.has_room = lambda queued: False
+
+    full.offer(TaskRecord(task_id="t1", counter=1))  # the server picked the full node
+    assert (_claimed(full), _claimed(free)) == ([], [("t1", 1)])
+    free.has_room = lambda queued: False
+    free.offer(TaskRecord(task_id="t2", counter=1))
+    assert (_claimed(full), _claimed(free)) == ([], [])  # both full: it waits
+    full.has_room = lambda queued: True
+    free.refill()  # whichever node's scheduler steps next places it where there is room
+    assert (_claimed(full), _claimed(free)) == ([("t2", 1)], [])
 
 
 def _record(state: str) -> DurablePromiseRecord:

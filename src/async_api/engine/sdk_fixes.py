@@ -85,9 +85,13 @@ class ReconnectingPoller(Poller):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    def _run(self, cmd_queue: CommandQ, pid: str) -> None:
-        self._claims = cmd_queue
+    def takes_offers(self, claims: CommandQ) -> None:
+        """From now on, offers this node has room for are queued to `claims`, its scheduler's."""
+        self._claims = claims
         self._offers.join(self)
+
+    def _run(self, cmd_queue: CommandQ, pid: str) -> None:
+        self.takes_offers(cmd_queue)
         url = f"{self._url}/{self._group}/{pid}"
         failures = 0
         while not self._stopping.is_set():
