@@ -60,7 +60,7 @@ class Settings:
     # Scheduler loops per worker group in one worker process, each with its own poller, claims
     # and share of the tasks in flight; they share the server's offers. A loop makes its calls
     # to the engine one at a time: one loop capped a burst at the round trips of one job after
-    # another. More loops finish a burst sooner but cost a lone job latency (README "Benchmark").
+    # another. More loops finish a lone burst sooner but slowed /begin in full runs (README).
     worker_schedulers: int = 4
     # Same-process mode: each gateway process also serves these worker groups.
     embedded_worker_groups: tuple[str, ...] = ()
