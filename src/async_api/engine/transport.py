@@ -33,8 +33,8 @@ MAX_CONNECTIONS = 32
 _MAX_LINE = 65536  # a status or header line longer than this is not the Resonate server's
 _SAFE_IN_TARGET = "/%:@!$&'()*+,;=?-._~"  # RFC 3986 path and query characters
 # A connection back in use within this is taken as still open: the server keeps idle ones, and
-# one that closed meanwhile (a server restarted that fast) fails its call, which the callers
-# treat as the server unreachable. A server that was down for longer is noticed before use.
+# one that closed meanwhile (a server restarted that fast) is found out by its call, which is
+# then sent again on a new connection (Transport._exchange). Older ones are checked before use.
 RECHECK_AFTER_SECONDS = 0.25
 
 
