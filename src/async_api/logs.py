@@ -18,8 +18,8 @@ import json
 import logging
 import logging.config
 import os
+import random
 import re
-import secrets
 import time
 from collections.abc import Iterator
 from types import MappingProxyType
@@ -100,16 +100,22 @@ TRACEPARENT_HEADER = "traceparent"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:@+=/-]{1,128}")
 
 
+def _random_hex(bits: int) -> str:
+    """Ids that must be unique, not secret (as OpenTelemetry's): `secrets` costs a system call
+    each, three per request. The random module reseeds itself in every forked process."""
+    return f"{random.getrandbits(bits) or 1:0{bits // 4}x}"
+
+
 def request_id(sent: str | None) -> str:
     """The id of a request: the one it sent, when well-formed, else a new one."""
-    return sent if sent and _REQUEST_ID.fullmatch(sent) else secrets.token_hex(16)
+    return sent if sent and _REQUEST_ID.fullmatch(sent) else _random_hex(128)
 
 
 def new_span(parent: str | None) -> tuple[str, str]:
     """(trace_id, traceparent) of a new span: in the trace of `parent` (same flags) when it is a
     valid traceparent, else in a new, sampled trace."""
-    trace_id, flags = parse_traceparent(parent) or (secrets.token_hex(16), SAMPLED)
-    return trace_id, f"00-{trace_id}-{secrets.token_hex(8)}-{flags}"
+    trace_id, flags = parse_traceparent(parent) or (_random_hex(128), SAMPLED)
+    return trace_id, f"00-{trace_id}-{_random_hex(64)}-{flags}"
 
 
 # --- formatting ---------------------------------------------------------------------------------
