@@ -4,6 +4,9 @@ crash, POST /jobs/{id}/retry."""
 
 from datetime import datetime
 
+import requests
+
+from async_api.engine.client import STEP_TAG
 from tests.support.http import assert_error
 from tests.support.processes import wait_until
 from workers import ledger
@@ -50,6 +53,25 @@ def test_a_finished_order_job_shows_its_metadata_progress_and_steps(stack, nonce
     metadata = stack.get(f"/v1/operations/{job_id}").json()["metadata"]["value"]
     assert (metadata["progressPercent"], metadata["progressMessage"]) == (100, "ship done")
     assert metadata["function"] == "process_order"
+
+
+def test_a_first_run_checkpoints_each_step_in_one_write(stack, nonce):
+    """In a workflow's first run, a step's promise is written once, already settled, when the
+    step ends (sdk_fixes._WorkflowPromiseStore, server patch 0007): created and completed at
+    the same instant, although the step took 100 ms. A replay reads it as any checkpoint."""
+    job_id = f"one-write-{nonce}"
+    body = {"work": 0.1, "nonce": nonce}
+    assert stack.begin(job_id, body).status_code == 202
+    assert stack.wait_settled(job_id)["status"] == "resolved"
+
+    step = requests.get(f"{stack.engine.url}/promises/{job_id}.1", timeout=5).json()
+    assert (step["state"], step["tags"]) == ("RESOLVED", {STEP_TAG: "foo_effect"})
+    assert step["createdOn"] == step["completedOn"]
+    assert step["idempotencyKeyForCreate"] == step["idempotencyKeyForComplete"]
+    assert ledger.count("foo", canonical_body(body), stack.ledger_path) == 1
+    steps = stack.get(f"/jobs/{job_id}/steps").json()["steps"]
+    assert [(s["kind"], s["function"], s["status"]) for s in steps] == \
+        [("step", "foo_effect", "resolved")]
 
 
 def test_steps_name_sleeps_child_calls_and_the_approval_awaited(stack, nonce):

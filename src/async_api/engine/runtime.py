@@ -87,6 +87,7 @@ class _Scheduler(Scheduler):
         self._delay_queue = BindingDelayQueue(self._records)
         self._current_root: str | None = None  # the workflow the scheduler thread works for
         self._runs: dict[str, _Run] = {}  # by workflow: the task held for it
+        self._first_runs: set[str] = set()  # workflows whose first task this is, first claim
         self._finishing: Complete | None = None  # the Complete being handled, if any
 
     # --- one command at a time, never fatal ----------------------------------------------
@@ -139,14 +140,16 @@ class _Scheduler(Scheduler):
         return command
 
     def _process_lfc(self, record: Any, lfc: LFC) -> list[Command]:
-        """The SDK's, with the step's promise tagged by its function (sdk_fixes'
-        _WorkflowPromiseStore says why)."""
+        """The SDK's, with the step's promise tagged by its function, and written once it
+        ends in a workflow's first run (sdk_fixes' _WorkflowPromiseStore says why)."""
         promises = self._store.promises
         promises.step_name = step_name(lfc.unit.fn)
+        # a step named by the SDK is the workflow's own: its promise cannot exist before
+        promises.first_run = lfc.opts.id is None and record.root().id in self._first_runs
         try:
             return super()._process_lfc(record, lfc)
         finally:
-            promises.step_name = None
+            promises.step_name, promises.first_run = None, False
 
     # --- claims ---------------------------------------------------------------------------
 
@@ -174,6 +177,12 @@ class _Scheduler(Scheduler):
             self._drop(root_id, f"task {task.task_id} replaces the one it held")
         self._leases.hold(task.task_id, task.counter, claim_pid, root_id, claimed_at)
         self._current_root = root_id
+        # The workflow's invoke task, claimed for the first time: nothing of it ran before. A
+        # resume task, or a task the server offers again (counter > 1), replays earlier steps.
+        if isinstance(message, InvokeMsg) and task.counter == 1:
+            self._first_runs.add(root_id)
+        else:
+            self._first_runs.discard(root_id)
         if isinstance(message, InvokeMsg):
             commands = self._process_invoke_msg(message, task)
         else:
@@ -221,6 +230,7 @@ class _Scheduler(Scheduler):
                                                      task_id=task_id))
 
     def _task_ended(self, root_id: str, outcome: str) -> None:
+        self._first_runs.discard(root_id)
         run = self._runs.pop(root_id, None)
         if run is None:
             return

@@ -28,6 +28,7 @@ from resonate.result import Err, Ok, Result
 from resonate.stores.record import (
     DurablePromiseRecord,
     InvokeMsg,
+    Param,
     ResumeMsg,
     TaskRecord,
     Value,
@@ -229,23 +230,67 @@ class _WorkflowPromiseStore(RemotePromiseStore):
     """The SDK's promise store, tolerant of promises settled by someone else (a cancel), and
     tagging a step's promise with its function (`step_name`, set by the runtime's scheduler
     while it creates a step): SDK 0.4.10 stores no trace of it, and GET /jobs/{id}/steps and
-    progress reports need one (tests/test_history.py)."""
+    progress reports need one (tests/test_history.py).
+
+    In the first run of a workflow (`first_run`, set by the scheduler with `step_name`) no
+    step's checkpoint can exist yet, so a step's promise is not created before it runs, as the
+    SDK does, but once it ends, already settled with its result: one server write instead of
+    two (POST /promises with a state, scripts/resonate-patches/0007; test_history.py::
+    test_a_first_run_checkpoints_each_step_in_one_write). A step cut short leaves no
+    checkpoint either way, so a later run runs it again, as before.
+    """
 
     step_name: str | None = None
+    first_run = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unwritten: dict[str, dict[str, Any]] = {}  # step promise id -> its create's kwargs
 
     def create(self, **kwargs: Any) -> DurablePromiseRecord:
         if self.step_name is not None and not kwargs.get("tags"):
             kwargs["tags"] = {STEP_TAG: self.step_name}
+        if self.step_name is not None and self.first_run:
+            self._unwritten[kwargs["id"]] = kwargs
+            return DurablePromiseRecord(
+                state="PENDING", id=kwargs["id"], timeout=kwargs["timeout"],
+                param=Param(data=kwargs["data"], headers=kwargs["headers"]),
+                value=Value(data=None, headers=None), created_on=int(time.time() * 1000),
+                completed_on=None, idempotency_key_for_create=kwargs["ikey"],
+                idempotency_key_for_complete=None, tags=kwargs["tags"])
+        self._unwritten.pop(kwargs["id"], None)  # a step of a run that was dropped
         return as_seen_by_workflow(super().create(**kwargs))
 
     def get(self, **kwargs: Any) -> DurablePromiseRecord:
         return as_seen_by_workflow(super().get(**kwargs))
 
     def resolve(self, **kwargs: Any) -> DurablePromiseRecord:
+        if kwargs["id"] in self._unwritten:
+            return self._create_settled("RESOLVED", super().resolve, kwargs)
         return self._settle(super().resolve, kwargs)
 
     def reject(self, **kwargs: Any) -> DurablePromiseRecord:
+        if kwargs["id"] in self._unwritten:
+            return self._create_settled("REJECTED", super().reject, kwargs)
         return self._settle(super().reject, kwargs)
+
+    def _create_settled(
+        self, state: str, settle: Callable[..., DurablePromiseRecord], kwargs: dict[str, Any]
+    ) -> DurablePromiseRecord:
+        create = self._unwritten.pop(kwargs["id"])
+        answer = self._call(requests.Request(
+            method="post", url=f"{self.url}/promises",
+            headers=self._initialize_headers(strict=False, ikey=create["ikey"]),
+            json={"id": create["id"], "timeout": create["timeout"], "tags": create["tags"],
+                  "param": {"headers": create["headers"],
+                            "data": self._encode_data(create["data"])},
+                  "state": state,
+                  "value": {"headers": kwargs["headers"],
+                            "data": self._encode_data(kwargs["data"])}}))
+        created = DurablePromiseRecord.decode(data=answer.json(), encoder=self._encoder)
+        if created.state == "PENDING":  # another run of the workflow created it meanwhile
+            return self._settle(settle, kwargs)
+        return as_seen_by_workflow(created)
 
     def _settle(
         self, operation: Callable[..., DurablePromiseRecord], kwargs: dict[str, Any]
