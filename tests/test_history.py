@@ -2,11 +2,14 @@
 what a job view says about a job, GET /jobs/{id}/steps, progress that survives a worker
 crash, POST /jobs/{id}/retry."""
 
+import sys
 from datetime import datetime
 
 import requests
+from resonate.encoders import JsonEncoder
 
 from async_api.engine.client import STEP_TAG
+from async_api.engine.sdk_fixes import FencedStore
 from tests.support.http import assert_error
 from tests.support.processes import wait_until
 from workers import ledger
@@ -72,6 +75,36 @@ def test_a_first_run_checkpoints_each_step_in_one_write(stack, nonce):
     steps = stack.get(f"/jobs/{job_id}/steps").json()["steps"]
     assert [(s["kind"], s["function"], s["status"]) for s in steps] == \
         [("step", "foo_effect", "resolved")]
+
+
+def test_a_first_run_step_settles_what_another_run_created_meanwhile(stack, nonce):
+    """The one-write checkpoint meets a step promise already there (a stale run of the same
+    workflow created it pending): it settles that one the usual way. Alone, it writes the
+    promise settled, rejected as well as resolved."""
+    promises = FencedStore(stack.engine.url, timeout_seconds=5).promises
+    encoder = JsonEncoder()
+
+    def step(step_id: str, outcome: str, value: object):
+        promises.step_name, promises.first_run = "foo_effect", True
+        try:
+            promises.create(id=step_id, ikey=step_id, strict=False, headers=None, data=None,
+                            timeout=sys.maxsize, tags=None)
+        finally:
+            promises.step_name, promises.first_run = None, False
+        settle = promises.resolve if outcome == "RESOLVED" else promises.reject
+        return settle(id=step_id, ikey=step_id, strict=False, headers=None,
+                      data=encoder.encode(value))
+
+    other_run = f"first-run-{nonce}.1"
+    promises.create(id=other_run, ikey=other_run, strict=False, headers=None, data=None,
+                    timeout=sys.maxsize, tags=None)  # another run's, still pending
+    settled = step(other_run, "RESOLVED", "ours")
+    assert settled.state == "RESOLVED"
+    assert encoder.decode(settled.value.data) == "ours"
+
+    failed = step(f"first-run-{nonce}-failed.1", "REJECTED", "it broke")
+    assert failed.state == "REJECTED"
+    assert encoder.decode(failed.value.data) == "it broke"
 
 
 def test_steps_name_sleeps_child_calls_and_the_approval_awaited(stack, nonce):

@@ -278,15 +278,20 @@ class _WorkflowPromiseStore(RemotePromiseStore):
         self, state: str, settle: Callable[..., DurablePromiseRecord], kwargs: dict[str, Any]
     ) -> DurablePromiseRecord:
         create = self._unwritten.pop(kwargs["id"])
-        answer = self._call(requests.Request(
-            method="post", url=f"{self.url}/promises",
-            headers=self._initialize_headers(strict=False, ikey=create["ikey"]),
-            json={"id": create["id"], "timeout": create["timeout"], "tags": create["tags"],
-                  "param": {"headers": create["headers"],
-                            "data": self._encode_data(create["data"])},
-                  "state": state,
-                  "value": {"headers": kwargs["headers"],
-                            "data": self._encode_data(kwargs["data"])}}))
+        try:
+            answer = self._call(requests.Request(
+                method="post", url=f"{self.url}/promises",
+                headers=self._initialize_headers(strict=False, ikey=create["ikey"]),
+                json={"id": create["id"], "timeout": create["timeout"], "tags": create["tags"],
+                      "param": {"headers": create["headers"],
+                                "data": self._encode_data(create["data"])},
+                      "state": state,
+                      "value": {"headers": kwargs["headers"],
+                                "data": self._encode_data(kwargs["data"])}}))
+        except ResonateError as exc:
+            if exc.code != "STORE_ALREADY_EXISTS":  # 409: there, under another key
+                raise
+            return self._settle(settle, kwargs)
         created = DurablePromiseRecord.decode(data=answer.json(), encoder=self._encoder)
         if created.state == "PENDING":  # another run of the workflow created it meanwhile
             return self._settle(settle, kwargs)
