@@ -12,6 +12,7 @@ from resonate.stores.record import DurablePromiseRecord, Param, TaskRecord, Valu
 from async_api.engine import JobSettledElsewhere, Promise
 from async_api.engine.client import SettledPromises
 from async_api.engine.leases import Leases
+from async_api.engine.runtime import run_worker
 from async_api.engine.sdk_fixes import (
     ClaimLost,
     FencedStore,
@@ -173,3 +174,14 @@ def test_a_fenced_store_stops_retrying_once_the_claim_is_lost():
     writer.join(10)
     assert outcome == [ClaimLost]
     assert len(attempts) == 2
+
+
+@pytest.mark.parametrize(("nodes", "started"), [(0, 1), (1, 1), (3, 3)])
+def test_run_worker_starts_at_least_one_node(nodes, started):
+    """WORKER_SCHEDULERS=0 was divided by before it was raised to one (ZeroDivisionError)."""
+    workers = run_worker("worker", [], "http://127.0.0.1:1", "http://127.0.0.1:1", nodes=nodes)
+    try:
+        assert len(workers) == started
+    finally:
+        for worker in workers:
+            worker.drain(0)

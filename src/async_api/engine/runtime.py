@@ -369,9 +369,10 @@ def run_worker(
     for function in functions:  # before a poller starts: a task may arrive at once
         registry.add(function.__name__, (function, Options(durable=True)))
     offers = Offers()
+    nodes = max(1, nodes)  # WORKER_SCHEDULERS=0 still serves the group, with one node
     return [_run_node(group, registry, url, poll_url, offers, claim_ttl_seconds,
                       heartbeat_seconds, timeout_seconds, max(1, max_tasks // nodes))
-            for _ in range(max(1, nodes))]
+            for _ in range(nodes)]
 
 
 def _run_node(group: str, registry: FunctionRegistry, url: str, poll_url: str, offers: Offers,
