@@ -185,3 +185,17 @@ def test_run_worker_starts_at_least_one_node(nodes, started):
     finally:
         for worker in workers:
             worker.drain(0)
+
+
+def test_a_dropped_runs_unwritten_step_is_forgotten():
+    """A first run's step promise waits in memory until the step ends; a run dropped before
+    that (its claim lost) must not leave it there for the life of the process."""
+    promises = FencedStore("http://127.0.0.1:1", timeout_seconds=0.2).promises
+    promises.step_name, promises.first_run = "foo_effect", True
+    step = promises.create(id="job-1.1", ikey="job-1.1", strict=False, headers=None, data=None,
+                           timeout=1, tags=None)
+    assert step.state == "PENDING"  # made here: no server listens at that address
+
+    promises.forget("job-1.1")
+
+    assert promises._unwritten == {}

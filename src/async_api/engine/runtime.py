@@ -288,6 +288,7 @@ class _Scheduler(Scheduler):
             stack.extend(child for child in record.children
                          if not (child.is_root and child.has_coro()) and child.id not in doomed)
         for record_id in doomed:
+            self._store.promises.forget(record_id)
             self._records.pop(record_id, None)
             self._awaiting_lfi.pop(record_id, None)
             self._awaiting_rfi.pop(record_id, None)

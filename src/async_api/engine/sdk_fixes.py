@@ -261,6 +261,10 @@ class _WorkflowPromiseStore(RemotePromiseStore):
         self._unwritten.pop(kwargs["id"], None)  # a step of a run that was dropped
         return as_seen_by_workflow(super().create(**kwargs))
 
+    def forget(self, promise_id: str) -> None:
+        """A dropped run's step, never to end here: its promise is not written."""
+        self._unwritten.pop(promise_id, None)
+
     def get(self, **kwargs: Any) -> DurablePromiseRecord:
         return as_seen_by_workflow(super().get(**kwargs))
 
