@@ -77,34 +77,94 @@ def test_a_first_run_checkpoints_each_step_in_one_write(stack, nonce):
         [("step", "foo_effect", "resolved")]
 
 
+def engine_requests(stack, kind: str) -> float:
+    """How many requests of `kind` (CreatePromise, CompletePromise, ...) the server answered."""
+    metrics_url = f"http://{stack.engine.env['RESONATE_METRICS_ADDR']}/metrics"
+    return sum(float(line.rsplit(" ", 1)[1])
+               for line in requests.get(metrics_url, timeout=5).text.splitlines()
+               if line.startswith("api_total_requests{") and f'type="{kind}"' in line)
+
+
+def test_a_workflow_returning_after_its_step_writes_both_at_once(stack, nonce):
+    """`foo` returns right after its step: the step's promise is created in the write that
+    settles the job (sdk_fixes._WorkflowPromiseStore, server patch 0008), so the job costs the
+    server one create (the gateway's) instead of two, and both carry the same instant."""
+    job_id = f"both-at-once-{nonce}"
+    creates, completes = (engine_requests(stack, "CreatePromise"),
+                          engine_requests(stack, "CompletePromise"))
+    assert stack.begin(job_id, {"work": 0.05, "nonce": nonce}).status_code == 202
+    assert stack.wait_settled(job_id)["status"] == "resolved"
+    assert (engine_requests(stack, "CreatePromise") - creates,
+            engine_requests(stack, "CompletePromise") - completes) == (1, 1)
+
+    job = requests.get(f"{stack.engine.url}/promises/{job_id}", timeout=5).json()
+    step = requests.get(f"{stack.engine.url}/promises/{job_id}.1", timeout=5).json()
+    assert (step["state"], step["tags"]) == ("RESOLVED", {STEP_TAG: "foo_effect"})
+    assert step["createdOn"] == step["completedOn"] == job["completedOn"]
+    assert [(s["function"], s["status"]) for s in
+            stack.get(f"/jobs/{job_id}/steps").json()["steps"]] == [("foo_effect", "resolved")]
+
+
+def first_run_step(promises, step_id: str, outcome: str, value: object):
+    """A step of a workflow's first run, as the worker's scheduler drives the store: its
+    promise created, then settled with the step's outcome."""
+    promises.step_name, promises.first_run = "foo_effect", True
+    try:
+        promises.create(id=step_id, ikey=step_id, strict=False, headers=None, data=None,
+                        timeout=sys.maxsize, tags=None)
+    finally:
+        promises.step_name, promises.first_run = None, False
+    settle = promises.resolve if outcome == "RESOLVED" else promises.reject
+    return settle(id=step_id, ikey=step_id, strict=False, headers=None,
+                  data=JsonEncoder().encode(value))
+
+
 def test_a_first_run_step_settles_what_another_run_created_meanwhile(stack, nonce):
     """The one-write checkpoint meets a step promise already there (a stale run of the same
     workflow created it pending): it settles that one the usual way. Alone, it writes the
     promise settled, rejected as well as resolved."""
     promises = FencedStore(stack.engine.url, timeout_seconds=5).promises
     encoder = JsonEncoder()
-
-    def step(step_id: str, outcome: str, value: object):
-        promises.step_name, promises.first_run = "foo_effect", True
-        try:
-            promises.create(id=step_id, ikey=step_id, strict=False, headers=None, data=None,
-                            timeout=sys.maxsize, tags=None)
-        finally:
-            promises.step_name, promises.first_run = None, False
-        settle = promises.resolve if outcome == "RESOLVED" else promises.reject
-        return settle(id=step_id, ikey=step_id, strict=False, headers=None,
-                      data=encoder.encode(value))
-
     other_run = f"first-run-{nonce}.1"
     promises.create(id=other_run, ikey=other_run, strict=False, headers=None, data=None,
                     timeout=sys.maxsize, tags=None)  # another run's, still pending
-    settled = step(other_run, "RESOLVED", "ours")
+    settled = first_run_step(promises, other_run, "RESOLVED", "ours")
     assert settled.state == "RESOLVED"
     assert encoder.decode(settled.value.data) == "ours"
 
-    failed = step(f"first-run-{nonce}-failed.1", "REJECTED", "it broke")
+    failed = first_run_step(promises, f"first-run-{nonce}-failed.1", "REJECTED", "it broke")
     assert failed.state == "REJECTED"
     assert encoder.decode(failed.value.data) == "it broke"
+
+
+def test_a_held_step_is_written_before_its_workflows_next_write(stack, nonce):
+    """A first run's step held for its workflow's result (sdk_fixes._WorkflowPromiseStore) is
+    written before any other write of the same workflow, when the scheduler says the workflow
+    waits (write_held), and never once its run is dropped (forget)."""
+    promises = FencedStore(stack.engine.url, timeout_seconds=5).promises
+    root = f"held-{nonce}"
+    promises.current_root = lambda: root
+
+    def stored(promise_id: str) -> str | None:
+        answer = requests.get(f"{stack.engine.url}/promises/{promise_id}", timeout=5)
+        return answer.json()["state"] if answer.ok else None
+
+    assert first_run_step(promises, f"{root}.1", "RESOLVED", 1).state == "RESOLVED"
+    assert stored(f"{root}.1") is None  # held
+    promises.create(id=f"{root}.2", ikey=f"{root}.2", strict=False, headers=None, data=None,
+                    timeout=sys.maxsize, tags=None)  # e.g. a durable sleep's promise
+    assert (stored(f"{root}.1"), stored(f"{root}.2")) == ("RESOLVED", "PENDING")
+
+    first_run_step(promises, f"{root}.3", "REJECTED", "no")
+    first_run_step(promises, f"{root}.4", "RESOLVED", 4)  # the earlier one goes first
+    assert (stored(f"{root}.3"), stored(f"{root}.4")) == ("REJECTED", None)
+    promises.write_held(root)
+    assert stored(f"{root}.4") == "RESOLVED"
+
+    first_run_step(promises, f"{root}.5", "RESOLVED", 5)
+    promises.forget(root)
+    promises.write_held(root)
+    assert stored(f"{root}.5") is None
 
 
 def test_steps_name_sleeps_child_calls_and_the_approval_awaited(stack, nonce):

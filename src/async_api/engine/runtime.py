@@ -89,6 +89,7 @@ class _Scheduler(Scheduler):
         self._runs: dict[str, _Run] = {}  # by workflow: the task held for it
         self._first_runs: set[str] = set()  # workflows whose first task this is, first claim
         self._finishing: Complete | None = None  # the Complete being handled, if any
+        self._store.promises.current_root = lambda: self._current_root
 
     # --- one command at a time, never fatal ----------------------------------------------
 
@@ -103,7 +104,15 @@ class _Scheduler(Scheduler):
             if root_id is not None and not self._may_write(root_id):
                 self._drop(root_id, "its claim expired")
                 return []
-            return [self._bind(c) for c in super()._step(command)]
+            commands = [self._bind(c) for c in super()._step(command)]
+            if isinstance(root_id, str) and not any(
+                    isinstance(c, Bound) and c.record is not None and c.record.root().id == root_id
+                    for c in commands):
+                # The workflow now waits (for a step, a timer, another promise) rather than
+                # going on at once: a step's promise held for its result is written now
+                # (sdk_fixes' _WorkflowPromiseStore).
+                self._store.promises.write_held(root_id)
+            return commands
         except ClaimLost:
             self._drop(self._current_root, "its claim expired while it was writing")
         except Exception as exc:
@@ -210,6 +219,7 @@ class _Scheduler(Scheduler):
             record.remove_task()
             outcome = RESOLVED if isinstance(finishing.result, Ok) else REJECTED
         else:
+            self._store.promises.write_held(id)  # a step's end is stored before the task's
             super()._complete_task(id)
             outcome = SUSPENDED  # blocked on remote promises only
         self._leases.release(task_id)

@@ -226,6 +226,15 @@ class ClaimLost(Exception):
     """The worker's claim on the task it is writing for has expired: the write must not go."""
 
 
+@dataclasses.dataclass
+class _Checkpoint:
+    """A step of a workflow's first run that has ended, its promise not yet written."""
+
+    create: dict[str, Any]  # the SDK's create call for the step's promise
+    state: str  # RESOLVED or REJECTED
+    settle: dict[str, Any]  # the SDK's resolve or reject call for it
+
+
 class _WorkflowPromiseStore(RemotePromiseStore):
     """The SDK's promise store, tolerant of promises settled by someone else (a cancel), and
     tagging a step's promise with its function (`step_name`, set by the runtime's scheduler
@@ -238,6 +247,14 @@ class _WorkflowPromiseStore(RemotePromiseStore):
     two (POST /promises with a state, scripts/resonate-patches/0007; test_history.py::
     test_a_first_run_checkpoints_each_step_in_one_write). A step cut short leaves no
     checkpoint either way, so a later run runs it again, as before.
+
+    Such a checkpoint is held while the workflow goes on at once (`current_root` names the
+    workflow the scheduler works for; once the workflow waits, the scheduler calls
+    `write_held`): if it returns, as `foo` does right after its step, the step's promise goes
+    with the workflow's result, in one write (PATCH with `created`,
+    scripts/resonate-patches/0008; test_history.py::
+    test_a_workflow_returning_after_its_step_writes_both_at_once). Any other write of the
+    workflow, and the start of its next step, write it first.
     """
 
     step_name: str | None = None
@@ -245,9 +262,12 @@ class _WorkflowPromiseStore(RemotePromiseStore):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.current_root: Callable[[], str | None] = lambda: None  # the scheduler sets its own
         self._unwritten: dict[str, dict[str, Any]] = {}  # step promise id -> its create's kwargs
+        self._held: dict[str, _Checkpoint] = {}  # by workflow (root promise id)
 
     def create(self, **kwargs: Any) -> DurablePromiseRecord:
+        self.write_held(self.current_root())
         if self.step_name is not None and not kwargs.get("tags"):
             kwargs["tags"] = {STEP_TAG: self.step_name}
         if self.step_name is not None and self.first_run:
@@ -262,54 +282,99 @@ class _WorkflowPromiseStore(RemotePromiseStore):
         return as_seen_by_workflow(super().create(**kwargs))
 
     def forget(self, promise_id: str) -> None:
-        """A dropped run's step, never to end here: its promise is not written."""
+        """A dropped run's step, never to end here, or its workflow: nothing of it is written."""
         self._unwritten.pop(promise_id, None)
+        self._held.pop(promise_id, None)
+
+    def write_held(self, root_id: str | None) -> None:
+        """Writes the workflow's held checkpoint, if it has one, on its own."""
+        checkpoint = self._held.pop(root_id) if root_id in self._held else None
+        if checkpoint is not None:
+            self._create_settled(checkpoint)
 
     def get(self, **kwargs: Any) -> DurablePromiseRecord:
         return as_seen_by_workflow(super().get(**kwargs))
 
     def resolve(self, **kwargs: Any) -> DurablePromiseRecord:
-        if kwargs["id"] in self._unwritten:
-            return self._create_settled("RESOLVED", super().resolve, kwargs)
-        return self._settle(super().resolve, kwargs)
+        return self._complete("RESOLVED", kwargs)
 
     def reject(self, **kwargs: Any) -> DurablePromiseRecord:
-        if kwargs["id"] in self._unwritten:
-            return self._create_settled("REJECTED", super().reject, kwargs)
-        return self._settle(super().reject, kwargs)
+        return self._complete("REJECTED", kwargs)
 
-    def _create_settled(
-        self, state: str, settle: Callable[..., DurablePromiseRecord], kwargs: dict[str, Any]
-    ) -> DurablePromiseRecord:
-        create = self._unwritten.pop(kwargs["id"])
+    def _complete(self, state: str, kwargs: dict[str, Any]) -> DurablePromiseRecord:
+        root_id = self.current_root()
+        if kwargs["id"] in self._unwritten:
+            checkpoint = _Checkpoint(self._unwritten.pop(kwargs["id"]), state, kwargs)
+            if root_id is None:
+                return self._create_settled(checkpoint)
+            self.write_held(root_id)  # an earlier step of the same workflow goes first
+            self._held[root_id] = checkpoint
+            return _settled_record(checkpoint)
+        held = self._held.pop(kwargs["id"], None) if kwargs["id"] == root_id else None
+        if held is None:
+            self.write_held(root_id)
+        return self._settle(state, kwargs, held)
+
+    def _create_settled(self, checkpoint: _Checkpoint) -> DurablePromiseRecord:
+        create = checkpoint.create
         try:
             answer = self._call(requests.Request(
                 method="post", url=f"{self.url}/promises",
                 headers=self._initialize_headers(strict=False, ikey=create["ikey"]),
-                json={"id": create["id"], "timeout": create["timeout"], "tags": create["tags"],
-                      "param": {"headers": create["headers"],
-                                "data": self._encode_data(create["data"])},
-                      "state": state,
-                      "value": {"headers": kwargs["headers"],
-                                "data": self._encode_data(kwargs["data"])}}))
+                json=self._created_body(checkpoint)))
         except ResonateError as exc:
             if exc.code != "STORE_ALREADY_EXISTS":  # 409: there, under another key
                 raise
-            return self._settle(settle, kwargs)
+            return self._settle(checkpoint.state, checkpoint.settle)
         created = DurablePromiseRecord.decode(data=answer.json(), encoder=self._encoder)
         if created.state == "PENDING":  # another run of the workflow created it meanwhile
-            return self._settle(settle, kwargs)
+            return self._settle(checkpoint.state, checkpoint.settle)
         return as_seen_by_workflow(created)
 
-    def _settle(
-        self, operation: Callable[..., DurablePromiseRecord], kwargs: dict[str, Any]
-    ) -> DurablePromiseRecord:
+    def _created_body(self, checkpoint: _Checkpoint) -> dict[str, Any]:
+        create, settle = checkpoint.create, checkpoint.settle
+        return {"id": create["id"], "idempotencyKey": create["ikey"],
+                "timeout": create["timeout"], "tags": create["tags"],
+                "param": {"headers": create["headers"], "data": self._encode_data(create["data"])},
+                "state": checkpoint.state,
+                "value": {"headers": settle["headers"], "data": self._encode_data(settle["data"])}}
+
+    def _settle(self, state: str, kwargs: dict[str, Any],
+                held: _Checkpoint | None = None) -> DurablePromiseRecord:
+        """The SDK's resolve or reject, with the held checkpoint `held` in the same write. The
+        server writes that only when this call settles the promise (201); otherwise (settled
+        before, e.g. canceled, or this call sent twice) it is written on its own after."""
+        body = {"state": state,
+                "value": {"headers": kwargs["headers"], "data": self._encode_data(kwargs["data"])}}
+        if held is not None:
+            body["created"] = [self._created_body(held)]
         try:
-            return as_seen_by_workflow(operation(**kwargs))
+            answer = self._call(requests.Request(
+                method="patch", url=f"{self.url}/promises/{kwargs['id']}",
+                headers=self._initialize_headers(strict=kwargs["strict"], ikey=kwargs["ikey"]),
+                json=body))
         except ResonateError as exc:
             if exc.code != "STORE_FORBIDDEN":  # 403: settled already, e.g. canceled
                 raise
+            answer = None
+        if held is not None and (answer is None or answer.status_code != 201):
+            self._create_settled(held)
+        if answer is None:
             return self.get(id=kwargs["id"])
+        return as_seen_by_workflow(
+            DurablePromiseRecord.decode(data=answer.json(), encoder=self._encoder))
+
+
+def _settled_record(checkpoint: _Checkpoint) -> DurablePromiseRecord:
+    """The step's promise as the server will store it: what the SDK reads of its result."""
+    create, settle = checkpoint.create, checkpoint.settle
+    now = int(time.time() * 1000)
+    return DurablePromiseRecord(
+        state=checkpoint.state, id=create["id"], timeout=create["timeout"],
+        param=Param(data=create["data"], headers=create["headers"]),
+        value=Value(data=settle["data"], headers=settle["headers"]), created_on=now,
+        completed_on=now, idempotency_key_for_create=create["ikey"],
+        idempotency_key_for_complete=create["ikey"], tags=create["tags"])
 
 
 class _WorkflowTaskStore(RemoteTaskStore):
