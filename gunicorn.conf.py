@@ -4,6 +4,7 @@ The bind address is left to gunicorn: $PORT on all interfaces when set (the Proc
 127.0.0.1:8000 otherwise; supervisord.conf (make run) passes --bind 127.0.0.1:$PORT.
 """
 
+import gc
 import glob
 import os
 import shutil
@@ -92,7 +93,11 @@ def post_worker_init(worker: object) -> None:
     - gunicorn's own early error answers (414, 431, 400 on malformed HTTP) become JSON too,
       and an answer of one piece leaves with its head in one send (async_api.gunicorn_wire);
     - in same-process mode (EMBEDDED_WORKER_GROUPS) this process also serves worker groups;
-    - on SIGTERM, held long-polls answer at once with the job as it is (see below).
+    - on SIGTERM, held long-polls answer at once with the job as it is (see below);
+    - what start-up built is frozen out of the garbage collector's sight (gc.freeze): it lives
+      as long as the process, and each full collection that walked it under load paused every
+      request of the process for 40-120 ms, the tail of `make bench-overload`'s answers
+      (README "Overload"; tests/test_gunicorn_wire.py).
     """
     from async_api import gunicorn_wire
 
@@ -102,6 +107,7 @@ def post_worker_init(worker: object) -> None:
         from workers import embedded
 
         embedded.start()
+    gc.freeze()
 
 
 def _answer_long_polls_on_sigterm(worker: object) -> None:
