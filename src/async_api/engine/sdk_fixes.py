@@ -272,12 +272,7 @@ class _WorkflowPromiseStore(RemotePromiseStore):
             kwargs["tags"] = {STEP_TAG: self.step_name}
         if self.step_name is not None and self.first_run:
             self._unwritten[kwargs["id"]] = kwargs
-            return DurablePromiseRecord(
-                state="PENDING", id=kwargs["id"], timeout=kwargs["timeout"],
-                param=Param(data=kwargs["data"], headers=kwargs["headers"]),
-                value=Value(data=None, headers=None), created_on=int(time.time() * 1000),
-                completed_on=None, idempotency_key_for_create=kwargs["ikey"],
-                idempotency_key_for_complete=None, tags=kwargs["tags"])
+            return _unwritten_record(kwargs)
         self._unwritten.pop(kwargs["id"], None)  # a step of a run that was dropped
         return as_seen_by_workflow(super().create(**kwargs))
 
@@ -288,8 +283,7 @@ class _WorkflowPromiseStore(RemotePromiseStore):
 
     def write_held(self, root_id: str | None) -> None:
         """Writes the workflow's held checkpoint, if it has one, on its own."""
-        checkpoint = self._held.pop(root_id) if root_id in self._held else None
-        if checkpoint is not None:
+        if root_id is not None and (checkpoint := self._held.pop(root_id, None)) is not None:
             self._create_settled(checkpoint)
 
     def get(self, **kwargs: Any) -> DurablePromiseRecord:
@@ -310,7 +304,7 @@ class _WorkflowPromiseStore(RemotePromiseStore):
             self.write_held(root_id)  # an earlier step of the same workflow goes first
             self._held[root_id] = checkpoint
             return _settled_record(checkpoint)
-        held = self._held.pop(kwargs["id"], None) if kwargs["id"] == root_id else None
+        held = self._held.pop(kwargs["id"], None)  # the workflow's own result carries it
         if held is None:
             self.write_held(root_id)
         return self._settle(state, kwargs, held)
@@ -365,16 +359,24 @@ class _WorkflowPromiseStore(RemotePromiseStore):
             DurablePromiseRecord.decode(data=answer.json(), encoder=self._encoder))
 
 
+def _unwritten_record(create: dict[str, Any]) -> DurablePromiseRecord:
+    """A first run's step promise, pending, as the server would answer the SDK's create."""
+    return DurablePromiseRecord(
+        state="PENDING", id=create["id"], timeout=create["timeout"],
+        param=Param(data=create["data"], headers=create["headers"]),
+        value=Value(data=None, headers=None), created_on=int(time.time() * 1000),
+        completed_on=None, idempotency_key_for_create=create["ikey"],
+        idempotency_key_for_complete=None, tags=create["tags"])
+
+
 def _settled_record(checkpoint: _Checkpoint) -> DurablePromiseRecord:
     """The step's promise as the server will store it: what the SDK reads of its result."""
-    create, settle = checkpoint.create, checkpoint.settle
-    now = int(time.time() * 1000)
-    return DurablePromiseRecord(
-        state=checkpoint.state, id=create["id"], timeout=create["timeout"],
-        param=Param(data=create["data"], headers=create["headers"]),
-        value=Value(data=settle["data"], headers=settle["headers"]), created_on=now,
-        completed_on=now, idempotency_key_for_create=create["ikey"],
-        idempotency_key_for_complete=create["ikey"], tags=create["tags"])
+    pending = _unwritten_record(checkpoint.create)
+    return dataclasses.replace(
+        pending, state=checkpoint.state,
+        value=Value(data=checkpoint.settle["data"], headers=checkpoint.settle["headers"]),
+        completed_on=pending.created_on,
+        idempotency_key_for_complete=checkpoint.create["ikey"])
 
 
 class _WorkflowTaskStore(RemoteTaskStore):
