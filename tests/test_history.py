@@ -77,25 +77,17 @@ def test_a_first_run_checkpoints_each_step_in_one_write(stack, nonce):
         [("step", "foo_effect", "resolved")]
 
 
-def engine_requests(stack, kind: str) -> float:
-    """How many requests of `kind` (CreatePromise, CompletePromise, ...) the server answered."""
-    metrics_url = f"http://{stack.engine.env['RESONATE_METRICS_ADDR']}/metrics"
-    return sum(float(line.rsplit(" ", 1)[1])
-               for line in requests.get(metrics_url, timeout=5).text.splitlines()
-               if line.startswith("api_total_requests{") and f'type="{kind}"' in line)
-
-
 def test_a_workflow_returning_after_its_step_writes_both_at_once(stack, nonce):
     """`foo` returns right after its step: the step's promise is created in the write that
     settles the job (sdk_fixes._WorkflowPromiseStore, server patch 0008), so the job costs the
     server one create (the gateway's) instead of two, and both carry the same instant."""
     job_id = f"both-at-once-{nonce}"
-    creates, completes = (engine_requests(stack, "CreatePromise"),
-                          engine_requests(stack, "CompletePromise"))
+    creates, completes = (stack.engine.requests_answered("CreatePromise"),
+                          stack.engine.requests_answered("CompletePromise"))
     assert stack.begin(job_id, {"work": 0.05, "nonce": nonce}).status_code == 202
     assert stack.wait_settled(job_id)["status"] == "resolved"
-    assert (engine_requests(stack, "CreatePromise") - creates,
-            engine_requests(stack, "CompletePromise") - completes) == (1, 1)
+    assert (stack.engine.requests_answered("CreatePromise") - creates,
+            stack.engine.requests_answered("CompletePromise") - completes) == (1, 1)
 
     job = requests.get(f"{stack.engine.url}/promises/{job_id}", timeout=5).json()
     step = requests.get(f"{stack.engine.url}/promises/{job_id}.1", timeout=5).json()

@@ -72,6 +72,13 @@ class EngineServer(Process):
     def client_env(self) -> dict[str, str]:
         return {"RESONATE_URL": self.url, "RESONATE_POLL_URL": self.poll_url}
 
+    def requests_answered(self, kind: str) -> float:
+        """How many api requests of `kind` (CreatePromise, CompleteTask, ...) the server has
+        answered, by its own metrics."""
+        text = requests.get(f"http://{self.env['RESONATE_METRICS_ADDR']}/metrics", timeout=10).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("api_total_requests{") and f'type="{kind}"' in line)
+
 
 class PostgresCluster:
     """A private PostgreSQL cluster on a free loopback port, in a temp dir, gone after the tests.
