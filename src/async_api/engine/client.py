@@ -14,7 +14,6 @@ import os
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +35,7 @@ from async_api.engine.transport import (
     Unreachable,
     call_name,
 )
+from async_api.newest import Newest
 
 # Marks the promises the gateway created as jobs, so that listing jobs skips workflow steps.
 JOB_TAG = "async-api:job"
@@ -236,24 +236,6 @@ WATCH_GROUP = "async-api-gateway"
 SETTLED_CACHE_SIZE = 10_000  # per gateway process: every poll of a finished job after the first
 
 
-class SettledPromises:
-    """The last settled promises this process saw, newest kept. Thread-safe."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._lock = threading.Lock()
-        self._promises: OrderedDict[str, Promise] = OrderedDict()
-
-    def get(self, promise_id: str) -> Promise | None:
-        return self._promises.get(promise_id)
-
-    def remember(self, promise: Promise) -> None:
-        with self._lock:
-            self._promises[promise.id] = promise
-            if len(self._promises) > self._size:
-                self._promises.popitem(last=False)
-
-
 class SettleWatch:
     """Tells the long-polls of this process when the server settles the promise they wait for.
 
@@ -377,7 +359,7 @@ class Engine:
         self._encoder = Base64Encoder()
         self._json = JsonEncoder()
         self._promises = RemotePromiseStore(self.url, self._call_once, self._encoder)
-        self._settled = SettledPromises(SETTLED_CACHE_SIZE)
+        self._settled: Newest[str, Promise] = Newest(SETTLED_CACHE_SIZE)
         self._watch = SettleWatch(self, poll_url) if poll_url else None
         self._stopping = False  # set on shutdown: waits end at once
 
@@ -418,7 +400,7 @@ class Engine:
         except ResonateError as exc:  # raised by the SDK itself, e.g. on encoding
             raise EngineRejected(str(exc)) from exc
         if not promise.pending:
-            self._settled.remember(promise)
+            self._settled.remember(promise.id, promise)
         return promise
 
     def invoke(
@@ -526,7 +508,7 @@ class Engine:
         if noticed is not None and promise.pending:
             promise = noticed
         if not promise.pending:
-            self._settled.remember(promise)
+            self._settled.remember(promise.id, promise)
         return promise
 
     def _callback(self, promise_id: str, process_id: str, deadline: float) -> Promise:
