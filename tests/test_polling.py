@@ -110,7 +110,7 @@ def test_a_settled_answer_is_rendered_once_and_sent_from_memory(stack, nonce):
     gateway = app.test_client()
 
     first = gateway.get("/wait", query_string={"id": job_id})
-    remembered = app.extensions[polling.ANSWERS].get(job_id)
+    remembered = app.extensions[polling.SETTLED_ANSWERS].get(job_id)
     again = gateway.get("/wait", query_string={"id": job_id})
 
     assert first.status_code == again.status_code == 200
@@ -119,7 +119,7 @@ def test_a_settled_answer_is_rendered_once_and_sent_from_memory(stack, nonce):
     assert remembered == first.data == again.data
     # One memory per app: another app (another server, where the id may be another job's)
     # renders its own.
-    assert create_app(Settings(resonate_url=stack.engine_url)).extensions[polling.ANSWERS] \
+    assert create_app(Settings(resonate_url=stack.engine_url)).extensions[polling.SETTLED_ANSWERS] \
         .get(job_id) is None
 
 

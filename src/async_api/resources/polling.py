@@ -1,6 +1,6 @@
 """POST /begin starts the durable function `foo`; GET /wait reads its state without blocking."""
 
-from flask import current_app, jsonify, url_for
+from flask import Response, current_app, jsonify, url_for
 from flask_smorest import Blueprint
 
 from async_api import body, contract, ids
@@ -27,11 +27,12 @@ blp = Blueprint("polling", __name__, description="Start a durable job, then poll
 DEFAULT_BODY = {"foo": "bar"}
 # A settled job's /wait answer never changes: each process renders it once and then sends the
 # same bytes (bench: 5 % less of the gateway's CPU per /wait). One memory per app, as ids are.
-SETTLEDANSWERS = 1_000
-ANSWERS = "async_api.settled_wait_answers"
+SETTLED_ANSWERS_KEPT = 1_000  # per process: the jobs being polled now, not every job seen
+SETTLED_ANSWERS = "async_api.settled_wait_answers"  # app.extensions key
 _WAIT_ANSWER = WaitResponseSchema()
 
-blp.record_once(lambda state: state.app.extensions.setdefault(ANSWERS, Newest(SETTLEDANSWERS)))
+blp.record_once(lambda state: state.app.extensions.setdefault(
+    SETTLED_ANSWERS, Newest(SETTLED_ANSWERS_KEPT)))
 
 
 @blp.route("/begin", methods=["POST"])
@@ -65,7 +66,7 @@ def begin(query: dict) -> tuple:
 @blp.response(200, WaitResponseSchema)
 @blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown id.")
 @blp.alt_response(503, schema=ErrorResponseSchema, description="The engine is unreachable.")
-def wait(query: dict) -> tuple | dict:
+def wait(query: dict) -> tuple | Response:
     """The job's state: pending (with Retry-After), resolved, or rejected with the error.
 
     Never blocks, unless `timeout=S` asks for a long-poll: then the answer comes as soon as the
@@ -80,7 +81,7 @@ def wait(query: dict) -> tuple | dict:
 
 def settled_answer(promise: Promise) -> bytes:
     """The body of /wait for a settled job, as the schema and jsonify render it."""
-    answers: Newest[str, bytes] = current_app.extensions[ANSWERS]
+    answers: Newest[str, bytes] = current_app.extensions[SETTLED_ANSWERS]
     rendered = answers.get(promise.id)
     if rendered is None:
         outcome = "result" if promise.state == RESOLVED else "error"
