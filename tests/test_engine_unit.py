@@ -10,7 +10,6 @@ from resonate.encoders import JsonEncoder
 from resonate.stores.record import DurablePromiseRecord, Param, TaskRecord, Value
 
 from async_api.engine import JobSettledElsewhere, Promise
-from async_api.engine.client import SettledPromises
 from async_api.engine.leases import Leases
 from async_api.engine.runtime import run_worker
 from async_api.engine.sdk_fixes import (
@@ -20,6 +19,7 @@ from async_api.engine.sdk_fixes import (
     ReconnectingPoller,
     as_seen_by_workflow,
 )
+from async_api.newest import Newest
 
 
 def _started(poller: ReconnectingPoller) -> ReconnectingPoller:
@@ -140,10 +140,10 @@ def test_a_lease_the_server_forgot_is_lost_and_released_with_its_workflow():
     assert len(leases) == 1 and leases.valid("t2")
 
 
-def test_settled_promises_keep_the_newest_up_to_their_size():
-    settled = SettledPromises(2)
+def test_newest_keeps_the_newest_entries_up_to_its_size():
+    settled: Newest[str, Promise] = Newest(2)
     for n in range(3):
-        settled.remember(Promise(id=f"job-{n}", state="resolved", value=n, tags={}))
+        settled.remember(f"job-{n}", Promise(id=f"job-{n}", state="resolved", value=n, tags={}))
 
     assert settled.get("job-0") is None  # the oldest went
     assert settled.get("job-2").value == 2
