@@ -49,7 +49,7 @@ PEER_VENV := bench/.venv-peer
 
 bench: install $(PEER_VENV)/.installed
 	bench/ensure-tools
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(if $(ROUNDS),--rounds $(ROUNDS))
 
 $(PEER_VENV)/.installed: bench/celery_peer/requirements.txt
 	test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)

@@ -2,13 +2,17 @@
 Flask + Celery + Redis peer with the same HTTP contract (bench/celery_peer), on this machine.
 
 Each stack is started on free loopback ports, measured, and stopped before the next one starts
-(bench/stacks.py), so no stack's idle CPU weighs on another's numbers. For each:
+(bench/stacks.py), so no stack's idle CPU weighs on another's numbers. That is one round. The
+benchmark makes three (FULL.rounds), the stacks in turn in one round and the other way round
+in the next, and prints for each figure its median over the rounds and for each ratio the
+median of the rounds' ratios: this machine's speed drifts by a third over minutes, and a
+single run of each stack put that drift into the ratios. In each round, for each stack:
 
   throughput   wrk, 8 connections, one thread: POST /begin with a unique id per request
                (raw server: POST /promises) and GET /wait on a settled id (raw: GET
-               /promises/ID), each repeated; the table shows medians. Each /begin run gets a
-               fresh stack, and the jobs it started get up to 15 s to finish (what is left is
-               counted), so one run's backlog cannot slow the next.
+               /promises/ID). The /begin run gets a fresh stack, and the jobs it started
+               get up to 15 s to finish (what is left is counted), so its backlog cannot
+               slow what follows.
   1 client     begin -> resolved, one job at a time, polling every 5 ms (p50/p95/p99); this
                service again with its long-poll (the status monitor with Prefer: wait=10):
                requests per job, and how long after the job settled the answer came
@@ -16,14 +20,15 @@ Each stack is started on free loopback ports, measured, and stopped before the n
                every 20 ms until all are resolved (jobs/s, p50/p99, polls per job, lost)
   CPU          utime + stime of every process of the stack, children included
                (/proc/<pid>/stat), per job over the burst and over the /begin runs
-  idle         the whole stack's CPU over 10 s with nothing to do: once freshly started
-               (one job run), once after the burst and GET runs (a backlog it could not
-               finish shows there)
+  idle         (first round) the whole stack's CPU over 10 s with nothing to do: once
+               freshly started (one job run), once after the burst and GET runs (a backlog
+               it could not finish shows there)
 
 The load generators' own CPU is printed too: a client that used a whole core was the limit.
 
   .venv/bin/python -m bench            the whole comparison (wrk, redis-server, bench/.venv-peer;
-                                       `make bench` installs them)
+                                       `make bench` installs them), about 6 minutes
+  .venv/bin/python -m bench --rounds 1 one round (about 2 minutes; its ratios carry the drift)
   .venv/bin/python -m bench --quick    this service only, tiny sizes, Python clients only
                                        (tests/test_bench.py runs it so the benchmark never rots)
 """
@@ -40,7 +45,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench import load, procs
@@ -59,7 +64,7 @@ DRAIN_SECONDS = 15  # after each /begin run; what is left then is counted as unf
 class Plan:
     stacks: dict[str, type]
     load: Callable[..., load.Run]
-    repeats: int
+    rounds: int
     seconds: float  # one throughput run
     latency_jobs: int
     burst_jobs: int
@@ -67,9 +72,9 @@ class Plan:
 
 
 FULL = Plan(stacks={"raw": RawServer, "service": Service, "peer": CeleryPeer}, load=load.wrk,
-            repeats=3, seconds=3, latency_jobs=100, burst_jobs=500, idle_seconds=10)
+            rounds=3, seconds=3, latency_jobs=100, burst_jobs=500, idle_seconds=10)
 QUICK = Plan(stacks={"service": Service}, load=load.python_load,
-             repeats=1, seconds=1, latency_jobs=10, burst_jobs=40, idle_seconds=2)
+             rounds=1, seconds=1, latency_jobs=10, burst_jobs=40, idle_seconds=2)
 
 
 def say(message: str) -> None:
@@ -101,8 +106,8 @@ def cpu_over(roots: dict[str, int], seconds: float) -> dict[str, tuple[float, in
 
 
 def measure(stack: RawServer | Service | CeleryPeer, plan: Plan, prefix: str,
-            result: Result) -> None:
-    """Every scenario but the /begin runs, on one started stack."""
+            result: Result, idle: bool) -> None:
+    """Every scenario but the /begin run, on one started stack; `idle`: CPU after the load too."""
     roots = stack.roots()
     wait_path = stack.settled(f"{prefix}-settled")
     if stack.jobs:
@@ -118,24 +123,24 @@ def measure(stack: RawServer | Service | CeleryPeer, plan: Plan, prefix: str,
         result.burst = load.burst(stack.url, f"{prefix}-burst", plan.burst_jobs, BURST_CLIENTS,
                                   BURST_POLL_SECONDS, JOB_TIMEOUT_SECONDS)
         result.burst_cpu = procs.used(before, procs.snapshot(roots))
-    say(f"{stack.title}: GET x {plan.repeats}")
-    for _ in range(plan.repeats):
-        result.wait.append(plan.load(stack.url, "get", wait_path, "", plan.seconds, CONNECTIONS))
-    say(f"{stack.title}: no requests for {plan.idle_seconds:g} s, after the load")
-    result.after_load_cpu = cpu_over(roots, plan.idle_seconds)
+    say(f"{stack.title}: GET")
+    result.wait.append(plan.load(stack.url, "get", wait_path, "", plan.seconds, CONNECTIONS))
+    if idle:
+        say(f"{stack.title}: no requests for {plan.idle_seconds:g} s, after the load")
+        result.after_load_cpu = cpu_over(roots, plan.idle_seconds)
+        result.idle_seconds = plan.idle_seconds
 
 
 def begin_run(stack: RawServer | Service | CeleryPeer, plan: Plan, prefix: str,
-              result: Result) -> None:
-    """One /begin run on a fresh stack, then (for jobs) the drain of what it started. The
-    first fresh stack is measured idle first."""
+              result: Result, idle: bool) -> None:
+    """One /begin run on a fresh stack, then (for jobs) the drain of what it started; `idle`:
+    the fresh stack is measured idle first."""
     stack.settled(f"{prefix}-warm")
     mode, path = stack.begin
     roots = stack.roots()
-    if not result.idle_cpu:
+    if idle:
         say(f"{stack.title}: idle for {plan.idle_seconds:g} s")
         result.idle_cpu = cpu_over(roots, plan.idle_seconds)
-        result.idle_seconds = plan.idle_seconds
     before, started_at = procs.snapshot(roots), time.monotonic()
     run = plan.load(stack.url, mode, path, prefix, plan.seconds, CONNECTIONS)
     # Up to CONNECTIONS requests cut off at the end may have started jobs too.
@@ -150,22 +155,25 @@ def begin_run(stack: RawServer | Service | CeleryPeer, plan: Plan, prefix: str,
     result.begin.append(run)
 
 
-def run(plan: Plan) -> dict[str, Result]:
-    """Each stack in turn: one instance for most scenarios, then a fresh one per /begin run,
-    so a backlog one run leaves cannot slow the next."""
-    results: dict[str, Result] = {}
+def run(plan: Plan) -> dict[str, list[Result]]:
+    """Rounds of every stack in turn (the order reversed every other round): one instance for
+    most scenarios, then a fresh one for the /begin run, so its backlog cannot slow the rest."""
+    results: dict[str, list[Result]] = {key: [] for key in plan.stacks}
     prefix = f"b{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="async-api-bench-") as tmp:
-        for key, kind in plan.stacks.items():
-            result = results[key] = Result(kind.title)
-            say(f"{kind.title}: starting")
-            with started(kind, Path(tmp) / key) as stack:
-                measure(stack, plan, f"{prefix}{key}", result)
-            for number in range(plan.repeats):
-                say(f"{kind.title}: POST run {number + 1} of {plan.repeats} on a fresh stack"
+        for number in range(plan.rounds):
+            keys = list(plan.stacks) if number % 2 == 0 else list(reversed(plan.stacks))
+            for key in keys:
+                kind, name = plan.stacks[key], f"{key}-{number}"
+                result = Result(kind.title)
+                results[key].append(result)
+                say(f"round {number + 1} of {plan.rounds}, {kind.title}: starting")
+                with started(kind, Path(tmp) / name) as stack:
+                    measure(stack, plan, f"{prefix}{name}", result, idle=number == 0)
+                say(f"{kind.title}: POST run on a fresh stack"
                     + (f", then up to {DRAIN_SECONDS} s of drain" if kind.jobs else ""))
-                with started(kind, Path(tmp) / f"{key}-begin{number}") as stack:
-                    begin_run(stack, plan, f"{prefix}{key}-begin{number}", result)
+                with started(kind, Path(tmp) / f"{name}-begin") as stack:
+                    begin_run(stack, plan, f"{prefix}{name}-begin", result, idle=number == 0)
     return results
 
 
@@ -175,7 +183,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="this service only, tiny sizes, Python clients (for the tests)")
-    plan = QUICK if parser.parse_args().quick else FULL
+    parser.add_argument("--rounds", type=int, help=f"rounds of every stack ({FULL.rounds})")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    if args.rounds:
+        plan = replace(plan, rounds=args.rounds)
     if plan.load is load.wrk and not shutil.which("wrk"):
         raise SystemExit("wrk is missing: run `make bench` (it installs wrk and redis-server)")
     load_before, started = os.getloadavg()[0], time.monotonic()
@@ -183,7 +195,9 @@ def main() -> None:
     clients, saturated = client_table(results)
     print(f"\n{os.cpu_count()} cores, load average {load_before:.2f} before the run, "
           f"{os.getloadavg()[0]:.2f} after (other processes of the machine count too); "
-          f"{plan.repeats} run(s) of {plan.seconds:g} s per throughput figure (median), "
+          f"{plan.rounds} round(s), the stacks' order reversed every other round: a figure "
+          f"is the median of the rounds', a ratio the median of the rounds' ratios; "
+          f"throughput: one run of {plan.seconds:g} s per stack and round, "
           f"{CONNECTIONS} connections; burst {plan.burst_jobs} jobs x {BURST_CLIENTS} clients; "
           f"a job not resolved {JOB_TIMEOUT_SECONDS} s after its begin is lost; "
           f"idle over {plan.idle_seconds:g} s.\n")

@@ -1,4 +1,9 @@
-"""The printed tables: one main table with ratios, then per process CPU, then the clients."""
+"""The printed tables: one main table with ratios, then per process CPU, then the clients.
+
+A stack is measured once per round (bench/__main__.py), so each stack has a list of Results,
+one per round. A figure is the median over the rounds; a ratio is the median of the ratios
+of each round, whose stacks ran one right after the other, so the machine's drift over the
+whole benchmark moves both sides of a ratio alike."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from bench.load import SATURATED_PERCENT, Jobs, LongPolls, Run, median, percenti
 
 @dataclass
 class Result:
-    """One stack's measurements."""
+    """One stack's measurements in one round."""
 
     title: str
     begin: list[Run] = field(default_factory=list)
@@ -106,12 +111,6 @@ def _number(value: float) -> str:
     return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
 
 
-def _ratio(top: float, bottom: float) -> str:
-    if any(math.isnan(value) for value in (top, bottom)) or not bottom:
-        return "-"
-    return f"{top / bottom:.2f}x"
-
-
 def grid(header: list[str], rows: list[list[str]]) -> str:
     """A plain-text table: the first column left-aligned, the others right-aligned."""
     widths = [max(len(row[column]) for row in [header, *rows]) for column in range(len(header))]
@@ -124,66 +123,110 @@ def grid(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def main_table(results: dict[str, Result]) -> str:
+# Counted over all rounds rather than their median: a job lost in any round must show.
+SUMMED = frozenset({"/begin runs, jobs unfinished after the drain", "1 client, jobs lost",
+                    "burst, jobs lost"})
+
+
+def _median(values: list[float]) -> float:
+    return median([value for value in values if not math.isnan(value)])
+
+
+def _across(label: str, values: list[float]) -> float:
+    measured = [value for value in values if not math.isnan(value)]
+    return (sum(measured) if measured else math.nan) if label in SUMMED else _median(measured)
+
+
+def _ratios(top: list[Result], bottom: list[Result], value: Callable[[Result], float],
+            ) -> list[float]:
+    """top/bottom for each round that measured both."""
+    pairs = [(value(a), value(b)) for a, b in zip(top, bottom, strict=False)]
+    return [a / b for a, b in pairs if not (math.isnan(a) or math.isnan(b)) and b]
+
+
+def _times(ratio: float) -> str:
+    return "-" if math.isnan(ratio) else f"{ratio:.2f}x"
+
+
+def main_table(results: dict[str, list[Result]]) -> str:
     service, peer, raw = (results.get(key) for key in ("service", "peer", "raw"))
-    present = [result for result in (raw, service, peer) if result]
-    header = ["metric", "unit", "better", *(result.title for result in present)]
+    present = [rounds for rounds in (raw, service, peer) if rounds]
+    by_round = bool(service and peer and len(service) > 1)
+    header = ["metric", "unit", "better", *(rounds[0].title for rounds in present)]
     if service and peer:
         header.append("service/peer")
     if service and raw:
         header.append("service/raw")
+    if by_round:
+        header.append("service/peer by round")
     rows = []
     for label, unit, better, value, ratio in METRICS:
-        values = {id(result): value(result) for result in present}
-        row = [label, unit, better, *(_number(values[id(result)]) for result in present)]
-        if service and peer:
-            row.append(_ratio(values[id(service)], values[id(peer)]) if ratio else "")
-        if service and raw:
-            row.append(_ratio(values[id(service)], values[id(raw)]) if ratio else "")
+        row = [label, unit, better,
+               *(_number(_across(label, [value(result) for result in rounds]))
+                 for rounds in present)]
+        pairs = [(side, _ratios(service, side, value) if ratio and service and side else [])
+                 for side in (peer, raw) if service and side]
+        row += [_times(_median(ratios)) if ratio else "" for _, ratios in pairs]
+        if by_round:
+            row.append(" ".join(f"{r:.2f}" for r in pairs[0][1]) if ratio else "")
         rows.append(row)
     return grid(header, rows)
 
 
-def process_table(results: dict[str, Result]) -> str:
+def _process_ms(cpu: str, jobs: Callable[[Result], int], name: str,
+                ) -> Callable[[Result], float]:
+    """One process's CPU ms per job in a round, from the Result's `cpu` dict."""
+    def value(result: Result) -> float:
+        used, count = getattr(result, cpu).get(name, (math.nan, 0)), jobs(result)
+        return 1000 * used[0] / count if count else math.nan
+    return value
+
+
+def process_table(results: dict[str, list[Result]]) -> str:
+    """Per process, the median over the rounds."""
     rows = []
-    for result in results.values():
-        burst_jobs = result.burst.jobs - result.burst.lost if result.burst else 0
-        begin_jobs = result.begin_jobs - result.begin_unfinished
-        for name in result.idle_cpu:
-            seconds, count = result.idle_cpu[name]
-            rows.append([
-                result.title, f"{name} ({count})" if name.endswith("children") else name,
-                _number(1000 * result.burst_cpu[name][0] / burst_jobs)
-                if burst_jobs and name in result.burst_cpu else "-",
-                _number(1000 * result.begin_cpu[name][0] / begin_jobs)
-                if begin_jobs and name in result.begin_cpu else "-",
-                _number(_idle_percent(result, seconds)),
-                _number(_idle_percent(result, result.after_load_cpu[name][0]))
-                if name in result.after_load_cpu else "-",
-            ])
+    for rounds in results.values():
+        counts = {name: count for result in rounds
+                  for cpu in (result.idle_cpu, result.begin_cpu, result.burst_cpu)
+                  for name, (_, count) in cpu.items()}
+        for name, count in counts.items():
+            per_round = [
+                _process_ms("burst_cpu", lambda r: r.burst.jobs - r.burst.lost
+                            if r.burst else 0, name),
+                _process_ms("begin_cpu", lambda r: r.begin_jobs - r.begin_unfinished, name),
+                lambda r, name=name: _idle_percent(r, r.idle_cpu.get(name, (math.nan,))[0]),
+                lambda r, name=name: _idle_percent(r, r.after_load_cpu.get(name, (math.nan,))[0]),
+            ]
+            rows.append([rounds[0].title, f"{name} ({count})" if name.endswith("children")
+                         else name,
+                         *(_number(_median([value(r) for r in rounds])) for value in per_round)])
     return grid(["stack", "process", "CPU ms/job, burst", "CPU ms/job done, /begin runs",
                  "idle % core", "after load % core"], rows)
 
 
-def client_table(results: dict[str, Result]) -> tuple[str, list[str]]:
-    """The load generators' own numbers, and what saturated a core."""
+def client_table(results: dict[str, list[Result]]) -> tuple[str, list[str]]:
+    """The load generators' own numbers, every round's, and what saturated a core."""
     rows, saturated = [], []
-    for result in results.values():
-        for scenario, runs in (("POST /begin", result.begin), ("GET /wait", result.wait)):
+    for rounds in results.values():
+        title = rounds[0].title
+        for scenario, runs in (("POST /begin", [run for r in rounds for run in r.begin]),
+                               ("GET /wait", [run for r in rounds for run in r.wait])):
             if not runs:
                 continue
-            rows.append([result.title, scenario, runs[0].client,
+            rows.append([title, scenario, runs[0].client,
                          " ".join(_number(run.per_second) for run in runs),
                          _number(max(run.client_cpu for run in runs)),
                          str(sum(run.bad for run in runs))])
             if any(run.saturated for run in runs):
-                saturated.append(f"{result.title} {scenario} ({runs[0].client})")
-        for scenario, jobs in (("1 client", result.latency), ("burst", result.burst)):
-            if jobs is None:
+                saturated.append(f"{title} {scenario} ({runs[0].client})")
+        for scenario, which in (("1 client", "latency"), ("burst", "burst")):
+            jobs = [getattr(r, which) for r in rounds if getattr(r, which) is not None]
+            if not jobs:
                 continue
-            rows.append([result.title, scenario, "python", "-", _number(jobs.client_cpu), "-"])
-            if jobs.client_cpu >= SATURATED_PERCENT:
-                saturated.append(f"{result.title} {scenario} (python)")
+            client_cpu = max(j.client_cpu for j in jobs)
+            rows.append([title, scenario, "python", "-", _number(client_cpu), "-"])
+            if client_cpu >= SATURATED_PERCENT:
+                saturated.append(f"{title} {scenario} (python)")
     table = grid(["stack", "scenario", "client", "req/s per run", "client CPU % core (max)",
                   "non-2xx + errors"], rows)
     return table, saturated
