@@ -72,7 +72,7 @@ bench-scale: install
 # Needs wrk: /begin offered far past what it sustains; refusals, probes, nothing accepted lost.
 bench-overload: install
 	command -v wrk >/dev/null || bench/ensure-tools
-	$(BIN)/python -m bench.overload
+	$(BIN)/python -m bench.overload $(if $(RUNS),--runs $(RUNS))
 
 postgres:
 	scripts/ensure-postgres

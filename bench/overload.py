@@ -1,7 +1,8 @@
 """`make bench-overload`: this service offered far more `POST /begin` than it sustains.
 
-On one stack (bench/stacks.py's Service: server, one worker, gunicorn with 2 gevent workers, on
-free loopback ports):
+Three runs (FULL.runs), each on a fresh stack (bench/stacks.py's Service: server, one worker,
+gunicorn with 2 gevent workers, on free loopback ports); the table shows each run and their
+median (lost and pending jobs: their sum), since one run's tail moves with the machine. A run:
 
   sustained  wrk, 8 connections (as `make bench`): the /begin rate the stack keeps up; the jobs
              it started are drained before the overload (up to DRAIN_SECONDS)
@@ -14,7 +15,8 @@ free loopback ports):
              finish the backlog; what is still pending then is counted, and lost = accepted
              (202) but not stored at all (neither settled nor pending)
 
-  .venv/bin/python -m bench.overload              the measurement (about 2-3 minutes)
+  .venv/bin/python -m bench.overload              the measurement (about 8 minutes)
+  .venv/bin/python -m bench.overload --runs 1     one run (about 2-3 minutes)
   .venv/bin/python -m bench.overload --quick      tiny sizes (tests/test_overload.py)
   .venv/bin/python -m bench.overload --gateway-env ADMISSION_MAX_REQUESTS=0
                                                   the gateway with other settings
@@ -23,6 +25,7 @@ free loopback ports):
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import signal
@@ -32,7 +35,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench import load, procs
@@ -50,12 +53,13 @@ class Plan:
     connections: int  # the overload's wrk connections
     seconds: float  # the overload's length
     drain_seconds: float
+    runs: int  # each on a fresh stack
     gateway_env: dict[str, str] = field(default_factory=dict)
 
 
-FULL = Plan(sustained_seconds=5, connections=64, seconds=30, drain_seconds=120)
+FULL = Plan(sustained_seconds=5, connections=64, seconds=30, drain_seconds=120, runs=3)
 # A small admission limit, so that 16 connections meet refusals too.
-QUICK = Plan(sustained_seconds=1, connections=16, seconds=2, drain_seconds=60,
+QUICK = Plan(sustained_seconds=1, connections=16, seconds=2, drain_seconds=60, runs=1,
              gateway_env={"ADMISSION_MAX_REQUESTS": "2"})
 SUSTAINED_CONNECTIONS = 8  # as `make bench`
 
@@ -170,58 +174,98 @@ def _accepted_per_second(run: load.Run) -> float:
     return run.per_second * (run.requests - run.bad) / max(run.requests, 1)
 
 
-def _share(values: list[float], ms: float) -> str:
-    return f"{100 * sum(value <= ms for value in values) / len(values):.1f}" if values else "-"
+def _share(values: list[float], ms: float) -> float:
+    return 100 * sum(value <= ms for value in values) / len(values) if values else math.nan
 
 
-def _ms(values: list[float], percent: float) -> str:
-    return f"{load.percentile(values, percent):.1f}" if values else "-"
+def _p(values: list[float], *percents: float) -> tuple[float, ...]:
+    return tuple(load.percentile(values, percent) for percent in percents)
 
 
-def table(result: Overload, plan: Plan) -> str:
-    by_status = result.run.by_status
-    seconds = plan.seconds
+# A row's cell in one run: numbers with their format (shown "a / b"), or a text.
+Cell = tuple[tuple[float, ...], str] | str
+# Counted over the runs rather than their median: a job lost in any run must show.
+SUMMED = frozenset({"accepted, still pending after the drain", "lost: accepted (202), not stored"})
+
+
+def rows(result: Overload, plan: Plan) -> list[tuple[str, str, Cell]]:
+    """One run's figures, as (metric, unit, cell)."""
+    by_status, seconds = result.run.by_status, plan.seconds
     sustained = max(_accepted_per_second(result.sustained), 1e-9)
     accepted = [ms for ms, _ in by_status.get("202", [])]
     refused = [ms for status in REFUSED for ms, _ in by_status.get(status, [])]
     answered = sum(len(values) for values in by_status.values())
     begins = result.probes["/begin"]
-    rows = [
-        ["sustained POST /begin (wrk, 8 connections)", "req/s", f"{sustained:.0f}"],
-        ["sustained: answers not 2xx", "answers", str(result.sustained.bad)],
-        [f"offered: answers/s to wrk's {plan.connections} connections", "req/s",
-         f"{answered / seconds:.0f} ({answered / seconds / sustained:.1f}x)"],
-        ["accepted begins (202)", "req/s", f"{len(accepted) / seconds:.0f}"],
-        ["refused (503/429)", "answers",
-         f"{len(refused)} of {answered} ({100 * len(refused) / max(answered, 1):.0f} %)"],
-        ["accepted p50 / p99", "ms", f"{_ms(accepted, 50)} / {_ms(accepted, 99)}"],
-        ["refused p50 / p99", "ms", f"{_ms(refused, 50)} / {_ms(refused, 99)}"],
-        ["refused within 100 ms / accepted within 1 s", "%",
-         f"{_share(refused, 100)} / {_share(accepted, 1000)}"],
-        ["wrk status codes", "", " ".join(f"{status}: {len(values)}"
-                                          for status, values in sorted(by_status.items()))],
-        *[[f"probe {path} p50 / p99", "ms", f"{_ms([ms for _, ms in probe.answers], 50)} / "
-                                            f"{_ms([ms for _, ms in probe.answers], 99)}"]
+    gateway_cpu = result.cpu.get("gunicorn children", (0.0, 0))[0]
+    return [
+        ("sustained POST /begin (wrk, 8 connections)", "req/s", ((sustained,), ".0f")),
+        ("sustained: answers not 2xx", "answers", ((result.sustained.bad,), ".0f")),
+        (f"offered: answers/s to wrk's {plan.connections} connections", "req/s",
+         ((answered / seconds,), ".0f")),
+        ("offered / sustained", "x", ((answered / seconds / sustained,), ".1f")),
+        ("accepted begins (202)", "req/s", ((len(accepted) / seconds,), ".0f")),
+        ("refused (503/429), of wrk's answers", "%",
+         ((100 * len(refused) / max(answered, 1),), ".0f")),
+        ("accepted p50 / p99", "ms", (_p(accepted, 50, 99), ".1f")),
+        ("refused p50 / p99", "ms", (_p(refused, 50, 99), ".1f")),
+        ("refused within 100 ms / accepted within 1 s", "%",
+         ((_share(refused, 100), _share(accepted, 1000)), ".1f")),
+        ("wrk status codes", "", " ".join(f"{status}: {len(values)}"
+                                          for status, values in sorted(by_status.items()))),
+        *[(f"probe {path} p50 / p99", "ms", (_p([ms for _, ms in probe.answers], 50, 99), ".1f"))
           for path, probe in result.probes.items()],
-        *[[f"probe {path} status codes", "", " ".join(
+        *[(f"probe {path} status codes", "", " ".join(
             f"{status}: {count}" for status, count in sorted(Counter(
-                status for status, _ in probe.answers).items()))]
+                status for status, _ in probe.answers).items())))
           for path, probe in result.probes.items()],
-        ["probe refusals by Retry-After", "", " ".join(
-            f"{value}: {count}" for value, count in sorted(begins.retry_after.items())) or "-"],
-        ["jobs accepted (wrk + probe 202s)", "jobs", str(len(result.accepted))],
-        ["jobs settled after the drain (all begun)", "jobs", str(len(result.settled))],
-        ["drain after the overload", "s", f"{result.drain_seconds:.0f}"],
-        ["accepted, still pending after the drain", "jobs", str(len(result.unsettled))],
-        ["lost: accepted (202), not stored", "jobs", str(len(result.lost))],
-        *[[f"CPU of {name} ({count}) during the overload", "% core",
-           f"{100 * cpu_seconds / seconds:.0f}"]
+        ("probe refusals by Retry-After", "", " ".join(
+            f"{value}: {count}" for value, count in sorted(begins.retry_after.items())) or "-"),
+        ("jobs accepted (wrk + probe 202s)", "jobs", ((len(result.accepted),), ".0f")),
+        ("jobs settled after the drain (all begun)", "jobs", ((len(result.settled),), ".0f")),
+        ("drain after the overload", "s", ((result.drain_seconds,), ".0f")),
+        ("accepted, still pending after the drain", "jobs", ((len(result.unsettled),), ".0f")),
+        ("lost: accepted (202), not stored", "jobs", ((len(result.lost),), ".0f")),
+        *[(f"CPU of {name} ({count}) during the overload", "% core",
+           ((100 * cpu_seconds / seconds,), ".0f"))
           for name, (cpu_seconds, count) in result.cpu.items() if name != "gunicorn"],
-        ["gateway CPU per answer to wrk (gunicorn children)", "ms",
-         f"{1000 * result.cpu.get('gunicorn children', (0.0, 0))[0] / max(answered, 1):.2f}"],
-        ["wrk's own CPU (overload)", "% core", f"{result.run.client_cpu:.0f}"],
+        ("gateway CPU per answer to wrk (gunicorn children)", "ms",
+         ((1000 * gateway_cpu / max(answered, 1),), ".2f")),
+        ("wrk's own CPU (overload)", "% core", ((result.run.client_cpu,), ".0f")),
     ]
-    return grid(["metric", "unit", "value"], rows)
+
+
+def _text(cell: Cell) -> str:
+    if isinstance(cell, str):
+        return cell
+    values, spec = cell
+    return " / ".join("-" if math.isnan(value) else format(value, spec) for value in values)
+
+
+def _across(label: str, cells: list[Cell]) -> str:
+    """The runs' median (per number of a cell), or their sum for SUMMED rows."""
+    if any(isinstance(cell, str) for cell in cells):
+        return ""
+    spec = cells[0][1]
+    combine = sum if label in SUMMED else load.median
+    return _text((tuple(combine([cell[0][k] for cell in cells if not math.isnan(cell[0][k])])
+                        for k in range(len(cells[0][0]))), spec))
+
+
+def table(results: list[Overload], plan: Plan) -> str:
+    """A column per run, then the median of the runs (lost and pending jobs: their sum)."""
+    columns = [rows(result, plan) for result in results]
+    several = len(results) > 1
+    header = ["metric", "unit", *(f"run {n + 1}" for n in range(len(results)) if several),
+              "median of runs" if several else "value"]
+    lines = []
+    for k, (label, unit, _) in enumerate(columns[0]):
+        cells = [column[k][2] for column in columns]
+        line = [label, unit, *(_text(cell) for cell in cells)] if several else \
+            [label, unit, _text(cells[0])]
+        if several:
+            line.append(_across(label, cells))
+        lines.append(line)
+    return grid(header, lines)
 
 
 def main() -> None:
@@ -231,29 +275,35 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for the tests)")
     parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
                         help="an environment variable for the gateway (repeatable)")
+    parser.add_argument("--runs", type=int, help=f"runs, each on a fresh stack ({FULL.runs})")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
+    if args.runs:
+        plan = replace(plan, runs=args.runs)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: run `bench/ensure-tools` (apt-get install wrk)")
     gateway_env = {**plan.gateway_env,
                    **dict(item.split("=", 1) for item in args.gateway_env)}
     load_before, started = os.getloadavg()[0], time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="async-api-overload-") as tmp:
-        service = Service(Path(tmp), gateway_env)
-        say("starting this service")
-        try:
-            service.start()
-            service.settled("warm")
-            result = overload(service, plan, f"o{uuid.uuid4().hex[:8]}")
-        finally:
-            service.stop()
+    results = []
+    for number in range(plan.runs):
+        with tempfile.TemporaryDirectory(prefix="async-api-overload-") as tmp:
+            service = Service(Path(tmp), gateway_env)
+            say(f"run {number + 1} of {plan.runs}: starting this service")
+            try:
+                service.start()
+                service.settled("warm")
+                results.append(overload(service, plan, f"o{uuid.uuid4().hex[:8]}"))
+            finally:
+                service.stop()
     print(f"\n{os.cpu_count()} cores, load average {load_before:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after; gateway env {gateway_env or 'default'}; "
           f"overload {plan.connections} connections x {plan.seconds:g} s, probes every "
-          f"{1000 * PROBE_SECONDS:.0f} ms\n")
-    print(table(result, plan))
-    if result.lost:
-        print(f"lost, for example: {', '.join(sorted(result.lost)[:10])}")
+          f"{1000 * PROBE_SECONDS:.0f} ms; {plan.runs} run(s), each on a fresh stack\n")
+    print(table(results, plan))
+    lost = sorted(job_id for result in results for job_id in result.lost)
+    if lost:
+        print(f"lost, for example: {', '.join(lost[:10])}")
     print(f"benchmark took {time.monotonic() - started:.0f} s")
 
 
