@@ -27,8 +27,8 @@ single run of each stack put that drift into the ratios. In each round, for each
 The load generators' own CPU is printed too: a client that used a whole core was the limit.
 
   .venv/bin/python -m bench            the whole comparison (wrk, redis-server, bench/.venv-peer;
-                                       `make bench` installs them), about 6 minutes
-  .venv/bin/python -m bench --rounds 1 one round (about 2 minutes; its ratios carry the drift)
+                                       `make bench` installs them), about 3 minutes
+  .venv/bin/python -m bench --rounds 1 one round (under 2 minutes; its ratios carry the drift)
   .venv/bin/python -m bench --quick    this service only, tiny sizes, Python clients only
                                        (tests/test_bench.py runs it so the benchmark never rots)
 """
