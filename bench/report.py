@@ -129,12 +129,13 @@ SUMMED = frozenset({"/begin runs, jobs unfinished after the drain", "1 client, j
 
 
 def _median(values: list[float]) -> float:
+    """The median of the values measured (NaN: not measured in that round)."""
     return median([value for value in values if not math.isnan(value)])
 
 
 def _across(label: str, values: list[float]) -> float:
     measured = [value for value in values if not math.isnan(value)]
-    return (sum(measured) if measured else math.nan) if label in SUMMED else _median(measured)
+    return sum(measured) if label in SUMMED and measured else median(measured)
 
 
 def _ratios(top: list[Result], bottom: list[Result], value: Callable[[Result], float],
@@ -164,11 +165,11 @@ def main_table(results: dict[str, list[Result]]) -> str:
         row = [label, unit, better,
                *(_number(_across(label, [value(result) for result in rounds]))
                  for rounds in present)]
-        pairs = [(side, _ratios(service, side, value) if ratio and service and side else [])
-                 for side in (peer, raw) if service and side]
-        row += [_times(_median(ratios)) if ratio else "" for _, ratios in pairs]
+        ratios = [_ratios(service, side, value) if ratio else []
+                  for side in (peer, raw) if service and side]  # per round; peer first
+        row += [_times(_median(each)) if ratio else "" for each in ratios]
         if by_round:
-            row.append(" ".join(f"{r:.2f}" for r in pairs[0][1]) if ratio else "")
+            row.append(" ".join(f"{each:.2f}" for each in ratios[0]))
         rows.append(row)
     return grid(header, rows)
 

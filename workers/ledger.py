@@ -19,15 +19,32 @@ def _path() -> str:
     return os.environ.get("LEDGER_PATH", DEFAULT_PATH)
 
 
+BUSY_SECONDS = 30  # how long a connection waits for another process's lock
+
+
 def _connect(path: str | Path) -> sqlite3.Connection:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(path, timeout=30, isolation_level=None)
-    connection.execute("PRAGMA journal_mode=WAL")
+    connection = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None)
+    _use_wal(connection)
     connection.execute(
         "CREATE TABLE IF NOT EXISTS effects "
         "(step TEXT NOT NULL, key TEXT NOT NULL, pid INTEGER NOT NULL, at REAL NOT NULL)"
     )
     return connection
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Switches a new ledger file to WAL once (the mode stays in the file). The switch needs the
+    file to itself, and sqlite answers "database is locked" at once, without waiting, while
+    another process writes to it (test_ledger.py): so it is retried until the other is done."""
+    deadline = time.monotonic() + BUSY_SECONDS
+    while connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _append(step: str, key: str) -> None:
