@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench import load, procs
-from bench.report import grid
+from bench.report import across, grid
 from bench.stacks import Service
 
 PROBE_SECONDS = 0.05
@@ -245,10 +245,8 @@ def _across(label: str, cells: list[Cell]) -> str:
     """The runs' median (per number of a cell), or their sum for SUMMED rows."""
     if any(isinstance(cell, str) for cell in cells):
         return ""
-    spec = cells[0][1]
-    combine = sum if label in SUMMED else load.median
-    return _text((tuple(combine([cell[0][k] for cell in cells if not math.isnan(cell[0][k])])
-                        for k in range(len(cells[0][0]))), spec))
+    numbers = zip(*(values for values, _ in cells), strict=True)  # the runs' k-th numbers
+    return _text((tuple(across(list(each), label in SUMMED) for each in numbers), cells[0][1]))
 
 
 def table(results: list[Overload], plan: Plan) -> str:
@@ -260,8 +258,7 @@ def table(results: list[Overload], plan: Plan) -> str:
     lines = []
     for k, (label, unit, _) in enumerate(columns[0]):
         cells = [column[k][2] for column in columns]
-        line = [label, unit, *(_text(cell) for cell in cells)] if several else \
-            [label, unit, _text(cells[0])]
+        line = [label, unit, *(_text(cell) for cell in cells)]
         if several:
             line.append(_across(label, cells))
         lines.append(line)

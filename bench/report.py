@@ -128,14 +128,11 @@ SUMMED = frozenset({"/begin runs, jobs unfinished after the drain", "1 client, j
                     "burst, jobs lost"})
 
 
-def _median(values: list[float]) -> float:
-    """The median of the values measured (NaN: not measured in that round)."""
-    return median([value for value in values if not math.isnan(value)])
-
-
-def _across(label: str, values: list[float]) -> float:
+def across(values: list[float], summed: bool = False) -> float:
+    """Rounds' (or runs') figures as one: the median of those measured (NaN: not measured
+    then), or their sum for a count that must show whenever it happened."""
     measured = [value for value in values if not math.isnan(value)]
-    return sum(measured) if label in SUMMED and measured else median(measured)
+    return sum(measured) if summed and measured else median(measured)
 
 
 def _ratios(top: list[Result], bottom: list[Result], value: Callable[[Result], float],
@@ -163,11 +160,11 @@ def main_table(results: dict[str, list[Result]]) -> str:
     rows = []
     for label, unit, better, value, ratio in METRICS:
         row = [label, unit, better,
-               *(_number(_across(label, [value(result) for result in rounds]))
+               *(_number(across([value(result) for result in rounds], label in SUMMED))
                  for rounds in present)]
         ratios = [_ratios(service, side, value) if ratio else []
                   for side in (peer, raw) if service and side]  # per round; peer first
-        row += [_times(_median(each)) if ratio else "" for each in ratios]
+        row += [_times(across(each)) if ratio else "" for each in ratios]
         if by_round:
             row.append(" ".join(f"{each:.2f}" for each in ratios[0]))
         rows.append(row)
@@ -200,7 +197,7 @@ def process_table(results: dict[str, list[Result]]) -> str:
             ]
             rows.append([rounds[0].title, f"{name} ({count})" if name.endswith("children")
                          else name,
-                         *(_number(_median([value(r) for r in rounds])) for value in per_round)])
+                         *(_number(across([value(r) for r in rounds])) for value in per_round)])
     return grid(["stack", "process", "CPU ms/job, burst", "CPU ms/job done, /begin runs",
                  "idle % core", "after load % core"], rows)
 
