@@ -40,11 +40,14 @@ def _use_wal(connection: sqlite3.Connection) -> None:
     deadline = time.monotonic() + BUSY_SECONDS
     while connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         try:
-            connection.execute("PRAGMA journal_mode=WAL")
+            if connection.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal":
+                return
         except sqlite3.OperationalError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
+            pass
+        if time.monotonic() > deadline:  # also when sqlite keeps its mode without an error
+            raise sqlite3.OperationalError(
+                f"the ledger could not be switched to WAL mode in {BUSY_SECONDS} s")
+        time.sleep(0.01)
 
 
 def _append(step: str, key: str) -> None:
