@@ -17,7 +17,7 @@ import threading
 
 from async_api import logs, metrics
 from async_api.settings import Settings
-from workers import serve
+from workers import priority, serve
 from workers.functions import GROUPS
 
 
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> None:
 
     logs.setup()
     settings = Settings.from_env()
+    priority.give_way(settings.worker_nice)
     if settings.worker_metrics_port:
         metrics.serve(settings.worker_metrics_port)
     nodes = serve.start([args.group], settings)

@@ -60,8 +60,12 @@ class Settings:
     # Scheduler loops per worker group in one worker process, each with its own poller, claims
     # and share of the tasks in flight; they share the server's offers. A loop makes its calls
     # to the engine one at a time: one loop capped a burst at the round trips of one job after
-    # another. More loops finish a lone burst sooner but slowed /begin in full runs (README).
-    worker_schedulers: int = 4
+    # another. More loops finish a burst sooner; 8, with the worker giving way on the CPU
+    # (worker_nice), without taking /begin's CPU; 16 took it again (README, "Benchmark").
+    worker_schedulers: int = 8
+    # How much lower a `python -m workers` process's CPU priority is than the gateway's and the
+    # server's (workers/priority.py): when the CPU is full, jobs wait, not requests. 0: none.
+    worker_nice: int = 5
     # Same-process mode: each gateway process also serves these worker groups.
     embedded_worker_groups: tuple[str, ...] = ()
     # Bearer tokens the gateway accepts (API_TOKENS, comma-separated); empty turns auth off.
@@ -97,6 +101,7 @@ class Settings:
             claim_ttl_seconds=_env_float("CLAIM_TTL_SECONDS", cls.claim_ttl_seconds),
             heartbeat_seconds=_env_float("HEARTBEAT_SECONDS", cls.heartbeat_seconds),
             worker_schedulers=_env_int("WORKER_SCHEDULERS", cls.worker_schedulers),
+            worker_nice=_env_int("WORKER_NICE", cls.worker_nice),
             embedded_worker_groups=_env_list("EMBEDDED_WORKER_GROUPS"),
             api_tokens=_env_list("API_TOKENS"),
             admin_principals=_env_list("ADMIN_PRINCIPALS"),

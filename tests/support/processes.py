@@ -60,10 +60,13 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
 
 
 class Process:
-    """A child process whose output goes to a log file, started in its own process group."""
+    """A child process whose output goes to a log file, started in its own process group and,
+    unless `own_session` is False (as supervisord starts its programs), its own session."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path,
+                 own_session: bool = True) -> None:
         self.name = name
+        self.own_session = own_session
         self.args = args
         self.env = env
         self.log_path = log_dir / f"{name}.log"
@@ -75,7 +78,8 @@ class Process:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.popen = subprocess.Popen(
             self.args, cwd=ROOT, env={**os.environ, **self.env}, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            stderr=subprocess.STDOUT, start_new_session=self.own_session,
+            process_group=None if self.own_session else 0,
         )
         log.close()
         return self

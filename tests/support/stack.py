@@ -48,10 +48,11 @@ class Stack(GatewayRequests, LedgerChecks):
         return {**self.engine.client_env(), "LEDGER_PATH": str(self.ledger_path),
                 "PYTHONUNBUFFERED": "1"}
 
-    def start_worker(self, group: str = "worker", env: dict[str, str] | None = None) -> Process:
+    def start_worker(self, group: str = "worker", env: dict[str, str] | None = None,
+                     own_session: bool = True) -> Process:
         name = f"worker-{group}-{len(self.workers)}"
         worker = Process(name, [str(BIN / "python"), "-m", "workers", "--group", group],
-                         {**self.env(), **(env or {})}, self.dir)
+                         {**self.env(), **(env or {})}, self.dir, own_session)
         worker.start()
         self.workers.append(worker)
         wait_until(lambda: "serving group" in worker.log() or not worker.alive(), 20,

@@ -1,0 +1,55 @@
+"""A worker process gives way on the CPU (WORKER_NICE, workers/priority.py): real worker
+processes, started as the tests and the benchmark start them (a session of their own) and as
+supervisord does (in the session of whoever started them)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from async_api.settings import Settings
+from tests.support.stack import Stack
+
+NICE = Settings.worker_nice  # the default, which the tests' workers run with
+
+
+def nice_value(pid: int) -> int:
+    """The process's nice value: that of every one of its threads (Linux keeps one per thread,
+    and a thread starts with its creator's), field 19 of their stat after the command's parens."""
+    values = {int(stat.read_text().rpartition(")")[2].split()[16])
+              for stat in Path(f"/proc/{pid}/task").glob("*/stat")}
+    assert len(values) == 1, f"threads of {pid} differ: {values}"
+    return values.pop()
+
+
+def session_nice_value(pid: int) -> int:
+    """The nice value of the process's session (autogroup): "/autogroup-42 nice 10"."""
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])
+
+
+def test_a_worker_in_a_session_of_its_own_lowers_itself_and_its_session(stack: Stack) -> None:
+    runner = nice_value(os.getpid())  # what every process started here begins with
+    for worker in stack.workers:
+        assert nice_value(worker.pid) == min(runner + NICE, 19), worker.name
+        assert session_nice_value(worker.pid) == NICE, worker.name  # a new session starts at 0
+    for other in (stack.engine, *stack.gateways):
+        assert (nice_value(other.pid), session_nice_value(other.pid)) == (runner, 0), other.name
+
+
+def test_a_worker_in_a_shared_session_lowers_only_itself(make_stack) -> None:
+    """As under supervisord (`make run`): the session is also the gateway's and the
+    server's, here the test runner's, and must keep its weight."""
+    private: Stack = make_stack()
+    private.engine.start()
+    runner_session = session_nice_value(os.getpid())
+    worker = private.start_worker(own_session=False)
+    assert os.getsid(worker.pid) == os.getsid(0)
+    assert nice_value(worker.pid) == min(nice_value(os.getpid()) + NICE, 19)
+    assert session_nice_value(worker.pid) == session_nice_value(os.getpid()) == runner_session
+
+
+def test_worker_nice_0_leaves_the_priority_as_it_was(make_stack) -> None:
+    private: Stack = make_stack()
+    private.engine.start()
+    worker = private.start_worker(env={"WORKER_NICE": "0"})
+    assert (nice_value(worker.pid), session_nice_value(worker.pid)) == (nice_value(os.getpid()), 0)
