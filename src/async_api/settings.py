@@ -60,12 +60,11 @@ class Settings:
     # Scheduler loops per worker group in one worker process, each with its own poller, claims
     # and share of the tasks in flight; they share the server's offers. A loop makes its calls
     # to the engine one at a time: one loop capped a burst at the round trips of one job after
-    # another. More loops finish a burst sooner; 8, with the worker giving way on the CPU
-    # (worker_nice), without taking /begin's CPU; 16 took it again (README, "Benchmark").
-    worker_schedulers: int = 8
+    # another. More loops finish a lone burst sooner but slowed /begin in full runs (README).
+    worker_schedulers: int = 4
     # How much lower a `python -m workers` process's CPU priority is than the gateway's and the
     # server's (workers/priority.py): when the CPU is full, jobs wait, not requests. 0: none.
-    worker_nice: int = 5
+    worker_nice: int = 10
     # Same-process mode: each gateway process also serves these worker groups.
     embedded_worker_groups: tuple[str, ...] = ()
     # Bearer tokens the gateway accepts (API_TOKENS, comma-separated); empty turns auth off.
