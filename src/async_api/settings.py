@@ -64,7 +64,7 @@ class Settings:
     worker_schedulers: int = 4
     # How much lower a `python -m workers` process's CPU priority is than the gateway's and the
     # server's (workers/priority.py): when the CPU is full, jobs wait, not requests. 0: none.
-    worker_nice: int = 10
+    worker_nice: int = 5
     # Same-process mode: each gateway process also serves these worker groups.
     embedded_worker_groups: tuple[str, ...] = ()
     # Bearer tokens the gateway accepts (API_TOKENS, comma-separated); empty turns auth off.
