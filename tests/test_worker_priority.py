@@ -4,6 +4,7 @@ supervisord does (in the session of whoever started them)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -16,8 +17,10 @@ NICE = Settings.worker_nice  # the default, which the tests' workers run with
 def nice_value(pid: int) -> int:
     """The process's nice value: that of every one of its threads (Linux keeps one per thread,
     and a thread starts with its creator's), field 19 of their stat after the command's parens."""
-    values = {int(stat.read_text().rpartition(")")[2].split()[16])
-              for stat in Path(f"/proc/{pid}/task").glob("*/stat")}
+    values = set()
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # a thread that ended
+            values.add(int(stat.read_text().rpartition(")")[2].split()[16]))
     assert len(values) == 1, f"threads of {pid} differ: {values}"
     return values.pop()
 
