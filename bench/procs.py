@@ -15,15 +15,21 @@ from pathlib import Path
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
-def _ticks(pid: int) -> int | None:
-    """utime + stime + cutime + cstime of `pid`, or None when it is gone."""
+def stat_fields(path: Path) -> list[str] | None:
+    """Fields 3 and on of a /proc/<pid>/stat or /proc/<pid>/task/<tid>/stat (index 0 is field
+    3 of proc(5)), or None when the process or thread is gone."""
     try:
-        text = Path(f"/proc/{pid}/stat").read_text()
+        text = path.read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
     # Field 2 (comm) may hold spaces; fields from 3 on follow its closing parenthesis.
-    fields = text[text.rindex(")") + 2:].split()
-    return sum(int(value) for value in fields[11:15])  # fields 14-17 of proc(5)
+    return text[text.rindex(")") + 2:].split()
+
+
+def _ticks(pid: int) -> int | None:
+    """utime + stime + cutime + cstime of `pid`, or None when it is gone."""
+    fields = stat_fields(Path(f"/proc/{pid}/stat"))
+    return None if fields is None else sum(int(value) for value in fields[11:15])  # 14-17
 
 
 def _children(pid: int) -> list[int]:

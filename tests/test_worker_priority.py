@@ -4,11 +4,11 @@ supervisord does (in the session of whoever started them)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
 from async_api.settings import Settings
+from bench import procs
 from tests.support.stack import Stack
 
 NICE = Settings.worker_nice  # the default, which the tests' workers run with
@@ -16,11 +16,10 @@ NICE = Settings.worker_nice  # the default, which the tests' workers run with
 
 def nice_value(pid: int) -> int:
     """The process's nice value: that of every one of its threads (Linux keeps one per thread,
-    and a thread starts with its creator's), field 19 of their stat after the command's parens."""
-    values = set()
-    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
-        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # a thread that ended
-            values.add(int(stat.read_text().rpartition(")")[2].split()[16]))
+    and a thread starts with its creator's), field 19 of their stat; a thread that ended has
+    none."""
+    values = {int(fields[16]) for stat in Path(f"/proc/{pid}/task").glob("*/stat")
+              if (fields := procs.stat_fields(stat)) is not None}
     assert len(values) == 1, f"threads of {pid} differ: {values}"
     return values.pop()
 
