@@ -8,9 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from async_api.app import create_app
-from async_api.resources import polling
-from async_api.settings import Settings
 from tests.conftest import GATEWAY_ENV
 from tests.support.http import approval_webhook, assert_error
 from tests.support.processes import wait_until
@@ -100,27 +97,6 @@ def test_a_function_that_raises_answers_rejected_with_its_reason(stack, nonce):
 
     assert settled == {"status": "rejected", "promise_id": job_id,
                        "error": {"type": "JobFailed", "message": "out of stock"}}
-
-
-def test_a_settled_answer_is_rendered_once_and_sent_from_memory(stack, nonce):
-    job_id = f"memo-{nonce}"
-    stack.begin(job_id, {"foo": "memo"})
-    over_gunicorn = stack.wait_settled(job_id)
-    app = create_app(Settings(resonate_url=stack.engine_url))
-    gateway = app.test_client()
-
-    first = gateway.get("/wait", query_string={"id": job_id})
-    remembered = app.extensions[polling.SETTLED_ANSWERS].get(job_id)
-    again = gateway.get("/wait", query_string={"id": job_id})
-
-    assert first.status_code == again.status_code == 200
-    assert first.content_type == again.content_type == "application/json"
-    assert first.json == over_gunicorn
-    assert remembered == first.data == again.data
-    # One memory per app: another app (another server, where the id may be another job's)
-    # renders its own.
-    assert create_app(Settings(resonate_url=stack.engine_url)).extensions[polling.SETTLED_ANSWERS] \
-        .get(job_id) is None
 
 
 def test_waiting_for_an_unknown_job_is_404(stack):

@@ -62,6 +62,12 @@ def principal_of(header: str | None, tokens: dict[str, str]) -> str | None:
     return found
 
 
+def may_see(principal: str | None, owner: str | None, admins: tuple[str, ...]) -> bool:
+    """Whether `principal` (None: auth is off) may see a job `owner` started (None: nobody's,
+    as a shared quote or a job started while tokens named no principal)."""
+    return principal is None or principal in admins or owner is None or owner == principal
+
+
 def spec_options(settings: Settings) -> dict[str, Any]:
     """The OpenAPI security scheme, declared only when auth is on (API_SPEC_OPTIONS)."""
     if not settings.api_tokens:

@@ -7,8 +7,11 @@ is timed, logged and counted like any other.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
+from dataclasses import dataclass
+from typing import Any
 
 from flask import Flask, Response, g, request
 
@@ -18,38 +21,59 @@ REQUEST_ID_HEADER = logs.REQUEST_ID_HEADER
 TRACEPARENT_HEADER = logs.TRACEPARENT_HEADER
 METRICS_PATH = "/metrics"
 _UNMATCHED = "(unmatched)"  # the route of a request no URL rule matched (a 404)
-_STATE = "async_api_telemetry"  # where a request's start, ids and context token wait, in flask.g
+_STATE = "async_api_telemetry"  # where a request's Span waits, in flask.g
 
 _log = logging.getLogger("async_api.requests")
 
 
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A request being served: when it started, its ids, and the log context bound for it."""
+
+    started: float
+    request_id: str
+    traceparent: str
+    token: contextvars.Token[Any]
+
+
+def opened(sent_request_id: str | None, sent_traceparent: str | None, **fields: Any) -> Span:
+    """A request's ids (those it sent, when well-formed) bound to its log lines, with `fields`."""
+    started = time.perf_counter()
+    request_id = logs.request_id(sent_request_id)
+    trace_id, traceparent = logs.new_span(sent_traceparent)
+    token = logs.bind(request_id=request_id, trace_id=trace_id, traceparent=traceparent,
+                      **fields)
+    return Span(started, request_id, traceparent, token)
+
+
+def closed(span: Span, method: str, route: str, status: int) -> list[tuple[str, str]]:
+    """Counts and logs the answered request; the headers every answer carries."""
+    seconds = time.perf_counter() - span.started
+    metrics.http_request(method, route, status, seconds)
+    _log.info("request", extra=logs.fields(method=method, route=route, status=status,
+                                           duration_ms=round(seconds * 1000, 2)))
+    return [(REQUEST_ID_HEADER, span.request_id), (TRACEPARENT_HEADER, span.traceparent)]
+
+
 def _begin() -> None:
-    request_id = logs.request_id(request.headers.get(REQUEST_ID_HEADER))
-    trace_id, traceparent = logs.new_span(request.headers.get(TRACEPARENT_HEADER))
-    token = logs.bind(request_id=request_id, trace_id=trace_id, traceparent=traceparent)
-    setattr(g, _STATE, (time.perf_counter(), request_id, traceparent, token))
+    setattr(g, _STATE, opened(request.headers.get(REQUEST_ID_HEADER),
+                              request.headers.get(TRACEPARENT_HEADER)))
 
 
 def _end(response: Response) -> Response:
-    state = getattr(g, _STATE, None)
-    if state is None:  # a hook registered before ours failed the request
+    span = getattr(g, _STATE, None)
+    if span is None:  # a hook registered before ours failed the request
         return response
-    started, request_id, traceparent, _ = state
-    seconds = time.perf_counter() - started
     route = request.url_rule.rule if request.url_rule is not None else _UNMATCHED
-    metrics.http_request(request.method, route, response.status_code, seconds)
-    response.headers[REQUEST_ID_HEADER] = request_id
-    response.headers[TRACEPARENT_HEADER] = traceparent
-    _log.info("request", extra=logs.fields(method=request.method, route=route,
-                                           status=response.status_code,
-                                           duration_ms=round(seconds * 1000, 2)))
+    for name, value in closed(span, request.method, route, response.status_code):
+        response.headers[name] = value
     return response
 
 
 def _forget(_: BaseException | None) -> None:
-    state = g.pop(_STATE, None)
-    if state is not None:
-        logs.unbind(state[3])
+    span = g.pop(_STATE, None)
+    if span is not None:
+        logs.unbind(span.token)
 
 
 def serve_metrics() -> Response:

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import current_app, g, request, url_for
 
-from async_api import admission, listing, logs, lro
+from async_api import admission, auth, listing, logs, lro
 from async_api.contract import DurableFunction
 from async_api.engine import (
     JOB_TAG,
@@ -57,10 +57,8 @@ def owner_filter() -> str | None:
 
 
 def visible(job: Promise) -> bool:
-    """Whether this request may see `job`: its own, or a job nobody owns (a shared quote, or
-    one started while tokens named no principal)."""
-    owner = owner_filter()
-    return owner is None or job.tags.get(OWNER_TAG, owner) == owner
+    """Whether this request may see `job`: its own, or a job nobody owns."""
+    return auth.may_see(principal(), job.tags.get(OWNER_TAG), settings().admin_principals)
 
 
 def start_job(
