@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+import requests
 from flask import Flask, request
 from prometheus_client import REGISTRY
 
@@ -148,3 +149,25 @@ def test_only_a_principal_who_may_see_the_job_gets_it_from_memory(stack, nonce):
         response = gateway.get("/wait", query_string={"id": job_id}, headers=headers)
         assert_error(response, 401, "unauthorized")
     assert reached == [job_id]  # bob's, whom the route refused; the 401s came before it
+
+
+def test_over_gunicorn_every_poll_of_a_settled_job_is_answered_and_logged(stack, nonce):
+    job_id = f"memo-e2e-{nonce}"
+    stack.begin(job_id, {"foo": "e2e"})
+    settled = stack.wait_settled(job_id)
+    # Both gunicorn processes have answered it settled by now, or will render it once.
+    answers = [requests.get(f"{stack.gateway_url}/wait", params={"id": job_id}, timeout=5)
+               for _ in range(6)]
+
+    assert {(answer.status_code, answer.headers["Content-Type"]) for answer in answers} == {
+        (200, "application/json")}
+    assert all(answer.json() == settled for answer in answers)
+    request_ids = [answer.headers["X-Request-ID"] for answer in answers]
+    assert len(set(request_ids)) == len(answers)
+
+    def logged() -> bool:
+        lines = {line.get("request_id"): line for gateway in stack.gateways
+                 for line in gateway.json_lines() if line.get("msg") == "request"}
+        return all(lines.get(request_id, {}).get("job_id") == job_id and
+                   lines[request_id]["route"] == "/wait" for request_id in request_ids)
+    wait_until(logged, 10, "a log line for each poll")

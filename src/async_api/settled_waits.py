@@ -1,15 +1,14 @@
-"""Polls of a settled job, answered from memory before Flask sees them (README, "Benchmark":
-twice the `GET /wait`s a second on the same CPU).
+"""Polls of a settled job, answered from memory before Flask sees them (README, "Benchmark",
+"A poll of a settled job skips Flask": 2.3 times the polls a second).
 
 A settled job's `/wait` answer never changes: the route renders it once per process and keeps
-it here (resources/polling.py). A poll that comes again for it still cost the whole of Flask:
-the request context, the URL rules, the query's schema, the response hooks, about half of the
-gateway's CPU per poll. This WSGI middleware sends the kept answer for the plainest poll,
-`GET /wait?id=ID` and nothing else, when the caller may see the job (auth.py); the answer is
-the route's, with the same request and trace ids, log line and metrics (telemetry.py). Any other
-request, and any poll it could not answer the same way (a long-poll, an escaped id, a token that
-does not see the job), goes on to Flask, which answers as always.
-"""
+the bytes (resources/polling.py). Sending them again through Flask (the request context, the
+URL rules, the query's schema, the response hooks) was still more than half of a poll's CPU.
+This WSGI middleware sends the kept answer for the plainest poll, `GET /wait?id=ID` and
+nothing else, when the caller may see the job (auth.py), with the request and trace ids, the
+log line and the metrics the route's answer has (telemetry.py). Any other request, and any
+poll it could not answer the same way (a long-poll, an escaped id, a token that does not see
+the job), goes on to Flask, which answers as always."""
 
 from __future__ import annotations
 
