@@ -48,7 +48,7 @@ class SettledWaits:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         job_id = _polled_id(environ)
         answer = self.answers.get(job_id) if job_id else None
-        if job_id is None or answer is None or not self._may_see(environ, answer.owner):
+        if answer is None or not self._may_see(environ, answer.owner):
             return self.app(environ, start_response)
         span = telemetry.opened(environ.get("HTTP_X_REQUEST_ID"), environ.get("HTTP_TRACEPARENT"),
                                 job_id=job_id)
