@@ -21,6 +21,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent.parent
 BIN = Path(sys.executable).parent
 STOP_TIMEOUT_SECONDS = 15
+# How long a test stack's teardown lets a worker drain: one still holding a task would wait its
+# whole WORKER_GRACE_SECONDS (20 s) for a job no test reads any more (15 s of each teardown).
+TEARDOWN_DRAIN_SECONDS = 2
 # How often a process that lost its port (taken between free_port() and its bind) is started
 # again on fresh ports.
 PORT_ATTEMPTS = 5
@@ -119,9 +122,9 @@ class Process:
             raise AssertionError(f"{self.name} exited:\n{self.run_log()}")
         return ready()
 
-    def stop(self, group: bool = False) -> None:
+    def stop(self, group: bool = False, wait_seconds: float = STOP_TIMEOUT_SECONDS) -> None:
         """SIGTERM (to the whole process group with `group`), then SIGKILL to the group if it
-        lingers."""
+        lingers past `wait_seconds`."""
         if not self.alive():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)  # orphans of a killed leader
@@ -131,7 +134,7 @@ class Process:
         else:
             self.popen.send_signal(signal.SIGTERM)
         try:
-            self.popen.wait(STOP_TIMEOUT_SECONDS)
+            self.popen.wait(wait_seconds)
         except subprocess.TimeoutExpired:
             os.killpg(self.pid, signal.SIGKILL)
             self.popen.wait(10)

@@ -10,7 +10,7 @@ import requests
 
 from tests.support.http import GatewayRequests
 from tests.support.ledger import LedgerChecks
-from tests.support.processes import BIN, Process, wait_until
+from tests.support.processes import BIN, TEARDOWN_DRAIN_SECONDS, Process, wait_until
 from tests.support.servers import EngineServer
 
 LISTENING = re.compile(r"Listening at: (http://127\.0\.0\.1:\d+)")
@@ -98,8 +98,11 @@ class Stack(GatewayRequests, LedgerChecks):
         return workers
 
     def stop(self) -> None:
-        for process in [*self.gateways, *self.workers, self.engine]:
+        for process in self.gateways:
             process.stop()
+        for worker in self.workers:
+            worker.stop(wait_seconds=TEARDOWN_DRAIN_SECONDS)
+        self.engine.stop()
 
     def begin_held_job(self, job_id: str, body: dict) -> int:
         """Begins a job whose body has a "work" knob; returns the pid of the worker that holds
