@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import sqlite3
+import time
 
 import requests
 
@@ -73,6 +75,27 @@ def test_a_settled_job_leaves_no_task_behind(make_stack, store, nonce, request):
     assert rows == [(job_id, "8") for job_id in job_ids]  # 8: COMPLETED
     assert stack.engine.requests_answered("CompleteTask") == 0
     assert stack.engine.requests_answered("CompletePromise") > 0  # the counter is read
+
+
+def test_one_job_at_a_time_costs_two_task_enqueue_runs_each(make_stack, store, nonce):
+    """The server sends a job's task in the EnqueueTasks run its create wakes, and runs it
+    once more after the job's completion (which may unblock a task); a run that read every
+    enqueueable task is followed by no other (patch 0009; unpatched, 3 runs a job). The
+    periodic run (RESONATE_SIGNAL_TIMEOUT, 1 s) adds at most one a second."""
+    stack = make_stack(store)
+    stack.start(["worker"])
+    jobs = 10
+    assert stack.begin(f"enq-{nonce}-warm", {"nonce": nonce}).status_code == 202
+    stack.wait_settled(f"enq-{nonce}-warm")
+    time.sleep(0.3)  # the warm-up job's runs are over
+    before, started = stack.engine.coroutines_run("EnqueueTasks"), time.monotonic()
+    for n in range(jobs):
+        assert stack.begin(f"enq-{nonce}-{n}", {"nonce": nonce}).status_code == 202
+        stack.wait_settled(f"enq-{nonce}-{n}")
+    time.sleep(0.3)  # a run following the last one would come 2 ms after it
+    periodic = math.ceil(time.monotonic() - started) + 1
+    runs = stack.engine.coroutines_run("EnqueueTasks") - before
+    assert 2 * jobs <= runs <= 2 * jobs + periodic, runs
 
 
 def test_make_run_with_database_url_stores_in_postgres(postgres, tmp_path, nonce):

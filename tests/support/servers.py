@@ -75,9 +75,17 @@ class EngineServer(Process):
     def requests_answered(self, kind: str) -> float:
         """How many api requests of `kind` (CreatePromise, CompleteTask, ...) the server has
         answered, by its own metrics."""
+        return self._counted("api_total_requests", kind)
+
+    def coroutines_run(self, kind: str) -> float:
+        """How many coroutines of `kind` (EnqueueTasks, CreatePromise, ...) the server has run,
+        background ones included, by its own metrics."""
+        return self._counted("coroutines_total", kind)
+
+    def _counted(self, metric: str, kind: str) -> float:
         text = requests.get(f"http://{self.env['RESONATE_METRICS_ADDR']}/metrics", timeout=10).text
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if line.startswith("api_total_requests{") and f'type="{kind}"' in line)
+                   if line.startswith(f"{metric}{{") and f'type="{kind}"' in line)
 
 
 class PostgresCluster:
