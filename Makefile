@@ -11,13 +11,17 @@ RESONATE := .resonate/bin/resonate
 # PATH, costs 10-15 % more CPU per request (README "Benchmark").
 PYTHON ?= $(or $(wildcard /usr/bin/python3.11),python3)
 
-.PHONY: run test lint install bench bench-serving bench-hops bench-scale bench-overload postgres chromium FORCE
+.PHONY: run status test lint install bench bench-serving bench-hops bench-scale bench-overload postgres chromium FORCE
 
 # supervisord restarts whatever dies; see supervisord.conf.
 run: install
 	mkdir -p $(RUN_DIR)
 	PORT=$(PORT) WORKER_PROCESSES=$(WORKER_PROCESSES) RUN_DIR=$(RUN_DIR) \
 		$(BIN)/supervisord -c supervisord.conf
+
+# From another terminal: the processes `make run` supervises, and their states.
+status:
+	RUN_DIR=$(RUN_DIR) $(BIN)/supervisorctl -c supervisord.conf status
 
 # The end-to-end tests also run on a private PostgreSQL cluster: its binaries are installed once;
 # the dashboard's test drives Debian's chromium, installed once too.

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import requests
 
 from tests.support.make_run import start_make_run
-from tests.support.processes import wait_until
+from tests.support.processes import ROOT, wait_until
 
 
 def descendants(pid: int) -> dict[int, str]:
@@ -43,6 +44,11 @@ def test_a_killed_worker_or_server_is_started_again_and_ctrl_c_stops_everything(
     try:
         workers = pids_of(service.pid, "--group worker")
         assert len(workers) == 2, descendants(service.pid)  # WORKER_PROCESSES=2
+        # `make status`, as the README says, from another terminal: every program is running.
+        status = subprocess.run(["make", "-s", "status", f"RUN_DIR={tmp_path / 'run'}"],
+                                cwd=ROOT, capture_output=True, text=True, timeout=60)
+        running = [line for line in status.stdout.splitlines() if " RUNNING " in line]
+        assert len(running) == 7, status.stdout + status.stderr  # engine, gateway, 5 workers
         others = pids_of(service.pid, "--group") - workers | pids_of(service.pid, "gunicorn")
 
         doomed = min(workers)
