@@ -62,10 +62,17 @@ def principal_of(header: str | None, tokens: dict[str, str]) -> str | None:
     return found
 
 
+def owner_filter(principal: str | None, admins: tuple[str, ...]) -> str | None:
+    """The principal whose jobs alone `principal` may see; None: every job (auth is off, or
+    an admin principal)."""
+    return None if principal is None or principal in admins else principal
+
+
 def may_see(principal: str | None, owner: str | None, admins: tuple[str, ...]) -> bool:
     """Whether `principal` (None: auth is off) may see a job `owner` started (None: nobody's,
     as a shared quote or a job started while tokens named no principal)."""
-    return principal is None or principal in admins or owner is None or owner == principal
+    only = owner_filter(principal, admins)
+    return only is None or owner is None or owner == only
 
 
 def spec_options(settings: Settings) -> dict[str, Any]:

@@ -52,8 +52,7 @@ def principal() -> str | None:
 def owner_filter() -> str | None:
     """The principal whose jobs alone this request may see; None: every job (auth off, or an
     admin principal)."""
-    name = principal()
-    return None if name is None or name in settings().admin_principals else name
+    return auth.owner_filter(principal(), settings().admin_principals)
 
 
 def visible(job: Promise) -> bool:
