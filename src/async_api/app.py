@@ -16,7 +16,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from async_api import admission, auth, body, ids, settled_waits, telemetry
+from async_api import admission, auth, body, ids, plain_waits, telemetry
 from async_api.engine import Engine
 from async_api.errors import register_error_handlers
 from async_api.resources import (
@@ -119,8 +119,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     webhooks.install(app)  # signatures first, then bodies
     body.install(app)
     register_error_handlers(app)  # after Api(), which installs its own HTTP error handler
-    app.wsgi_app = settled_waits.SettledWaits(  # type: ignore[method-assign]
-        app.wsgi_app, app.extensions[polling.SETTLED_ANSWERS], settings)
+    app.wsgi_app = plain_waits.PlainWaits(  # type: ignore[method-assign]
+        app.wsgi_app, app.extensions[polling.WAIT_ANSWERS], app.extensions["async_api.engine"],
+        settings)
     if settings.admission_max_requests > 0:  # outermost: a refusal costs nothing of the above
         app.wsgi_app = admission.Admission(  # type: ignore[method-assign]
             app.wsgi_app, settings.admission_max_requests, settings.retry_after_seconds,

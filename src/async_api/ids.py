@@ -42,6 +42,11 @@ def mint() -> str:
     return str(uuid.uuid4())
 
 
+def well_formed(job_id: str, max_length: int) -> bool:
+    """Whether `checked` accepts `job_id`."""
+    return len(job_id) <= max_length and ID_PATTERN.fullmatch(job_id) is not None
+
+
 def _check(job_id: str, settings: Settings, pattern: re.Pattern[str], rule: str) -> str:
     if len(job_id) > settings.max_id_length:
         raise ApiError(400, "invalid_id", f"The id is longer than {settings.max_id_length} "

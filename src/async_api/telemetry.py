@@ -22,6 +22,7 @@ TRACEPARENT_HEADER = logs.TRACEPARENT_HEADER
 METRICS_PATH = "/metrics"
 _UNMATCHED = "(unmatched)"  # the route of a request no URL rule matched (a 404)
 _STATE = "async_api_telemetry"  # where a request's Span waits, in flask.g
+_HANDED_OVER = "async_api.telemetry.span"  # environ key: a span opened before Flask
 
 _log = logging.getLogger("async_api.requests")
 
@@ -55,9 +56,16 @@ def closed(span: Span, method: str, route: str, status: int) -> list[tuple[str, 
     return [(REQUEST_ID_HEADER, span.request_id), (TRACEPARENT_HEADER, span.traceparent)]
 
 
+def hand_over(environ: dict[str, Any], span: Span) -> None:
+    """Gives Flask a request whose span a middleware opened (plain_waits.py): it is logged
+    and counted once, timed from when it came."""
+    environ[_HANDED_OVER] = span
+
+
 def _begin() -> None:
-    setattr(g, _STATE, opened(request.headers.get(REQUEST_ID_HEADER),
-                              request.headers.get(TRACEPARENT_HEADER)))
+    span = request.environ.pop(_HANDED_OVER, None) or opened(
+        request.headers.get(REQUEST_ID_HEADER), request.headers.get(TRACEPARENT_HEADER))
+    setattr(g, _STATE, span)
 
 
 def _end(response: Response) -> Response:

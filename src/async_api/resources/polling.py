@@ -1,12 +1,9 @@
 """POST /begin starts the durable function `foo`; GET /wait reads its state without blocking."""
 
-from flask import Response, current_app, jsonify, url_for
+from flask import Flask, Response, current_app, url_for
 from flask_smorest import Blueprint
 
-from async_api import body, contract, ids, settled_waits
-from async_api.engine import PENDING, RESOLVED, Promise
-from async_api.jobs import OWNER_TAG
-from async_api.newest import Newest
+from async_api import body, contract, ids, plain_waits
 from async_api.resources import (
     absolute_url,
     find_job,
@@ -22,18 +19,21 @@ from async_api.schemas.polling import (
     WaitQuerySchema,
     WaitResponseSchema,
 )
-from async_api.settled_waits import SettledWait
 
 blp = Blueprint("polling", __name__, description="Start a durable job, then poll for its result.")
 
 DEFAULT_BODY = {"foo": "bar"}
-# A settled job's /wait answer never changes: each process renders it once, then sends the same
-# bytes, and settled_waits.py sends them before Flask sees the poll. One memory per app, as ids are.
-SETTLED_ANSWERS = "async_api.settled_wait_answers"  # app.extensions key
-_WAIT_ANSWER = WaitResponseSchema()
+# The /wait bodies, shared with plain_waits.py, which answers plain polls before Flask sees them.
+WAIT_ANSWERS = "async_api.wait_answers"  # app.extensions key
+
+
+def _rendered_by(app: Flask) -> plain_waits.Render:
+    """What jsonify would send as the body, without a request."""
+    return lambda answer: (app.json.dumps(answer, separators=(",", ":")) + "\n").encode()
+
 
 blp.record_once(lambda state: state.app.extensions.setdefault(
-    SETTLED_ANSWERS, Newest(settled_waits.KEPT)))
+    WAIT_ANSWERS, plain_waits.WaitAnswers(_rendered_by(state.app))))
 
 
 @blp.route("/begin", methods=["POST"])
@@ -62,32 +62,18 @@ def begin(query: dict) -> tuple:
     return answer, started_headers(job_id, absolute_url("polling.wait", id=job_id))
 
 
-@blp.route(settled_waits.WAIT_ROUTE)
+@blp.route(plain_waits.WAIT_ROUTE)
 @blp.arguments(WaitQuerySchema(), location="query", error_status_code=400)
 @blp.response(200, WaitResponseSchema)
 @blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown id.")
 @blp.alt_response(503, schema=ErrorResponseSchema, description="The engine is unreachable.")
-def wait(query: dict) -> tuple | Response:
+def wait(query: dict) -> Response:
     """The job's state: pending (with Retry-After), resolved, or rejected with the error.
 
     Never blocks, unless `timeout=S` asks for a long-poll: then the answer comes as soon as the
     job settles, or after S seconds (at most LONG_POLL_MAX_SECONDS) with the pending body.
     """
     promise = held(find_job(ids.checked(query["id"], settings())), query.get("timeout"))
-    if promise.state == PENDING:
-        answer = {"status": PENDING, "promise_id": promise.id, "message": "Processing in progress"}
-        return answer, retry_after()
-    return current_app.response_class(settled_answer(promise), mimetype=current_app.json.mimetype)
-
-
-def settled_answer(promise: Promise) -> bytes:
-    """The body of /wait for a settled job, as the schema and jsonify render it."""
-    answers: Newest[str, SettledWait] = current_app.extensions[SETTLED_ANSWERS]
-    remembered = answers.get(promise.id)
-    if remembered is None:
-        outcome = "result" if promise.state == RESOLVED else "error"
-        answer = {"status": promise.state, "promise_id": promise.id, outcome: promise.value}
-        remembered = SettledWait(promise.tags.get(OWNER_TAG),
-                                 jsonify(_WAIT_ANSWER.dump(answer)).get_data())
-        answers.remember(promise.id, remembered)
-    return remembered.body
+    answers: plain_waits.WaitAnswers = current_app.extensions[WAIT_ANSWERS]
+    return current_app.response_class(answers.body(promise), mimetype=current_app.json.mimetype,
+                                      headers=retry_after() if promise.pending else None)
