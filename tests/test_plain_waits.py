@@ -1,4 +1,4 @@
-"""Plain polls answered before Flask (async_api/plain_waits.py): the same answer, ids, log line
+"""Plain polls answered before Flask (async_api/plain.py): the same answer, ids, log line
 and metrics as the route's, only to whoever may see the job, and the engine asked once.
 
 In this process, against the shared stack's server and workers: which requests reached the
@@ -27,34 +27,34 @@ WAIT_ENDPOINT = "polling.wait"
 
 
 
-def routed(app: Flask) -> list[str]:
-    """The ids of the /wait requests that reached the Flask route, from now on."""
+def routed(app: Flask, endpoint: str = WAIT_ENDPOINT) -> list[str]:
+    """The ids of the requests that reached the Flask route `endpoint`, from now on."""
     seen: list[str] = []
-    route = app.view_functions[WAIT_ENDPOINT]
+    route = app.view_functions[endpoint]
 
     def counted(*args, **kwargs):
         seen.append(request.args.get("id", ""))
         return route(*args, **kwargs)
 
-    app.view_functions[WAIT_ENDPOINT] = counted
+    app.view_functions[endpoint] = counted
     return seen
 
 
-def engine_reads(app: Flask) -> list[str]:
-    """The ids the app's engine is asked for, from now on."""
+def engine_calls(app: Flask, method: str = "get") -> list[str]:
+    """The ids the app's engine is called with through `method`, from now on."""
     engine, asked = app.extensions["async_api.engine"], []
-    read = engine.get
+    call = getattr(engine, method)
 
-    def counted(job_id: str):
+    def counted(job_id: str, *args, **kwargs):
         asked.append(job_id)
-        return read(job_id)
+        return call(job_id, *args, **kwargs)
 
-    engine.get = counted
+    setattr(engine, method, counted)
     return asked
 
 
 def kept(app: Flask, job_id: str):
-    return app.extensions[polling.WAIT_ANSWERS].settled.get(job_id)
+    return app.extensions[polling.ANSWERS].settled.get(job_id)
 
 
 def waits_answered() -> float:
@@ -75,7 +75,7 @@ def test_a_settled_job_is_answered_as_flask_answers_it_then_from_memory(stack, n
     stack.begin(job_id, {"foo": "memo"})
     over_gunicorn = stack.wait_settled(job_id)  # polled there too: from its own memory
     app = create_app(Settings(resonate_url=stack.engine_url))
-    reached, asked = routed(app), engine_reads(app)
+    reached, asked = routed(app), engine_calls(app)
     gateway = app.test_client()
     counted = waits_answered()
 
@@ -113,7 +113,7 @@ def test_a_pending_job_is_answered_as_flask_answers_it_and_not_kept(stack, nonce
     wait_until(lambda: stack.get(f"/jobs/{job_id}").json()["status"] == "waiting_for_approval",
                15, "the job to wait for its approval")
     app = create_app(Settings(resonate_url=stack.engine_url))
-    reached, asked = routed(app), engine_reads(app)
+    reached, asked = routed(app), engine_calls(app)
     gateway = app.test_client()
 
     plain = [gateway.get(f"/wait?id={job_id}") for _ in range(2)]
@@ -137,7 +137,7 @@ def test_what_the_engine_says_of_a_plain_poll_is_answered_by_the_route_from_one_
     """No job, a workflow step, another app's unreachable engine: the route's error answers,
     logged once, while the engine was asked once."""
     app = create_app(Settings(resonate_url=stack.engine_url))
-    reached, asked = routed(app), engine_reads(app)
+    reached, asked = routed(app), engine_calls(app)
     gateway = app.test_client()
     job_id = f"step-{nonce}"
     stack.begin(job_id, {"foo": "step"})
@@ -147,7 +147,7 @@ def test_what_the_engine_says_of_a_plain_poll_is_answered_by_the_route_from_one_
         step = gateway.get(f"/wait?id={job_id}.1")
     nowhere = create_app(Settings(resonate_url=f"http://127.0.0.1:{free_port()}",
                                   engine_timeout_seconds=1))
-    nowhere_asked = engine_reads(nowhere)
+    nowhere_asked = engine_calls(nowhere)
     unreachable = nowhere.test_client().get(f"/wait?id={job_id}")
 
     assert_error(unknown, 404, "not_found")
@@ -220,7 +220,7 @@ def test_only_a_principal_who_may_see_the_job_gets_it(stack, nonce):
     settled = settled_in(gateway, job_id, alice)  # rendered and remembered
     assert reached == []
     other = create_app(settings)  # bob's first poll there: read, found his not, to the route
-    other_reached, other_asked = routed(other), engine_reads(other)
+    other_reached, other_asked = routed(other), engine_calls(other)
     assert_error(other.test_client().get("/wait", query_string={"id": job_id}, headers=bob),
                  404, "not_found")
     assert other_reached == other_asked == [job_id]

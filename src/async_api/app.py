@@ -16,7 +16,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from async_api import admission, auth, body, ids, plain_waits, telemetry
+from async_api import admission, auth, body, ids, plain, telemetry
 from async_api.engine import Engine
 from async_api.errors import register_error_handlers
 from async_api.resources import (
@@ -86,10 +86,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The app factory: settings from the environment unless given, one blueprint per resource."""
     settings = settings or Settings.from_env()
     app = Gateway(__name__)
-    if settings.trusted_proxy_hops:  # absolute URLs then follow the proxy's X-Forwarded-*
-        hops = settings.trusted_proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,  # type: ignore[method-assign]
-                                x_port=hops)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         API_TITLE="async-api",
@@ -119,9 +115,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     webhooks.install(app)  # signatures first, then bodies
     body.install(app)
     register_error_handlers(app)  # after Api(), which installs its own HTTP error handler
-    app.wsgi_app = plain_waits.PlainWaits(  # type: ignore[method-assign]
-        app.wsgi_app, app.extensions[polling.WAIT_ANSWERS], app.extensions["async_api.engine"],
+    app.wsgi_app = plain.PlainRequests(  # type: ignore[method-assign]
+        app.wsgi_app, app.extensions[polling.ANSWERS], app.extensions["async_api.engine"],
         settings)
+    if settings.trusted_proxy_hops:  # absolute URLs, plain.py's too, follow X-Forwarded-*
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,  # type: ignore[method-assign]
+                                x_port=hops)
     if settings.admission_max_requests > 0:  # outermost: a refusal costs nothing of the above
         app.wsgi_app = admission.Admission(  # type: ignore[method-assign]
             app.wsgi_app, settings.admission_max_requests, settings.retry_after_seconds,

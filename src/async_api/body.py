@@ -87,16 +87,20 @@ def check_json_body() -> None:
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type",
                        "Send the body as JSON with Content-Type: application/json.")
+    setattr(g, _PARSED, decoded(raw, current_app.extensions["async_api.settings"].max_json_depth))
+
+
+def decoded(raw: bytes, max_depth: int) -> Any:
+    """A JSON body's value, parsed strictly, nesting at most `max_depth` levels; else the 400."""
     try:
         value = parse_strict(raw)
     except NotStrictJson as exc:
         raise ApiError(400, exc.code, str(exc)) from exc
     except (ValueError, RecursionError) as exc:  # RecursionError on absurd nesting
         raise ApiError(400, "malformed_json", "The body is not valid JSON.") from exc
-    max_depth = current_app.extensions["async_api.settings"].max_json_depth
     if _depth(value) > max_depth:
         raise ApiError(400, "too_deep", f"The JSON body nests deeper than {max_depth} levels.")
-    setattr(g, _PARSED, value)
+    return value
 
 
 def read_json(default: Any) -> Any:

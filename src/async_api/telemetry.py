@@ -57,7 +57,7 @@ def closed(span: Span, method: str, route: str, status: int) -> list[tuple[str, 
 
 
 def hand_over(environ: dict[str, Any], span: Span) -> None:
-    """Gives Flask a request whose span a middleware opened (plain_waits.py): it is logged
+    """Gives Flask a request whose span a middleware opened (plain.py): it is logged
     and counted once, timed from when it came."""
     environ[_HANDED_OVER] = span
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import current_app, g, request, url_for
 
-from async_api import admission, auth, listing, logs, lro, plain_waits
+from async_api import admission, auth, listing, logs, lro, plain
 from async_api.contract import DurableFunction
 from async_api.engine import (
     JOB_TAG,
@@ -70,7 +70,8 @@ def start_job(
     tags = dict(tags or {})
     if principal() is not None and not shared:
         tags[OWNER_TAG] = principal()
-    return owned(start(engine(), settings(), function, job_id, args, tags))
+    return owned(plain.handed_over(request.environ, job_id)
+                 or start(engine(), settings(), function, job_id, args, tags))
 
 
 def owned(job: Promise) -> Promise:
@@ -127,7 +128,7 @@ def find_job(job_id: str) -> Promise:
     """The job with this id; workflow steps, approval promises and other principals' jobs
     are not found (404)."""
     logs.add(job_id=job_id)  # the request's log line is about this job
-    promise = plain_waits.handed_over(request.environ, job_id) or engine().get(job_id)
+    promise = plain.handed_over(request.environ, job_id) or engine().get(job_id)
     if JOB_TAG not in promise.tags or not visible(promise):
         raise ApiError(404, "not_found", "No job has this id.")
     return promise

@@ -1,9 +1,9 @@
 """POST /begin starts the durable function `foo`; GET /wait reads its state without blocking."""
 
-from flask import Flask, Response, current_app, url_for
+from flask import Flask, Response, current_app, request, url_for
 from flask_smorest import Blueprint
 
-from async_api import body, contract, ids, plain_waits
+from async_api import body, contract, ids, plain
 from async_api.resources import (
     absolute_url,
     find_job,
@@ -22,21 +22,24 @@ from async_api.schemas.polling import (
 
 blp = Blueprint("polling", __name__, description="Start a durable job, then poll for its result.")
 
-DEFAULT_BODY = {"foo": "bar"}
-# The /wait bodies, shared with plain_waits.py, which answers plain polls before Flask sees them.
-WAIT_ANSWERS = "async_api.wait_answers"  # app.extensions key
+# The bodies, shared with plain.py, which answers plain begins and polls before Flask sees them.
+ANSWERS = "async_api.answers"  # app.extensions key
 
 
-def _rendered_by(app: Flask) -> plain_waits.Render:
+def _rendered_by(app: Flask) -> plain.Render:
     """What jsonify would send as the body, without a request."""
     return lambda answer: (app.json.dumps(answer, separators=(",", ":")) + "\n").encode()
 
 
 blp.record_once(lambda state: state.app.extensions.setdefault(
-    WAIT_ANSWERS, plain_waits.WaitAnswers(_rendered_by(state.app))))
+    ANSWERS, plain.Answers(_rendered_by(state.app))))
 
 
-@blp.route("/begin", methods=["POST"])
+def answers() -> plain.Answers:
+    return current_app.extensions[ANSWERS]
+
+
+@blp.route(plain.BEGIN_ROUTE, methods=["POST"])
 @blp.arguments(OptionalIdQuerySchema(), location="query", error_status_code=400)
 @blp.response(202, BeginResponseSchema)
 @blp.doc(**started_job_links("promise"))
@@ -52,17 +55,18 @@ blp.record_once(lambda state: state.app.extensions.setdefault(
         "not": {"type": "object", "required": ["__type"]},
     }}},
 })
-def begin(query: dict) -> tuple:
+def begin(query: dict) -> Response:
     """Start `foo(body)` on worker group `worker`; the same id and body never run twice."""
-    job_id = ids.chosen(query["id"], settings()) if "id" in query else ids.mint()
-    promise = start_job(contract.FOO, job_id, [body.read_json(default=DEFAULT_BODY)])
+    job_id = ids.chosen(query["id"], settings()) if "id" in query else plain.minted(request.environ)
+    promise = start_job(contract.FOO, job_id, [body.read_json(default=plain.DEFAULT_BEGIN_BODY)])
     # The body keeps the seed contract's relative `wait`; the headers are absolute.
-    wait_url = url_for("polling.wait", id=job_id)
-    answer = {"promise": job_id, "status": promise.state, "wait": wait_url}
-    return answer, started_headers(job_id, absolute_url("polling.wait", id=job_id))
+    return current_app.response_class(
+        answers().begun(promise, url_for("polling.wait", id=job_id)), status=202,
+        headers=started_headers(job_id, absolute_url("polling.wait", id=job_id)),
+        mimetype=current_app.json.mimetype)
 
 
-@blp.route(plain_waits.WAIT_ROUTE)
+@blp.route(plain.WAIT_ROUTE)
 @blp.arguments(WaitQuerySchema(), location="query", error_status_code=400)
 @blp.response(200, WaitResponseSchema)
 @blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown id.")
@@ -74,6 +78,5 @@ def wait(query: dict) -> Response:
     job settles, or after S seconds (at most LONG_POLL_MAX_SECONDS) with the pending body.
     """
     promise = held(find_job(ids.checked(query["id"], settings())), query.get("timeout"))
-    answers: plain_waits.WaitAnswers = current_app.extensions[WAIT_ANSWERS]
-    return current_app.response_class(answers.body(promise), mimetype=current_app.json.mimetype,
+    return current_app.response_class(answers().wait(promise), mimetype=current_app.json.mimetype,
                                       headers=retry_after() if promise.pending else None)
