@@ -42,9 +42,10 @@ def mint() -> str:
     return str(uuid.uuid4())
 
 
-def well_formed(job_id: str, max_length: int) -> bool:
-    """Whether `checked` accepts `job_id`."""
-    return len(job_id) <= max_length and ID_PATTERN.fullmatch(job_id) is not None
+def well_formed(job_id: str, max_length: int, pattern: re.Pattern[str] = ID_PATTERN) -> bool:
+    """Whether `job_id` is within `max_length` and matches `pattern` (by default, as `checked`
+    accepts it), without the 400."""
+    return len(job_id) <= max_length and pattern.fullmatch(job_id) is not None
 
 
 def _check(job_id: str, settings: Settings, pattern: re.Pattern[str], rule: str) -> str:

@@ -121,13 +121,14 @@ class PlainRequests:
                        self.pending_headers if job.pending else [])
 
     def _begin(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        query = environ.get("QUERY_STRING", "")
-        job_id = _queried_id(environ) if query else ids.mint()
-        raw = _plain_body(environ, self.settings.max_body_bytes)
+        job_id = _queried_id(environ) if environ.get("QUERY_STRING") else ids.mint()
+        if job_id is None or not ids.well_formed(job_id, self.settings.max_id_length,
+                                                 _PLAIN_NEW_ID):
+            return self.app(environ, start_response)
         scheme = environ["wsgi.url_scheme"]
         host = get_host(scheme, environ.get("HTTP_HOST"))  # as url_for takes it
-        if (job_id is None or raw is None or len(job_id) > self.settings.max_id_length
-                or not _PLAIN_NEW_ID.fullmatch(job_id) or not host):
+        raw = _plain_body(environ, self.settings.max_body_bytes) if host else None
+        if raw is None:
             return self.app(environ, start_response)
         try:
             args = [body.decoded(raw, self.settings.max_json_depth)
