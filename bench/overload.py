@@ -18,6 +18,9 @@ median (lost and pending jobs: their sum), since one run's tail moves with the m
   .venv/bin/python -m bench.overload              the measurement (about 7 minutes)
   .venv/bin/python -m bench.overload --runs 1     one run (about 2-3 minutes)
   .venv/bin/python -m bench.overload --quick      tiny sizes (tests/test_overload.py)
+  .venv/bin/python -m bench.overload --connections 256
+                                                  a heavier overload (a closed loop offers
+                                                  what its answers' latency allows)
   .venv/bin/python -m bench.overload --gateway-env ADMISSION_MAX_REQUESTS=0
                                                   the gateway with other settings
 """
@@ -273,10 +276,14 @@ def main() -> None:
     parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
                         help="an environment variable for the gateway (repeatable)")
     parser.add_argument("--runs", type=int, help=f"runs, each on a fresh stack ({FULL.runs})")
+    parser.add_argument("--connections", type=int,
+                        help=f"wrk's connections in the overload ({FULL.connections})")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if args.runs:
         plan = replace(plan, runs=args.runs)
+    if args.connections:
+        plan = replace(plan, connections=args.connections)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: run `bench/ensure-tools` (apt-get install wrk)")
     gateway_env = {**plan.gateway_env,

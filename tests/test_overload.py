@@ -5,15 +5,18 @@ benchmark that measures it (bench/overload.py) runs once here too, so that it ca
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 
+from async_api import admission
 from tests.support.http import assert_error
 from tests.support.processes import ROOT, wait_until
 from tests.support.slow_engine import slowly_answering
@@ -145,3 +148,46 @@ def test_quick_overload_benchmark_prints_its_table_and_loses_nothing():
     assert header.split()[-7:] == ["run", "1", "run", "2", "median", "of", "runs"], header
     for row in ("accepted, still pending after the drain", "lost: accepted (202), not stored"):
         assert rows[row].split()[-3:] == ["0", "0", "0"], done.stdout  # each run, their sum
+
+
+
+def _gate_with(limit: int) -> tuple[admission.Admission, Callable[[int], str]]:
+    """The gate alone, in front of an app that answers 200, and a call that first sets how
+    many places are taken; it returns the status the request got."""
+    def app(environ: dict, start_response: Callable) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    gate = admission.Admission(app, limit, retry_after_seconds=1, max_body_bytes=1024)
+
+    def call(in_flight: int) -> str:
+        gate.in_flight, statuses = in_flight, []
+        gate({"PATH_INFO": "/begin", "wsgi.input": io.BytesIO()},
+             lambda status, headers: statuses.append(status))
+        return statuses[0].split()[0]
+    return gate, call
+
+
+def test_a_refusal_whose_pause_ends_late_halves_the_gate_for_a_while(monkeypatch):
+    """A refused connection's pause that ends 20 ms late or more (the process queues for the
+    CPU) leaves the gate half its places until a second passes with no late pause; one that
+    ends on time changes nothing (README, Overload: the gate narrows)."""
+    gate, call = _gate_with(limit=4)
+    assert [call(in_flight) for in_flight in (3, 4)] == ["200", "503"]
+    gate._refuse({}, lambda status, headers: None).close()  # on time, on an idle machine
+    assert call(in_flight=3) == "200"
+
+    real_sleep = time.sleep
+    monkeypatch.setattr(admission.time, "sleep",
+                        lambda seconds: real_sleep(seconds + admission.LATE_PAUSE_SECONDS))
+    gate._refuse({}, lambda status, headers: None).close()  # late: the CPU was elsewhere
+    assert [call(in_flight) for in_flight in (1, 2, 3)] == ["200", "503", "503"]
+
+    gate.narrowed_until = time.monotonic()  # NARROWED_SECONDS later, with no late pause
+    assert call(in_flight=3) == "200"
+
+
+def test_the_narrowed_gate_keeps_at_least_one_place():
+    gate, call = _gate_with(limit=1)
+    gate.paused(1.0)
+    assert call(in_flight=0) == "200"

@@ -15,6 +15,12 @@ What counts as at work:
 - Not a long-poll while it holds (`release`, called by the routes that wait): it waits on an
   event and costs nothing until its job settles; counted, 16 waiting clients would shut every
   `/begin` out. Its last read still goes through the engine's slots.
+
+The gate narrows to half its places while the process is short of CPU: then every request at
+work makes a refusal wait longer for its turn (README, "Overload": refusals p99 over 100 ms
+with 16 places, under it with 8), while a process with CPU to spare keeps all its places for
+requests that wait on the engine. What tells it: a refused connection's pause (below) that
+ends late, a free measure taken only when the gate refuses.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ _BODY = json.dumps({"error": {"code": OVERLOADED, "message": OVERLOADED_MESSAGE}
 # what a client ignoring Retry-After costs (at most 100 refusals/s per connection), and keeps
 # its next answer well within 100 ms.
 REFUSED_PAUSE_SECONDS = 0.01
+# A pause that ends this much late means greenlets and processes queue for the CPU: the gate
+# then keeps half its places (at least one) until NARROWED_SECONDS pass with no such pause.
+LATE_PAUSE_SECONDS = 0.02
+NARROWED_SECONDS = 1.0
 _TICKET = "async_api.admission"  # where a counted request's ticket waits, in the WSGI environ
 
 StartResponse = Callable[..., Any]
@@ -60,7 +70,8 @@ class _Ticket:
 
 class _Refusal(list[bytes]):
     """A refusal's body. The server calls close() once the answer is sent, before it reads the
-    connection's next request: that read waits REFUSED_PAUSE_SECONDS (a greenlet's sleep).
+    connection's next request: that read waits REFUSED_PAUSE_SECONDS (a greenlet's sleep), and
+    how late the sleep ends tells the gate whether the process is short of CPU.
 
     A refusal does no I/O that waits, and gevent switches greenlets only on a wait: a client
     that asks again the moment it is refused would otherwise be served again and again by this
@@ -69,8 +80,14 @@ class _Refusal(list[bytes]):
     need (README, "Overload": accepted begins/s fell by half). A client that honours Retry-After
     never meets the pause."""
 
+    def __init__(self, gate: Admission, body: bytes) -> None:
+        super().__init__([body])
+        self._gate = gate
+
     def close(self) -> None:
+        started = time.monotonic()
         time.sleep(REFUSED_PAUSE_SECONDS)
+        self._gate.paused(time.monotonic() - started - REFUSED_PAUSE_SECONDS)
 
 
 class Admission:
@@ -79,6 +96,8 @@ class Admission:
     def __init__(self, app: WsgiApp, limit: int, retry_after_seconds: int,
                  max_body_bytes: int) -> None:
         self.app, self.limit = app, limit
+        self.narrowed_limit = max(1, limit // 2)
+        self.narrowed_until = 0.0  # time.monotonic() until which narrowed_limit holds
         self.retry_after = str(retry_after_seconds)
         self.max_body_bytes = max_body_bytes
         self.in_flight = 0
@@ -88,8 +107,9 @@ class Admission:
         if self.limit <= 0 or environ.get("PATH_INFO") in EXEMPT or not _read_body(
                 environ, self.max_body_bytes):
             return self.app(environ, start_response)
+        limit = self.narrowed_limit if time.monotonic() < self.narrowed_until else self.limit
         with self._lock:
-            admitted = self.in_flight < self.limit
+            admitted = self.in_flight < limit
             if admitted:
                 self.in_flight += 1
         if not admitted:
@@ -104,6 +124,14 @@ class Admission:
         with self._lock:
             self.in_flight -= 1
 
+    def paused(self, late: float) -> None:
+        """A refused connection's pause ended `late` seconds after it should have."""
+        if late >= LATE_PAUSE_SECONDS:
+            now = time.monotonic()
+            if now >= self.narrowed_until:
+                metrics.ADMISSION_NARROWED.inc()
+            self.narrowed_until = now + NARROWED_SECONDS
+
     def _refuse(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         """503 overloaded, as the app's JSON errors are, with the request and trace ids every
         answer carries (telemetry.py); no log line, which would cost more than the refusal."""
@@ -114,7 +142,7 @@ class Admission:
             ("Retry-After", self.retry_after),
             (logs.REQUEST_ID_HEADER, logs.request_id(environ.get("HTTP_X_REQUEST_ID"))),
             (logs.TRACEPARENT_HEADER, traceparent)])
-        return _Refusal([_BODY])
+        return _Refusal(self, _BODY)
 
 
 def _read_body(environ: dict[str, Any], limit: int) -> bool:

@@ -60,8 +60,9 @@ class Settings:
     # Scheduler loops per worker group in one worker process, each with its own poller, claims
     # and share of the tasks in flight; they share the server's offers. A loop makes its calls
     # to the engine one at a time: one loop capped a burst at the round trips of one job after
-    # another. More loops finish a lone burst sooner but slowed /begin in full runs (README).
-    worker_schedulers: int = 4
+    # another. 8 finish a burst sooner than 4 and leave /begin above the Celery peer; more took
+    # CPU from the gateway's begins in full runs (README, Benchmark).
+    worker_schedulers: int = 8
     # How much lower a `python -m workers` process's CPU priority is than the gateway's and the
     # server's (workers/priority.py): when the CPU is full, jobs wait, not requests. 0: none.
     worker_nice: int = 5
