@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import requests
@@ -150,21 +151,20 @@ def test_quick_overload_benchmark_prints_its_table_and_loses_nothing():
         assert rows[row].split()[-3:] == ["0", "0", "0"], done.stdout  # each run, their sum
 
 
-
-def _gate_with(limit: int) -> tuple[admission.Admission, Callable[[int], str]]:
+def _gate_with(limit: int) -> tuple[admission.Admission, Callable[[int], tuple[str, Any]]]:
     """The gate alone, in front of an app that answers 200, and a call that first sets how
-    many places are taken; it returns the status the request got."""
+    many places are taken; it returns the status the request got and the answer's body."""
     def app(environ: dict, start_response: Callable) -> list[bytes]:
         start_response("200 OK", [])
         return [b"ok"]
 
     gate = admission.Admission(app, limit, retry_after_seconds=1, max_body_bytes=1024)
 
-    def call(in_flight: int) -> str:
+    def call(in_flight: int) -> tuple[str, Any]:
         gate.in_flight, statuses = in_flight, []
-        gate({"PATH_INFO": "/begin", "wsgi.input": io.BytesIO()},
-             lambda status, headers: statuses.append(status))
-        return statuses[0].split()[0]
+        answer = gate({"PATH_INFO": "/begin", "wsgi.input": io.BytesIO()},
+                      lambda status, headers: statuses.append(status))
+        return statuses[0].split()[0], answer
     return gate, call
 
 
@@ -173,21 +173,24 @@ def test_a_refusal_whose_pause_ends_late_halves_the_gate_for_a_while(monkeypatch
     CPU) leaves the gate half its places until a second passes with no late pause; one that
     ends on time changes nothing (README, Overload: the gate narrows)."""
     gate, call = _gate_with(limit=4)
-    assert [call(in_flight) for in_flight in (3, 4)] == ["200", "503"]
-    gate._refuse({}, lambda status, headers: None).close()  # on time, on an idle machine
-    assert call(in_flight=3) == "200"
+    assert call(in_flight=3)[0] == "200"
+    status, refusal = call(in_flight=4)
+    assert status == "503"
+    refusal.close()  # the server's close after sending it: on time, on an idle machine
+    assert call(in_flight=3)[0] == "200"
 
     real_sleep = time.sleep
     monkeypatch.setattr(admission.time, "sleep",
                         lambda seconds: real_sleep(seconds + admission.LATE_PAUSE_SECONDS))
-    gate._refuse({}, lambda status, headers: None).close()  # late: the CPU was elsewhere
-    assert [call(in_flight) for in_flight in (1, 2, 3)] == ["200", "503", "503"]
+    status, refusal = call(in_flight=4)
+    refusal.close()  # late: the CPU was elsewhere
+    assert [call(in_flight)[0] for in_flight in (1, 2, 3)] == ["200", "503", "503"]
 
     gate.narrowed_until = time.monotonic()  # NARROWED_SECONDS later, with no late pause
-    assert call(in_flight=3) == "200"
+    assert call(in_flight=3)[0] == "200"
 
 
 def test_the_narrowed_gate_keeps_at_least_one_place():
     gate, call = _gate_with(limit=1)
     gate.paused(1.0)
-    assert call(in_flight=0) == "200"
+    assert call(in_flight=0)[0] == "200"
