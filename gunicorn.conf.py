@@ -97,7 +97,7 @@ def post_worker_init(worker: object) -> None:
     - what start-up built is frozen out of the garbage collector's sight (gc.freeze): it lives
       as long as the process, and each full collection that walked it under load paused every
       request of the process for 40-120 ms, the tail of `make bench-overload`'s answers
-      (README "Overload"; tests/test_gunicorn_conf.py).
+      (PERFORMANCE.md, "Overload", seventh session; tests/test_gunicorn_conf.py).
     """
     from async_api import gunicorn_wire
 

@@ -21,7 +21,7 @@ print(before, gc.get_freeze_count())
 def test_a_gateway_worker_freezes_what_start_up_built():
     """post_worker_init ends with gc.freeze(): objects that live as long as the process are
     no longer walked by full collections, which paused every request of a worker for 40-120 ms
-    under load (README "Overload")."""
+    under load (PERFORMANCE.md, "Overload", seventh session)."""
     answer = subprocess.run([sys.executable, "-c", HOOK], cwd=ROOT, capture_output=True,
                             text=True, timeout=60, check=True)
     before, after = map(int, answer.stdout.split())

@@ -1,7 +1,8 @@
 """A worker process gives way on the CPU (WORKER_NICE): jobs are asynchronous by contract, so
 when the CPU is full a job may wait a little, while the gateway's requests and the server's
-writes may not (README, "Benchmark": with the worker at the gateway's priority, it took the
-CPU the gateway needed, and `POST /begin` and the overload's refusals waited for it).
+writes may not (PERFORMANCE.md, "Workers give way on the CPU": with the worker at the
+gateway's priority, it took the CPU the gateway needed, and `POST /begin` and the overload's
+refusals waited for it).
 
 Linux shares the CPU first among sessions (autogroup: each `setsid` makes one), then among a
 session's processes by their nice value. A worker that leads its own session (the tests, the

@@ -1,6 +1,7 @@
 """The two requests a polling client sends most, a plain `POST /begin` and `GET /wait?id=ID`,
-answered before Flask sees them (README, "Benchmark": "A poll of a settled job skips Flask",
-"A plain poll of a pending job skips Flask too", "A plain begin skips Flask too").
+answered before Flask sees them (PERFORMANCE.md, "What each change bought": "A poll of a
+settled job skips Flask", "A plain poll of a pending job skips Flask too", "A plain begin skips
+Flask too").
 
 Flask's part of such a request (the request context, the URL rules, the query's schema, the
 response hooks) was more than half of its CPU. This WSGI middleware answers them itself, as the
