@@ -5,7 +5,9 @@ gunicorn with 2 gevent workers, on free loopback ports); the table shows each ru
 median (lost and pending jobs: their sum), since one run's tail moves with the machine. A run:
 
   sustained  wrk, 8 connections (as `make bench`): the /begin rate the stack keeps up; the jobs
-             it started are drained before the overload (up to DRAIN_SECONDS)
+             it started are drained before the overload (up to DRAIN_SECONDS). Its begins
+             outrun its jobs (the worker gives way to the gateway), so the table also gives
+             the rate at which the stack finished them: begun / (wrk's seconds + the drain)
   overload   wrk, 64 connections, 30 s, a new id on every POST /begin (bench/wrk/jobs.lua in
              its by-status mode: every answer is matched to its request by X-Request-ID, which
              the gateway echoes, and timed by its status, so accepted and refused answers get
@@ -114,6 +116,7 @@ def probe(base_url: str, path: str, prefix: str, stop: threading.Event, result: 
 @dataclass
 class Overload:
     sustained: load.Run
+    sustained_drain_seconds: float  # from the end of the sustained run until its jobs were done
     run: load.Run
     probes: dict[str, Probe]
     accepted: set[str]  # ids answered 202, wrk's and the probe's
@@ -139,8 +142,9 @@ def overload(service: Service, plan: Plan, prefix: str) -> Overload:
                          SUSTAINED_CONNECTIONS)
     ended = time.monotonic()
     left = service.drain(f"{prefix}-s", plan.drain_seconds)
+    sustained_drain = time.monotonic() - ended
     say(f"sustained: {_accepted_per_second(sustained):.0f} begins/s accepted; drained in "
-        f"{time.monotonic() - ended:.0f} s, {left} of its jobs left unfinished")
+        f"{sustained_drain:.0f} s, {left} of its jobs left unfinished")
 
     say(f"overload: wrk, {plan.connections} connections, {plan.seconds:g} s, and the probes")
     stop = threading.Event()
@@ -170,7 +174,8 @@ def overload(service: Service, plan: Plan, prefix: str) -> Overload:
                          for job_id in [*service.job_ids(f"{prefix}-o", state),
                                         *service.job_ids(f"{prefix}-p", state)]}
                         for states in (("pending",), ("resolved", "rejected")))
-    return Overload(sustained, run, probes, accepted, settled, pending, drained, cpu)
+    return Overload(sustained, sustained_drain, run, probes, accepted, settled, pending,
+                    drained, cpu)
 
 
 def _accepted_per_second(run: load.Run) -> float:
@@ -195,6 +200,8 @@ def rows(result: Overload, plan: Plan) -> list[tuple[str, str, Cell]]:
     """One run's figures, as (metric, unit, cell)."""
     by_status, seconds = result.run.by_status, plan.seconds
     sustained = max(_accepted_per_second(result.sustained), 1e-9)
+    begun = result.sustained.requests - result.sustained.bad
+    finished = max(begun / (plan.sustained_seconds + result.sustained_drain_seconds), 1e-9)
     accepted = [ms for ms, _ in by_status.get("202", [])]
     refused = [ms for status in REFUSED for ms, _ in by_status.get(status, [])]
     answered = sum(len(values) for values in by_status.values())
@@ -203,9 +210,11 @@ def rows(result: Overload, plan: Plan) -> list[tuple[str, str, Cell]]:
     return [
         ("sustained POST /begin (wrk, 8 connections)", "req/s", ((sustained,), ".0f")),
         ("sustained: answers not 2xx", "answers", ((result.sustained.bad,), ".0f")),
+        ("sustained: its jobs finished, begun / (run + drain)", "jobs/s", ((finished,), ".0f")),
         (f"offered: answers/s to wrk's {plan.connections} connections", "req/s",
          ((answered / seconds,), ".0f")),
-        ("offered / sustained", "x", ((answered / seconds / sustained,), ".1f")),
+        ("offered / sustained; / its jobs finished per s", "x",
+         ((answered / seconds / sustained, answered / seconds / finished), ".1f")),
         ("accepted begins (202)", "req/s", ((len(accepted) / seconds,), ".0f")),
         ("refused (503/429), of wrk's answers", "%",
          ((100 * len(refused) / max(answered, 1),), ".0f")),
