@@ -168,26 +168,26 @@ def _gate_with(limit: int) -> tuple[admission.Admission, Callable[[int], tuple[s
     return gate, call
 
 
-def test_a_refusal_whose_pause_ends_late_halves_the_gate_for_a_while(monkeypatch):
+def test_a_refusal_whose_pause_ends_late_narrows_the_gate_for_a_while(monkeypatch):
     """A refused connection's pause that ends 20 ms late or more (the process queues for the
-    CPU) leaves the gate half its places until a second passes with no late pause; one that
-    ends on time changes nothing (README, Overload: the gate narrows)."""
-    gate, call = _gate_with(limit=4)
-    assert call(in_flight=3)[0] == "200"
-    status, refusal = call(in_flight=4)
+    CPU) leaves the gate a quarter of its places until a second passes with no late pause; one
+    that ends on time changes nothing (README, Overload: the gate narrows)."""
+    gate, call = _gate_with(limit=8)
+    assert call(in_flight=7)[0] == "200"
+    status, refusal = call(in_flight=8)
     assert status == "503"
     refusal.close()  # the server's close after sending it: on time, on an idle machine
-    assert call(in_flight=3)[0] == "200"
+    assert call(in_flight=7)[0] == "200"
 
     real_sleep = time.sleep
     monkeypatch.setattr(admission.time, "sleep",
                         lambda seconds: real_sleep(seconds + admission.LATE_PAUSE_SECONDS))
-    status, refusal = call(in_flight=4)
+    status, refusal = call(in_flight=8)
     refusal.close()  # late: the CPU was elsewhere
     assert [call(in_flight)[0] for in_flight in (1, 2, 3)] == ["200", "503", "503"]
 
     gate.narrowed_until = time.monotonic()  # NARROWED_SECONDS later, with no late pause
-    assert call(in_flight=3)[0] == "200"
+    assert call(in_flight=7)[0] == "200"
 
 
 def test_the_narrowed_gate_keeps_at_least_one_place():

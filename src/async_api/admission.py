@@ -16,11 +16,12 @@ What counts as at work:
   event and costs nothing until its job settles; counted, 16 waiting clients would shut every
   `/begin` out. Its last read still goes through the engine's slots.
 
-The gate narrows to half its places while the process is short of CPU: then every request at
-work makes a refusal wait longer for its turn (README, "Overload": refusals p99 over 100 ms
-with 16 places, under it with 8), while a process with CPU to spare keeps all its places for
-requests that wait on the engine. What tells it: a refused connection's pause (below) that
-ends late, a free measure taken only when the gate refuses.
+The gate narrows to a quarter of its places while the process is short of CPU: then every
+request at work makes a refusal wait longer for its turn (PERFORMANCE.md, "Overload": refusals
+p99 over 100 ms with 16 places, and on a slower day with 8, under it with 4), while a process
+with CPU to spare keeps all its places for requests that wait on the engine. What tells it: a
+refused connection's pause (below) that ends late, a free measure taken only when the gate
+refuses.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ _BODY = json.dumps({"error": {"code": OVERLOADED, "message": OVERLOADED_MESSAGE}
 # its next answer well within 100 ms.
 REFUSED_PAUSE_SECONDS = 0.01
 # A pause that ends this much late means greenlets and processes queue for the CPU: the gate
-# then keeps half its places (at least one) until NARROWED_SECONDS pass with no such pause.
+# then keeps 1 / NARROWED_SHARE of its places (at least one) until NARROWED_SECONDS pass with
+# no such pause.
 LATE_PAUSE_SECONDS = 0.02
+NARROWED_SHARE = 4
 NARROWED_SECONDS = 1.0
 _TICKET = "async_api.admission"  # where a counted request's ticket waits, in the WSGI environ
 
@@ -77,8 +80,8 @@ class _Refusal(list[bytes]):
     that asks again the moment it is refused would otherwise be served again and again by this
     greenlet while the other requests of the process wait, and even with a yield each such
     connection refused as fast as the CPU allows takes from the accepted requests the CPU they
-    need (README, "Overload": accepted begins/s fell by half). A client that honours Retry-After
-    never meets the pause."""
+    need (PERFORMANCE.md, "A refused connection pauses": accepted begins/s fell by half). A
+    client that honours Retry-After never meets the pause."""
 
     def __init__(self, gate: Admission, body: bytes) -> None:
         super().__init__([body])
@@ -96,7 +99,7 @@ class Admission:
     def __init__(self, app: WsgiApp, limit: int, retry_after_seconds: int,
                  max_body_bytes: int) -> None:
         self.app, self.limit = app, limit
-        self.narrowed_limit = max(1, limit // 2)
+        self.narrowed_limit = max(1, limit // NARROWED_SHARE)
         self.narrowed_until = 0.0  # time.monotonic() until which narrowed_limit holds
         self.retry_after = str(retry_after_seconds)
         self.max_body_bytes = max_body_bytes

@@ -53,8 +53,8 @@ ADMISSION_REFUSED = Counter(
     "ADMISSION_MAX_REQUESTS at work (async_api.admission).")
 ADMISSION_NARROWED = Counter(
     "async_api_admission_narrowed",
-    "Times the admission gate went down to half its places because a refused connection's "
-    "pause ended late: the process was short of CPU (async_api.admission).")
+    "Times the admission gate went down to a quarter of its places because a refused "
+    "connection's pause ended late: the process was short of CPU (async_api.admission).")
 JOBS_STARTED = Counter(
     "async_api_jobs_started",
     "Jobs created by jobs.start; a retry that finds its job already there is not counted.",

@@ -61,11 +61,14 @@ class Settings:
     # and share of the tasks in flight; they share the server's offers. A loop makes its calls
     # to the engine one at a time: one loop capped a burst at the round trips of one job after
     # another. 8 finish a burst sooner than 4 and leave /begin above the Celery peer; more took
-    # CPU from the gateway's begins in full runs (README, Benchmark).
+    # CPU from the gateway's begins in full runs (PERFORMANCE.md, "Eight scheduler loops per
+    # worker group").
     worker_schedulers: int = 8
     # How much lower a `python -m workers` process's CPU priority is than the gateway's and the
     # server's (workers/priority.py): when the CPU is full, jobs wait, not requests. 0: none.
-    worker_nice: int = 5
+    # 3 rather than 5 leaves a burst's jobs enough CPU to keep up with its begins, and /begin
+    # above the Celery peer (PERFORMANCE.md, "Workers give way on the CPU, by 3").
+    worker_nice: int = 3
     # Same-process mode: each gateway process also serves these worker groups.
     embedded_worker_groups: tuple[str, ...] = ()
     # Bearer tokens the gateway accepts (API_TOKENS, comma-separated); empty turns auth off.
