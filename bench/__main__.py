@@ -144,7 +144,7 @@ def begin_run(stack: RawServer | Service | CeleryPeer, plan: Plan, prefix: str,
     before, started_at = procs.snapshot(roots), time.monotonic()
     run = plan.load(stack.url, mode, path, prefix, plan.seconds, CONNECTIONS)
     # Up to CONNECTIONS requests cut off at the end may have started jobs too.
-    accepted = run.requests - run.bad
+    accepted = run.good
     if stack.jobs:
         left = stack.drain(prefix, DRAIN_SECONDS)
         result.begin_unfinished += left

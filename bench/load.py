@@ -100,6 +100,11 @@ class Run:
     by_status: dict[str, list[tuple[float, str]]] = field(default_factory=dict)
 
     @property
+    def good(self) -> int:
+        """2xx answers."""
+        return self.requests - self.bad
+
+    @property
     def saturated(self) -> bool:
         return self.client_cpu >= SATURATED_PERCENT
 

@@ -179,7 +179,7 @@ def overload(service: Service, plan: Plan, prefix: str) -> Overload:
 
 
 def _accepted_per_second(run: load.Run) -> float:
-    return run.per_second * (run.requests - run.bad) / max(run.requests, 1)
+    return run.per_second * run.good / max(run.requests, 1)
 
 
 def _share(values: list[float], ms: float) -> float:
@@ -200,8 +200,8 @@ def rows(result: Overload, plan: Plan) -> list[tuple[str, str, Cell]]:
     """One run's figures, as (metric, unit, cell)."""
     by_status, seconds = result.run.by_status, plan.seconds
     sustained = max(_accepted_per_second(result.sustained), 1e-9)
-    begun = result.sustained.requests - result.sustained.bad
-    finished = max(begun / (plan.sustained_seconds + result.sustained_drain_seconds), 1e-9)
+    finished = max(result.sustained.good
+                   / (plan.sustained_seconds + result.sustained_drain_seconds), 1e-9)
     accepted = [ms for ms, _ in by_status.get("202", [])]
     refused = [ms for status in REFUSED for ms, _ in by_status.get(status, [])]
     answered = sum(len(values) for values in by_status.values())
