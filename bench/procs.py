@@ -10,6 +10,7 @@ child dies in between.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
@@ -77,3 +78,24 @@ def used(before: dict[str, tuple[float, int]],
     """CPU seconds each row used between two snapshots, with its process count at the end."""
     return {row: (seconds - before.get(row, (0.0, 0))[0], count)
             for row, (seconds, count) in after.items()}
+
+
+QUIET_PERCENT = 10.0  # of one core, the whole stack over QUIET_WINDOW_SECONDS: done starting
+QUIET_WINDOW_SECONDS = 0.25
+
+
+def wait_quiet(roots: dict[str, int], timeout: float = 20) -> float:
+    """Waits until the stack, children included, is nearly idle; returns the seconds waited.
+
+    A stack answers before it has finished starting: gunicorn's master takes connections as
+    soon as one worker has loaded the app, while the other still imports Flask. Measured
+    then, every connection wrk opens at once lands on the loaded worker (one process served
+    them all in every `/begin` run), and the other's start-up counts as the run's CPU."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        before = snapshot(roots)
+        time.sleep(QUIET_WINDOW_SECONDS)
+        busy = sum(seconds for seconds, _ in used(before, snapshot(roots)).values())
+        if 100 * busy / QUIET_WINDOW_SECONDS < QUIET_PERCENT:
+            break
+    return time.monotonic() - started

@@ -7,7 +7,8 @@
 - CeleryPeer: bench/celery_peer (Flask + Celery + Redis) with the same HTTP contract, from its
   own virtualenv bench/.venv-peer.
 
-Each names its root processes for the CPU accounting (bench/procs.py adds their children).
+Each names its root processes for the CPU accounting (bench/procs.py adds their children),
+and its start() returns once they are nearly idle, done starting (procs.wait_quiet).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import requests
 
+from bench import procs
 from bench.load import Http, expiry_ms
 from tests.support.processes import ROOT, Process, free_port, wait_until
 from tests.support.servers import EngineServer
@@ -46,6 +48,7 @@ class RawServer:
     def start(self) -> None:
         self.engine.start()
         self.url = self.engine.url
+        procs.wait_quiet(self.roots())
 
     def settled(self, promise_id: str) -> str:
         """A resolved promise; returns the path that reads it."""
@@ -112,6 +115,7 @@ class Service(JobStack):
         self.stack.start(["worker"], worker_env={"WORKER_GRACE_SECONDS": "1"},
                          gateway_env=self.gateway_env)
         self.url = self.stack.gateway_url
+        procs.wait_quiet(self.roots())
 
     def unfinished(self, prefix: str, at_most: int = 100_000) -> int:
         return len(self.job_ids(prefix, "pending", at_most))
@@ -181,6 +185,7 @@ class CeleryPeer(JobStack):
         self.web.start()
         wait_until(lambda: requests.get(f"{self.url}/healthz", timeout=1).ok, 30,
                    "the peer's gunicorn to answer")
+        procs.wait_quiet(self.roots())
 
     def unfinished(self, prefix: str, at_most: int = 100_000) -> int:
         """Jobs in Celery's queue or taken but not finished (acks_late keeps a job in
