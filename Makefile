@@ -11,7 +11,7 @@ RESONATE := .resonate/bin/resonate
 # PATH, costs 10-15 % more CPU per request (README "Benchmark").
 PYTHON ?= $(or $(wildcard /usr/bin/python3.11),python3)
 
-.PHONY: run status test lint install bench bench-serving bench-hops bench-scale bench-overload postgres chromium FORCE
+.PHONY: run status test lint install bench bench-serving bench-hops bench-scale bench-overload bench-ceiling postgres chromium FORCE
 
 # supervisord restarts whatever dies; see supervisord.conf.
 run: install
@@ -77,6 +77,12 @@ bench-scale: install
 bench-overload: install
 	command -v wrk >/dev/null || bench/ensure-tools
 	$(BIN)/python -m bench.overload $(if $(RUNS),--runs $(RUNS))
+
+# Needs wrk: how near /begin can come to the raw server's creates, against the least any
+# gunicorn app costs a request, and the server as published (PERFORMANCE.md).
+bench-ceiling: install
+	command -v wrk >/dev/null || bench/ensure-tools
+	$(BIN)/python -m bench.ceiling
 
 postgres:
 	scripts/ensure-postgres

@@ -1,5 +1,5 @@
 """`make bench` must keep working: its quick mode runs this service's rows, for real, in two
-rounds as the full benchmark makes three.
+rounds as the full benchmark makes three. So must `make bench-ceiling` (bench/ceiling.py).
 
 No timing is asserted (speed is measured by the benchmark itself, not by tests): only that it
 ran, printed its table with the expected rows, and lost no job; and, on made-up figures, that
@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from bench import ceiling
 from bench.load import Jobs, Run
 from bench.report import Result, main_table
 from tests.support.processes import ROOT
@@ -58,3 +59,31 @@ def test_the_table_takes_each_ratio_from_its_round_and_shows_a_loss_in_any_round
     begin = rows["POST /begin (raw: POST /promises)"]
     assert begin[-6:] == ["500", "500", "1.20x", "0.50", "1.25", "1.20"], begin
     assert rows["burst, jobs lost"][-2:] == ["2", "0"], rows["burst, jobs lost"]
+
+
+def test_quick_ceiling_benchmark_prints_every_row():
+    """`make bench-ceiling`'s quick mode: the raw server, the gunicorn floor and this service,
+    for real (the published server is left out: it is built from source on demand)."""
+    done = subprocess.run([sys.executable, "-m", "bench.ceiling", "--quick"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {line.split("  ")[0]: line for line in done.stdout.splitlines()}
+    for title in ("raw server", "gunicorn floor", "this service"):
+        assert float(rows[title].split()[len(title.split())]) > 0, done.stdout  # its req/s
+    assert rows["this service"].endswith("1.00x"), done.stdout
+    assert sum(line.startswith("60% of the raw server's creates") for line in rows) == 2
+
+
+def test_the_ceiling_counts_the_cores_a_target_rate_would_take():
+    """On made-up figures: 60 % of 1,000 creates/s at 400 us a create plus a gateway's 200 or
+    1,000 us a begin takes 0.36 or 0.84 of the cores."""
+    rows = {
+        "raw server": ceiling.Row(ceiling.RawServer, [1000.0], [400.0], [0.0]),
+        "gunicorn floor": ceiling.Row(ceiling.GunicornFloor, [5000.0], [200.0], [200.0]),
+        "this service": ceiling.Row(ceiling.Service, [500.0], [3000.0], [1000.0]),
+    }
+    text = ceiling.report(rows)
+    assert "600 begins/s, at the gunicorn floor's 200 us and the server's 400 us a create: 0.36" \
+        in text, text
+    assert "at this service's gateway's 1000 us and the server's 400 us a create: 0.84" in text
+    assert "0.50x" in text.splitlines()[2]  # /begin over the raw server's creates

@@ -98,6 +98,26 @@ def test_one_job_at_a_time_costs_two_task_enqueue_runs_each(make_stack, store, n
     assert 2 * jobs <= runs <= 2 * jobs + periodic, runs
 
 
+
+def test_jobs_waiting_for_a_group_with_no_worker_hold_up_no_other_group(make_stack, store, nonce):
+    """150 await-chain jobs wait for group business, which has no worker yet: more than the
+    100 tasks the server reads at a time. A job of group worker whose id sorts after theirs
+    still runs at once (patch 0010; before, every read took the same 100 waiting tasks, and it
+    stayed pending). Once business and db workers start, the waiting jobs run too."""
+    stack = make_stack(store)
+    stack.start(["worker"])
+    waiting = [f"a-{nonce}-{n:03d}" for n in range(150)]
+    for job_id in waiting:
+        assert stack.post("/await-chain", {}, params={"id": job_id}).status_code == 202
+    late = f"z-{nonce}"
+    assert stack.begin(late, {"nonce": nonce}).status_code == 202
+    assert stack.wait_settled(late, timeout=10)["status"] == "resolved"
+
+    stack.start_worker("business")
+    stack.start_worker("db")
+    for job_id in waiting:
+        assert stack.wait_settled(job_id, timeout=60)["status"] == "resolved", job_id
+
 def test_make_run_with_database_url_stores_in_postgres(postgres, tmp_path, nonce):
     """`make run DATABASE_URL=...`: the variable reaches the server through make and
     supervisord."""
