@@ -11,6 +11,7 @@ import requests
 
 from tests.support.make_run import start_make_run
 from tests.support.processes import ROOT, wait_until
+from tests.support.stack import Stack
 
 _spec = importlib.util.spec_from_file_location("postgres_flags",
                                                ROOT / "scripts" / "postgres-flags.py")
@@ -117,6 +118,25 @@ def test_jobs_waiting_for_a_group_with_no_worker_hold_up_no_other_group(make_sta
     stack.start_worker("db")
     for job_id in waiting:
         assert stack.wait_settled(job_id, timeout=60)["status"] == "resolved", job_id
+
+
+def test_a_job_begun_while_its_group_has_no_worker_starts_soon_after_one_connects(tmp_path, nonce):
+    """With `make run`'s 10 s task enqueue delay, a task whose send found no worker is tried
+    again after half its age (patch 0010), so its job starts within a few seconds of a worker
+    connecting (after a server restart, the workers reconnect within a second), not 10 s
+    after its begin as upstream's re-send delay would have it."""
+    stack = Stack(tmp_path, {"RESONATE_TASK_ENQUEUE_DELAY": "10s"})
+    try:
+        stack.start([])
+        job_id = f"no-worker-yet-{nonce}"
+        assert stack.begin(job_id, {"nonce": nonce}).status_code == 202
+        time.sleep(1)  # its send has failed by now
+        stack.start_worker("worker")
+        connected = time.monotonic()
+        assert stack.wait_settled(job_id, timeout=30)["status"] == "resolved"
+        assert time.monotonic() - connected < 5  # upstream's delay: about 9 s
+    finally:
+        stack.stop()
 
 def test_make_run_with_database_url_stores_in_postgres(postgres, tmp_path, nonce):
     """`make run DATABASE_URL=...`: the variable reaches the server through make and
