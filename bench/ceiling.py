@@ -101,12 +101,12 @@ class GunicornFloor:
         self.gunicorn.stop()
 
 
-Stack = RawServer | PublishedServer | GunicornFloor | Service
+Target = RawServer | PublishedServer | GunicornFloor | Service  # what answers the POSTs
 
 
 @dataclass
 class Row:
-    kind: Callable[[Path], Stack]
+    kind: Callable[[Path], Target]
     rates: list[float] = field(default_factory=list)
     us_per_request: list[float] = field(default_factory=list)  # the whole stack's CPU
     gateway_us: list[float] = field(default_factory=list)  # its gunicorn processes' CPU
@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="one round of 1 s, Python clients, no published server")
     args = parser.parse_args()
-    kinds: dict[str, Callable[[Path], Stack]] = {
+    kinds: dict[str, Callable[[Path], Target]] = {
         "raw server": RawServer, "published server": PublishedServer,
         "gunicorn floor": GunicornFloor, "this service": Service}
     rounds, seconds, run_load = args.rounds, 3, load.wrk

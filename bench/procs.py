@@ -84,8 +84,8 @@ QUIET_PERCENT = 10.0  # of one core, the whole stack over QUIET_WINDOW_SECONDS: 
 QUIET_WINDOW_SECONDS = 0.25
 
 
-def wait_quiet(roots: dict[str, int], timeout: float = 20) -> float:
-    """Waits until the stack, children included, is nearly idle; returns the seconds waited.
+def wait_quiet(roots: dict[str, int], timeout: float = 20) -> None:
+    """Waits until the stack, children included, is nearly idle (at most `timeout` seconds).
 
     A stack answers before it has finished starting: gunicorn's master takes connections as
     soon as one worker has loaded the app, while the other still imports Flask. Measured
@@ -97,5 +97,4 @@ def wait_quiet(roots: dict[str, int], timeout: float = 20) -> float:
         time.sleep(QUIET_WINDOW_SECONDS)
         busy = sum(seconds for seconds, _ in used(before, snapshot(roots)).values())
         if 100 * busy / QUIET_WINDOW_SECONDS < QUIET_PERCENT:
-            break
-    return time.monotonic() - started
+            return

@@ -99,7 +99,6 @@ def test_one_job_at_a_time_costs_two_task_enqueue_runs_each(make_stack, store, n
     assert 2 * jobs <= runs <= 2 * jobs + periodic, runs
 
 
-
 def test_jobs_waiting_for_a_group_with_no_worker_hold_up_no_other_group(make_stack, store, nonce):
     """150 await-chain jobs wait for group business, which has no worker yet: more than the
     100 tasks the server reads at a time. A job of group worker whose id sorts after theirs
@@ -137,6 +136,7 @@ def test_a_job_begun_while_its_group_has_no_worker_starts_soon_after_one_connect
         assert time.monotonic() - connected < 5  # upstream's delay: about 9 s
     finally:
         stack.stop()
+
 
 def test_make_run_with_database_url_stores_in_postgres(postgres, tmp_path, nonce):
     """`make run DATABASE_URL=...`: the variable reaches the server through make and
