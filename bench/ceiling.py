@@ -45,37 +45,52 @@ CONNECTIONS = 8  # as `make bench`
 TARGET_SHARE = 0.6  # of the raw server's creates (the issue's target for /begin)
 
 
-class PublishedServer:
-    """The Resonate server v0.7.0 as published, started the way its README starts it."""
+class OneProcess:
+    """A row's stack that is one process, children included, answering on `url`."""
+
+    title = ""
+    begin = ("", "")  # wrk mode, path
+
+    def __init__(self, process: Process, url: str) -> None:
+        self.process, self.url = process, url
+
+    def answers(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.process.start()
+        wait_until(self.answers, 30, f"the {self.title} to answer")
+        procs.wait_quiet(self.roots())
+
+    def roots(self) -> dict[str, int]:
+        return {self.process.name: self.process.pid}
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+class PublishedServer(OneProcess):
+    """The Resonate server v0.7.0 as published, on its default settings."""
 
     title = "published server"
     begin = ("create", "/promises")
 
     def __init__(self, tmp: Path) -> None:
         http_port = free_port()
-        self.url = f"http://127.0.0.1:{http_port}"
-        self.server = Process("resonate-published", [
+        super().__init__(Process("resonate server", [
             str(ensure_binary("upstream")), "serve", "--log-level", "warn",
             "--api-http-addr", f"127.0.0.1:{http_port}",
             "--aio-sender-plugin-poll-addr", f"127.0.0.1:{free_port()}",
             "--api-grpc-addr", f"127.0.0.1:{free_port()}",
             "--metrics-addr", f"127.0.0.1:{free_port()}",
-            "--aio-store-sqlite-path", str(tmp / "resonate.db")], {}, tmp)
+            "--aio-store-sqlite-path", str(tmp / "resonate.db")], {}, tmp),
+            f"http://127.0.0.1:{http_port}")
 
-    def start(self) -> None:
-        self.server.start()
-        wait_until(lambda: requests.get(f"{self.url}/promises", params={"id": "*"},
-                                        timeout=1).ok, 30, "the published server to answer")
-        procs.wait_quiet(self.roots())
-
-    def roots(self) -> dict[str, int]:
-        return {"resonate server": self.server.pid}
-
-    def stop(self) -> None:
-        self.server.stop()
+    def answers(self) -> bool:
+        return requests.get(f"{self.url}/promises", params={"id": "*"}, timeout=1).ok
 
 
-class GunicornFloor:
+class GunicornFloor(OneProcess):
     """bench/floor_app.py under the gateway's gunicorn.conf.py."""
 
     title = "gunicorn floor"
@@ -83,22 +98,12 @@ class GunicornFloor:
 
     def __init__(self, tmp: Path) -> None:
         port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.gunicorn = Process("gunicorn-floor", [
+        super().__init__(Process("gunicorn", [
             str(BIN / "gunicorn"), "bench.floor_app:app", "--bind", f"127.0.0.1:{port}"],
-            WEB_ENV, tmp)
+            WEB_ENV, tmp), f"http://127.0.0.1:{port}")
 
-    def start(self) -> None:
-        self.gunicorn.start()
-        wait_until(lambda: requests.post(f"{self.url}/begin", timeout=1).status_code == 202,
-                   30, "gunicorn to answer")
-        procs.wait_quiet(self.roots())
-
-    def roots(self) -> dict[str, int]:
-        return {"gunicorn": self.gunicorn.pid}
-
-    def stop(self) -> None:
-        self.gunicorn.stop()
+    def answers(self) -> bool:
+        return requests.post(f"{self.url}/begin", timeout=1).status_code == 202
 
 
 Target = RawServer | PublishedServer | GunicornFloor | Service  # what answers the POSTs
