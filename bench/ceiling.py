@@ -18,7 +18,7 @@ CPU per request is the whole stack's (/proc, children included); the gateway's i
 processes'. Usage:
   .venv/bin/python -m bench.ceiling [--rounds 3]
   .venv/bin/python -m bench.ceiling --quick   one round of 1 s, Python clients, no published
-                                              server (tests/test_ceiling.py)
+                                              server (tests/test_bench.py)
 """
 
 from __future__ import annotations
