@@ -190,7 +190,7 @@ def test_a_taken_metrics_port_costs_the_metrics_not_the_worker(observed, nonce):
 
 
 def test_an_unset_multiprocess_dir_is_a_fresh_one_removed_on_exit(observed):
-    gateway = observed.start_gateway(workers=1)
+    gateway = observed.start_gateway({"PROMETHEUS_MULTIPROC_DIR": ""}, workers=1)  # unset
     (said,) = [line["msg"] for line in gateway.json_lines()
                if line["msg"].startswith("metrics: multiprocess directory ")]
     directory = Path(said.rsplit(" ", 1)[1])

@@ -64,12 +64,16 @@ class Stack(GatewayRequests, LedgerChecks):
         self, extra_env: dict[str, str] | None = None, workers: int | None = None
     ) -> Process:
         """gunicorn with the repo's gunicorn.conf.py (WEB_CONCURRENCY workers, default 2), on a
-        port it picks itself (port 0) and logs: no other process can take it first."""
+        port it picks itself (port 0) and logs: no other process can take it first. Its metrics
+        directory is in the test's own: a gateway a test kills (SIGKILL) cannot remove the one
+        gunicorn.conf.py would make in /tmp."""
+        name = f"gateway-{len(self.gateways)}"
         gateway = Process(
-            f"gateway-{len(self.gateways)}",
+            name,
             [str(BIN / "gunicorn"), "wsgi:app", "--bind", "127.0.0.1:0",
              *(["--workers", str(workers)] if workers else [])],
-            {**self.env(), **(extra_env or {})}, self.dir,
+            {**self.env(), "PROMETHEUS_MULTIPROC_DIR": str(self.dir / f"{name}-metrics"),
+             **(extra_env or {})}, self.dir,
         )
         gateway.start()
         self.gateways.append(gateway)
