@@ -125,14 +125,23 @@ class Process:
     def stop(self, group: bool = False, wait_seconds: float = STOP_TIMEOUT_SECONDS) -> None:
         """SIGTERM (to the whole process group with `group`), then SIGKILL to the group if it
         lingers past `wait_seconds`."""
+        self.ask_to_stop(group)
+        self.wait_stopped(wait_seconds)
+
+    def ask_to_stop(self, group: bool = False) -> None:
+        """SIGTERM; a process that is gone has its orphans (a killed leader's) killed."""
         if not self.alive():
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, signal.SIGKILL)  # orphans of a killed leader
-            return
-        if group:
+                os.killpg(self.pid, signal.SIGKILL)
+        elif group:
             os.killpg(self.pid, signal.SIGTERM)
         else:
             self.popen.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self, wait_seconds: float = STOP_TIMEOUT_SECONDS) -> None:
+        """Waits for the exit `ask_to_stop` asked for; SIGKILL to the group past `wait_seconds`."""
+        if self.popen is None:
+            return
         try:
             self.popen.wait(wait_seconds)
         except subprocess.TimeoutExpired:

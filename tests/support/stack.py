@@ -102,10 +102,15 @@ class Stack(GatewayRequests, LedgerChecks):
         return workers
 
     def stop(self) -> None:
-        for process in self.gateways:
-            process.stop()
+        """Gateways and workers are asked to stop at once and wait out their graces together
+        (one after the other, they took most of each teardown); the server, which the workers
+        drain against, last."""
+        for process in [*self.gateways, *self.workers]:
+            process.ask_to_stop()
+        for gateway in self.gateways:
+            gateway.wait_stopped()
         for worker in self.workers:
-            worker.stop(wait_seconds=TEARDOWN_DRAIN_SECONDS)
+            worker.wait_stopped(TEARDOWN_DRAIN_SECONDS)
         self.engine.stop()
 
     def begin_held_job(self, job_id: str, body: dict) -> int:
