@@ -119,6 +119,44 @@ def test_jobs_waiting_for_a_group_with_no_worker_hold_up_no_other_group(make_sta
         assert stack.wait_settled(job_id, timeout=60)["status"] == "resolved", job_id
 
 
+ENQUEUE_INDEX = "idx_tasks_state_root_promise_id_expires_at"
+NARROWER_INDEX = "idx_tasks_state_root_promise_id"  # before patch 0011
+
+
+def test_the_tasks_index_the_enqueue_query_walks_holds_expires_at(make_stack, store, request):
+    """Patch 0011 (and postgres-schema.sql): the index ends with expires_at, so the tasks not
+    yet due are passed over in it; a store made with the narrower index loses it on the
+    server's next start."""
+    stack = make_stack(store)
+    stack.engine.start()
+    old_index = f"CREATE INDEX {NARROWER_INDEX} ON tasks(state, root_promise_id, id)"
+    if stack.database_url:
+        postgres = request.getfixturevalue("postgres")
+
+        def indexes() -> set[str]:
+            return set(postgres.query(stack.database_url, "SELECT indexname FROM pg_indexes "
+                                      "WHERE tablename = 'tasks'").split())
+
+        def make_old_index() -> None:
+            postgres.query(stack.database_url, old_index)
+    else:
+        def indexes() -> set[str]:
+            with sqlite3.connect(stack.sqlite_path) as db:
+                return {name for (name,) in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks'")}
+
+        def make_old_index() -> None:
+            with sqlite3.connect(stack.sqlite_path) as db:
+                db.execute(old_index)
+
+    assert ENQUEUE_INDEX in indexes() and NARROWER_INDEX not in indexes()
+    stack.engine.stop()
+    make_old_index()
+    assert NARROWER_INDEX in indexes()
+    stack.engine.start()
+    assert ENQUEUE_INDEX in indexes() and NARROWER_INDEX not in indexes()
+
+
 def test_a_job_begun_while_its_group_has_no_worker_starts_soon_after_one_connects(tmp_path, nonce):
     """With `make run`'s 10 s task enqueue delay, a task whose send found no worker is tried
     again after half its age (patch 0010), so its job starts within a few seconds of a worker
