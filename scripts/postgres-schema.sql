@@ -102,10 +102,10 @@ CREATE INDEX IF NOT EXISTS idx_tasks_process_id ON tasks(process_id);
 CREATE INDEX IF NOT EXISTS idx_tasks_expires_at ON tasks(expires_at);
 -- The enqueueable-tasks query checks, for each task in init, that no task of its root is
 -- enqueued or claimed: without these it scans every task for each one (the sqlite store gets
--- the same two from scripts/resonate-patches/0002-store-indexes.patch).
+-- the same two from scripts/resonate-patches/0002-store-indexes.patch, the second as 0011
+-- changed it). expires_at last, so that a task in init not yet due (server patch 0010) is
+-- passed over in the index; a database made before loses the narrower index.
 CREATE INDEX IF NOT EXISTS idx_tasks_root_promise_id_state ON tasks(root_promise_id, state);
--- expires_at last, so that a task in init not yet due (server patch 0010) is passed over in the
--- index, as on sqlite (patch 0011); a database made before loses the narrower index.
 CREATE INDEX IF NOT EXISTS idx_tasks_state_root_promise_id_expires_at
 	ON tasks(state, root_promise_id, id, expires_at);
 DROP INDEX IF EXISTS idx_tasks_state_root_promise_id;
