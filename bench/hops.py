@@ -4,8 +4,9 @@ For each configuration (a server binary and its --system-signal-timeout) it star
 (tests/support/stack.py: server on sqlite, one worker for each of the groups worker, business and
 db, one gunicorn gateway), warms it up, then measures in that one run:
 
-  idle CPU      utime+stime from /proc over --idle seconds, of the server alone and of the whole
-                stack (server, the three workers, gunicorn master and workers), in % of one core
+  idle CPU      from /proc (bench/procs.py) over --idle seconds, of the server alone and of the
+                whole stack (server, the three workers, gunicorn master and workers), in % of
+                one core
   fresh job     POST /begin -> a worker runs foo -> job resolved (one client)
   sleep hop     POST /begin {"sleep": 1} -> resolved, minus the 1 s sleep (so: a fresh job plus
                 the durable sleep's wake-up)
@@ -46,6 +47,7 @@ from pathlib import Path
 
 import requests
 
+from bench import procs
 from tests.support.processes import ROOT, wait_until
 from tests.support.stack import Stack
 
@@ -55,7 +57,6 @@ DEFAULT_CONFIGS = "upstream:10ms,upstream:100ms,upstream:1s,patched:1s"
 GROUPS = ["worker", "business", "db"]
 POLL_SECONDS = 0.005
 SLEEP_SECONDS = 1
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def ensure_binary(kind: str) -> Path:
@@ -68,40 +69,17 @@ def ensure_binary(kind: str) -> Path:
     return BINARIES[kind]
 
 
-def process_tree(pids: list[int]) -> list[int]:
-    """The pids and all their descendants."""
-    found, todo = [], list(pids)
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        for task in Path(f"/proc/{pid}/task").glob("*"):
-            children = task / "children"
-            if children.exists():
-                todo += [int(child) for child in children.read_text().split()]
-    return found
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
-    return total / CLOCK_TICKS
-
-
 def idle_cpu(stack: Stack, seconds: float) -> tuple[float, float]:
     """% of one core used by the server alone, and by the whole stack, while nothing happens."""
-    server = [stack.engine.pid]
-    everything = process_tree([stack.engine.pid] + [p.pid for p in stack.workers + stack.gateways])
-    before = cpu_seconds(server), cpu_seconds(everything)
+    roots = {"server": stack.engine.pid} | {
+        f"process {process.pid}": process.pid for process in stack.workers + stack.gateways}
+    before = procs.snapshot(roots)
     started = time.monotonic()
     time.sleep(seconds)
     elapsed = time.monotonic() - started
-    after = cpu_seconds(server), cpu_seconds(everything)
-    return tuple(100 * (a - b) / elapsed for a, b in zip(after, before, strict=True))
+    used = procs.used(before, procs.snapshot(roots))
+    everything = sum(cpu for cpu, _ in used.values())
+    return 100 * used["server"][0] / elapsed, 100 * everything / elapsed
 
 
 class Hops:
