@@ -17,8 +17,8 @@ median (lost and pending jobs: their sum), since one run's tail moves with the m
              finish the backlog; what is still pending then is counted, and lost = accepted
              (202) but not stored at all (neither settled nor pending)
 
-  .venv/bin/python -m bench.overload              the measurement (about 7 minutes)
-  .venv/bin/python -m bench.overload --runs 1     one run (about 2-3 minutes)
+  .venv/bin/python -m bench.overload              the measurement (2-3 minutes)
+  .venv/bin/python -m bench.overload --runs 1     one run (about a minute)
   .venv/bin/python -m bench.overload --quick      tiny sizes (tests/test_overload.py)
   .venv/bin/python -m bench.overload --connections 256
                                                   a heavier overload (a closed loop offers
