@@ -7,6 +7,7 @@ import math
 import sqlite3
 import time
 
+import pytest
 import requests
 
 from tests.support.make_run import start_make_run
@@ -55,6 +56,15 @@ def test_the_stack_keeps_promises_in_its_store(stack, nonce, request):
                               (job_id,)).fetchone() == (1,)
 
 
+def _store_rows(stack: Stack, request: pytest.FixtureRequest, sql: str) -> list[tuple[str, ...]]:
+    """Runs `sql` on the stack's store, PostgreSQL or sqlite; its rows, each value as text."""
+    if stack.database_url:
+        output = request.getfixturevalue("postgres").query(stack.database_url, sql)
+        return [tuple(line.split("|")) for line in output.splitlines()]
+    with sqlite3.connect(stack.sqlite_path) as db:
+        return [tuple(str(value) for value in row) for row in db.execute(sql)]
+
+
 def test_a_settled_job_leaves_no_task_behind(make_stack, store, nonce, request):
     """Settling a root completes its claimed task on the server (patch 0006), so the worker
     makes no task-completion call of its own and no task of the job stays claimed."""
@@ -66,13 +76,8 @@ def test_a_settled_job_leaves_no_task_behind(make_stack, store, nonce, request):
     for job_id in job_ids:
         stack.wait_settled(job_id)
 
-    sql = "SELECT root_promise_id, state FROM tasks ORDER BY root_promise_id"
-    if stack.database_url:
-        output = request.getfixturevalue("postgres").query(stack.database_url, sql)
-        rows = [tuple(line.split("|")) for line in output.splitlines()]
-    else:
-        with sqlite3.connect(f"file:{stack.sqlite_path}?mode=ro", uri=True) as db:
-            rows = [(root, str(state)) for root, state in db.execute(sql)]
+    rows = _store_rows(stack, request,
+                       "SELECT root_promise_id, state FROM tasks ORDER BY root_promise_id")
     assert rows == [(job_id, "8") for job_id in job_ids]  # 8: COMPLETED
     assert stack.engine.requests_answered("CompleteTask") == 0
     assert stack.engine.requests_answered("CompletePromise") > 0  # the counter is read
@@ -129,29 +134,17 @@ def test_the_tasks_index_the_enqueue_query_walks_holds_expires_at(make_stack, st
     server's next start."""
     stack = make_stack(store)
     stack.engine.start()
-    old_index = f"CREATE INDEX {NARROWER_INDEX} ON tasks(state, root_promise_id, id)"
-    if stack.database_url:
-        postgres = request.getfixturevalue("postgres")
+    tasks_indexes = ("SELECT indexname FROM pg_indexes WHERE tablename = 'tasks'"
+                     if stack.database_url else
+                     "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks'")
 
-        def indexes() -> set[str]:
-            return set(postgres.query(stack.database_url, "SELECT indexname FROM pg_indexes "
-                                      "WHERE tablename = 'tasks'").split())
-
-        def make_old_index() -> None:
-            postgres.query(stack.database_url, old_index)
-    else:
-        def indexes() -> set[str]:
-            with sqlite3.connect(stack.sqlite_path) as db:
-                return {name for (name,) in db.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks'")}
-
-        def make_old_index() -> None:
-            with sqlite3.connect(stack.sqlite_path) as db:
-                db.execute(old_index)
+    def indexes() -> set[str]:
+        return {name for (name,) in _store_rows(stack, request, tasks_indexes)}
 
     assert ENQUEUE_INDEX in indexes() and NARROWER_INDEX not in indexes()
     stack.engine.stop()
-    make_old_index()
+    _store_rows(stack, request,
+                f"CREATE INDEX {NARROWER_INDEX} ON tasks(state, root_promise_id, id)")
     assert NARROWER_INDEX in indexes()
     stack.engine.start()
     assert ENQUEUE_INDEX in indexes() and NARROWER_INDEX not in indexes()
