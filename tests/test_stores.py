@@ -150,6 +150,27 @@ def test_the_tasks_index_the_enqueue_query_walks_holds_expires_at(make_stack, st
     assert ENQUEUE_INDEX in indexes() and NARROWER_INDEX not in indexes()
 
 
+def test_the_statements_kept_between_transactions_leave_the_wal_free(make_stack, nonce):
+    """Patch 0012 keeps the sqlite store's statements prepared from one transaction to the
+    next. One left unreset after its last use would keep a read transaction open, and the WAL
+    could never start over: it would grow for as long as the server ran. After jobs that make
+    every kind of call a job makes (create, claim, heartbeat, settle, read, the task queue's
+    reads, a search), another connection can still empty the WAL, which needs no reader."""
+    stack = make_stack("sqlite")
+    stack.start(["worker"])
+    job_ids = [f"wal-{nonce}-{n}" for n in range(5)]
+    for job_id in job_ids:
+        assert stack.begin(job_id, {"nonce": nonce, "work": 2.5}).status_code == 202
+    for job_id in job_ids:  # a step of 2.5 s holds its task past a heartbeat (every 2 s)
+        assert stack.wait_settled(job_id)["status"] == "resolved"
+    assert stack.get("/jobs", params={"status": "resolved"}).status_code == 200
+
+    with sqlite3.connect(stack.sqlite_path, timeout=5) as db:  # waits out a read in flight
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert busy == 0
+    assert stack.sqlite_path.with_name(stack.sqlite_path.name + "-wal").stat().st_size == 0
+
+
 def test_a_job_begun_while_its_group_has_no_worker_starts_soon_after_one_connects(tmp_path, nonce):
     """With `make run`'s 10 s task enqueue delay, a task whose send found no worker is tried
     again after half its age (patch 0010), so its job starts within a few seconds of a worker
