@@ -39,10 +39,13 @@ def test_a_plain_begin_is_answered_as_the_route_answers_it_and_starts_the_job_on
     reached, started = routed(app, BEGIN_ENDPOINT), engine_calls(app, "invoke")
     gateway = app.test_client()
     plain_id, routed_id = f"plain-{nonce}", f"route-{nonce}"  # one length
+    # The job's step holds it for a second: the dedup below answers the job's state now, which
+    # must still be the first answer's pending (a job without it could resolve in between).
+    body = {"foo": "plain", "work": 1}
     with request_lines() as lines:
-        plain = gateway.post(f"/begin?id={plain_id}", json={"foo": "plain"})
-        via_route = routed_begin(gateway, routed_id, {"foo": "plain"})
-        again = gateway.post(f"/begin?id={plain_id}", json={"foo": "plain"})  # dedup
+        plain = gateway.post(f"/begin?id={plain_id}", json=body)
+        via_route = routed_begin(gateway, routed_id, body)
+        again = gateway.post(f"/begin?id={plain_id}", json=body)  # dedup
         minted = gateway.post("/begin")  # no id, no body: a new id, the default body
 
     assert reached == [routed_id]
@@ -62,7 +65,8 @@ def test_a_plain_begin_is_answered_as_the_route_answers_it_and_starts_the_job_on
     assert plain_line["request_id"] == plain.headers["X-Request-ID"]
     assert (plain_line["route"], plain_line["status"], plain_line["job_id"]) == (
         "/begin", 202, plain_id)
-    assert stack.wait_settled(plain_id)["result"]["result"] == 'Processed: {"foo": "plain"}'
+    assert (stack.wait_settled(plain_id)["result"]["result"]
+            == 'Processed: {"foo": "plain", "work": 1}')
 
 
 def test_what_the_engine_refuses_is_answered_by_the_route_from_one_call(stack, nonce):
