@@ -7,6 +7,7 @@ PostgreSQL (a private cluster, started only when a test asks for it).
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -104,3 +105,12 @@ def make_stack(request: pytest.FixtureRequest,
 def nonce() -> str:
     """Makes a request body unique to one test, so ledger counts belong to it alone."""
     return uuid.uuid4().hex
+
+
+def store_rows(stack: Stack, request: pytest.FixtureRequest, sql: str) -> list[tuple[str, ...]]:
+    """Runs `sql` on the stack's store, PostgreSQL or sqlite; its rows, each value as text."""
+    if stack.database_url:
+        output = request.getfixturevalue("postgres").query(stack.database_url, sql)
+        return [tuple(line.split("|")) for line in output.splitlines()]
+    with sqlite3.connect(stack.sqlite_path) as db:
+        return [tuple(str(value) for value in row) for row in db.execute(sql)]

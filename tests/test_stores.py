@@ -7,9 +7,9 @@ import math
 import sqlite3
 import time
 
-import pytest
 import requests
 
+from tests.conftest import store_rows
 from tests.support.make_run import start_make_run
 from tests.support.processes import ROOT, wait_until
 from tests.support.stack import Stack
@@ -40,21 +40,12 @@ def test_database_url_query_and_loopback_sslmode():
     assert remote[-1] == "--aio-store-postgres-query=sslmode=verify-full,connect_timeout=3"
 
 
-def _store_rows(stack: Stack, request: pytest.FixtureRequest, sql: str) -> list[tuple[str, ...]]:
-    """Runs `sql` on the stack's store, PostgreSQL or sqlite; its rows, each value as text."""
-    if stack.database_url:
-        output = request.getfixturevalue("postgres").query(stack.database_url, sql)
-        return [tuple(line.split("|")) for line in output.splitlines()]
-    with sqlite3.connect(stack.sqlite_path) as db:
-        return [tuple(str(value) for value in row) for row in db.execute(sql)]
-
-
 def test_the_stack_keeps_promises_in_its_store(stack, nonce, request):
     job_id = f"stored-{nonce}"
     assert stack.begin(job_id, {"nonce": nonce}).status_code == 202
     stack.wait_settled(job_id)
 
-    rows = _store_rows(stack, request, f"SELECT state FROM promises WHERE id = '{job_id}'")
+    rows = store_rows(stack, request, f"SELECT state FROM promises WHERE id = '{job_id}'")
     assert rows == [("2",)]  # RESOLVED in the server's bit-flag encoding
     if stack.database_url:
         assert not stack.sqlite_path.exists()
@@ -71,7 +62,7 @@ def test_a_settled_job_leaves_no_task_behind(make_stack, store, nonce, request):
     for job_id in job_ids:
         stack.wait_settled(job_id)
 
-    rows = _store_rows(stack, request,
+    rows = store_rows(stack, request,
                        "SELECT root_promise_id, state FROM tasks ORDER BY root_promise_id")
     assert rows == [(job_id, "8") for job_id in job_ids]  # 8: COMPLETED
     assert stack.engine.requests_answered("CompleteTask") == 0
@@ -134,11 +125,11 @@ def test_the_tasks_index_the_enqueue_query_walks_holds_expires_at(make_stack, st
                      "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks'")
 
     def indexes() -> set[str]:
-        return {name for (name,) in _store_rows(stack, request, tasks_indexes)}
+        return {name for (name,) in store_rows(stack, request, tasks_indexes)}
 
     assert ENQUEUE_INDEX in indexes() and NARROWER_INDEX not in indexes()
     stack.engine.stop()
-    _store_rows(stack, request,
+    store_rows(stack, request,
                 f"CREATE INDEX {NARROWER_INDEX} ON tasks(state, root_promise_id, id)")
     assert NARROWER_INDEX in indexes()
     stack.engine.start()

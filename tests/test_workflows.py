@@ -6,7 +6,7 @@ import pytest
 import requests
 
 from async_api.resources.webhooks import SIGNATURE_HEADER, sign
-from tests.conftest import GATEWAY_ENV
+from tests.conftest import GATEWAY_ENV, store_rows
 from tests.support.http import approval_webhook, assert_error
 from tests.support.in_process import offline_gateway
 from tests.support.processes import wait_until
@@ -54,6 +54,33 @@ def test_a_rejected_order_does_not_ship(stack, nonce):
 
     done = stack.job_settled(f"order:{order_id}")
     assert done["result"] == {"order_id": order_id, "status": "rejected"}
+    assert ledger.count("ship", order_id, stack.ledger_path) == 0
+
+
+def test_an_order_canceled_while_it_waits_is_not_resumed_by_its_approval(stack, nonce, request):
+    """The approval of a canceled order still makes a task to resume it. The job has nothing
+    left to run, so its worker completes that task at once. It once ran the workflow to its end,
+    whose result the server refused, and left the task claimed: the server sent it again and the
+    worker held it for good, renewing its claim. Sixteen such tasks and a worker took no work."""
+    order_id = f"C-{nonce}"
+    job_id = f"order:{order_id}"
+    stack.post(f"/orders/{order_id}/approve-and-ship")
+
+    def tasks() -> list[str]:
+        return [state for (state,) in store_rows(
+            stack, request, f"SELECT state FROM tasks WHERE root_promise_id = '{job_id}'")]
+
+    def waits_for_approval() -> bool:  # its callback is there and its task completed
+        (callbacks,) = store_rows(stack, request, "SELECT count(*) FROM callbacks WHERE "
+                                  f"promise_id = 'approval:{order_id}'")[0]
+        return int(callbacks) > 0 and tasks() == ["8"]  # 8: COMPLETED
+
+    wait_until(waits_for_approval, 15, "the order to wait for its approval")
+    assert stack.post(f"/jobs/{job_id}/cancel").status_code == 200
+    assert send_webhook(stack, order_id, {"approved": True}).status_code == 200
+
+    wait_until(lambda: tasks() == ["8", "8"], 15, "the resume task to be completed")
+    assert stack.get(f"/jobs/{job_id}").json()["status"] == "canceled"
     assert ledger.count("ship", order_id, stack.ledger_path) == 0
 
 

@@ -35,10 +35,10 @@ from resonate.errors import ResonateError
 from resonate.options import Options
 from resonate.result import Ok
 from resonate.scheduler.scheduler import Scheduler
-from resonate.stores.record import InvokeMsg
+from resonate.stores.record import InvokeMsg, TaskRecord
 
 from async_api import logs, metrics
-from async_api.engine.client import TRACEPARENT_TAG
+from async_api.engine.client import SERVER_STATES, TRACEPARENT_TAG
 from async_api.engine.leases import Leases
 from async_api.engine.sdk_fixes import (
     BindingDelayQueue,
@@ -181,6 +181,9 @@ class _Scheduler(Scheduler):
                       "skipped", task.task_id, task.counter)
             return []
         root_id = message.root_durable_promise.id
+        if message.root_durable_promise.is_completed():
+            self._complete_unrun(task, root_id, message.root_durable_promise.state)
+            return []
         root = self._records.get(root_id)
         if root is not None and root.has_task():  # a stale run of the same workflow
             self._drop(root_id, f"task {task.task_id} replaces the one it held")
@@ -198,6 +201,20 @@ class _Scheduler(Scheduler):
             commands = self._process_resume_msg(message, task)
         self._task_started(root_id, task.task_id)
         return commands
+
+    def _complete_unrun(self, task: TaskRecord, root_id: str, state: str) -> None:
+        """Completes a task whose job was settled before the task was made (the approval of an
+        order canceled while it waited): nothing is left to run. The job's settle completed the
+        tasks it had (patch 0006), not this one; run, the workflow's result would be refused
+        and the task left claimed, sent again and held here for good (tests/test_workflows.py::
+        test_an_order_canceled_while_it_waits_is_not_resumed_by_its_approval)."""
+        self._store.tasks.complete(task_id=task.task_id, counter=task.counter)
+        root = self._records.get(root_id)
+        if root is None or not root.has_task():  # a run still under way here ends as it would
+            self._forget(root_id)
+        _log.info("task %s completed without running: its job is already %s", task.task_id,
+                  SERVER_STATES.get(state, state),
+                  extra=logs.fields(job_id=root_id, task_id=task.task_id))
 
     def _handle_complete(self, complete: Complete) -> list[Command]:
         self._finishing = complete  # a task completed meanwhile ends with this result if its own
@@ -276,19 +293,20 @@ class _Scheduler(Scheduler):
             raise ClaimLost(self._current_root)
 
     def _drop(self, root_id: str | None, why: str) -> None:
-        """Forgets a workflow's run: its records, its awaits, its claims (no more heartbeats).
-
-        Remote children that run here as workflows of their own are kept; cached records of
-        the others go too, so that the replay asks the server again.
-        """
+        """Forgets a workflow's run: its records, its awaits, its claims (no more heartbeats)."""
         if root_id is None:
             return
         lost = self._leases.release_root(root_id)
         self._task_ended(root_id, DROPPED)
-        root = self._records.get(root_id)
         _log.warning("workflow %s dropped because %s (tasks %s); the server hands it out "
                      "again and its replay resumes from the last checkpoint", root_id, why,
                      ", ".join(lease.task_id for lease in lost) or "none")
+        self._forget(root_id)
+
+    def _forget(self, root_id: str) -> None:
+        """Drops a workflow's records and awaits from memory (not remote children that run
+        here as workflows of their own); a later task of it replays from the server."""
+        root = self._records.get(root_id)
         if root is None:
             return
         doomed, stack = set(), [root]
