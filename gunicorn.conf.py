@@ -9,6 +9,7 @@ import glob
 import os
 import shutil
 import signal
+import sys
 import tempfile
 from typing import Any
 
@@ -86,6 +87,9 @@ def on_exit(server: Any) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
+_turns: list[Any] = []  # the worker process's async_api.turns.Turns, under gevent
+
+
 def post_worker_init(worker: object) -> None:
     """In each worker, after gevent has patched it and the app is loaded (importing the app
     here, not at the top, keeps the master from importing `requests` and friends unpatched):
@@ -102,6 +106,11 @@ def post_worker_init(worker: object) -> None:
     from async_api import gunicorn_wire
 
     gunicorn_wire.install()
+    gevent = sys.modules.get("gevent")
+    if gevent is not None and gevent.monkey.is_module_patched("socket"):  # not under gthread
+        from async_api.turns import Turns
+
+        _turns.append(Turns())
     _answer_long_polls_on_sigterm(worker)
     if os.environ.get("EMBEDDED_WORKER_GROUPS"):
         from workers import embedded
@@ -137,3 +146,10 @@ def worker_exit(server: object, worker: object) -> None:
         from workers import embedded
 
         embedded.stop()
+
+
+def post_request(worker: object, req: object, environ: object, resp: object) -> None:
+    """After each request: the process's other connections get a turn if this one has kept
+    its event loop from polling too long (async_api.turns; tests/test_slow_clients.py)."""
+    if _turns:
+        _turns[0].after_request()

@@ -1,5 +1,5 @@
-"""Clients that misbehave on purpose (slowloris), a probe that times the answers, and a client
-that honours Retry-After."""
+"""Clients that misbehave on purpose (slowloris, a connection that is never idle), a probe that
+times the answers, and a client that honours Retry-After."""
 
 from __future__ import annotations
 
@@ -63,6 +63,40 @@ class SlowClients:
         self._thread.join()
         for sock in self.sockets:
             sock.close()
+
+
+class PipeliningClient:
+    """One keep-alive connection that sends `count` GETs of `path` at once and reads the
+    answers as they come, as a context manager: the gateway always finds its next request
+    waiting (as with a proxy's busy upstream connection). `answers` counts those read."""
+
+    def __init__(self, url: str, path: str, count: int) -> None:
+        parts = urlsplit(url)
+        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+        self.requests = f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode() * count
+        self.answers = 0
+        self._threads = [threading.Thread(target=self._send, daemon=True),
+                         threading.Thread(target=self._read, daemon=True)]
+
+    def __enter__(self) -> PipeliningClient:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def _send(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.sendall(self.requests)
+
+    def _read(self) -> None:
+        marker, tail = b"HTTP/1.1 ", b""
+        with contextlib.suppress(OSError):
+            while chunk := self.sock.recv(1 << 20):
+                seen = tail + chunk  # a marker cut in two is counted once: the tail is shorter
+                self.answers += seen.count(marker)
+                tail = seen[-(len(marker) - 1):]
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.sock.close()
 
 
 def _answered(sock: socket.socket) -> bool:
