@@ -8,7 +8,7 @@ not poll for I/O, and every other connection of the process, new ones included, 
 it. Under wrk, a settled GET /wait's p99 was 0.7-1.2 s where its p50 was 0.3 ms (README,
 "Serving model"). So once the loop has not polled for MAX_HOLD_SECONDS, the request that just
 ended waits for the loop's next turn before its connection reads on: 12-16 ms with 8
-connections, 56-78 ms with 32. A turn after every request kept it lower (5-8 ms with 32), but
+connections, 56-78 ms with 32. A turn after every request kept it lower (5-48 ms with 32), but
 cost 40 us of a settled GET /wait's 220; this costs a turn per MAX_HOLD_SECONDS of work
 without one (at 0.5 ms, 10 % of a /wait's CPU; at 2 ms, within the noise).
 """
