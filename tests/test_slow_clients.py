@@ -95,10 +95,13 @@ def test_a_connection_never_idle_does_not_hold_up_the_others(serving):
     without a turn, the others get one (async_api.turns); before, the new connections'
     requests waited until all 20,000 were answered (6.1 s)."""
     gateway = serving.start_gateway(workers=1)  # the probes meet the busy connection's process
-    with PipeliningClient(gateway.url, "/healthz", PIPELINED) as busy:
-        wait_until(lambda: busy.answers > 100, 10, "the busy connection to be answered")
-        times = [answer_time("GET", f"{gateway.url}/healthz") for _ in range(PROBES)]
-        answered_meanwhile = busy.answers
+    try:
+        with PipeliningClient(gateway.url, "/healthz", PIPELINED) as busy:
+            wait_until(lambda: busy.answers > 100, 10, "the busy connection to be answered")
+            times = [answer_time("GET", f"{gateway.url}/healthz") for _ in range(PROBES)]
+            answered_meanwhile = busy.answers
+    finally:
+        gateway.stop()  # not left answering what the closed connection had sent
 
     assert max(times) < PROMPT_SECONDS / 10, times
     assert answered_meanwhile < PIPELINED  # the probes came while it was still being served

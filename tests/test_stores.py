@@ -63,7 +63,7 @@ def test_a_settled_job_leaves_no_task_behind(make_stack, store, nonce, request):
         stack.wait_settled(job_id)
 
     rows = store_rows(stack, request,
-                       "SELECT root_promise_id, state FROM tasks ORDER BY root_promise_id")
+                      "SELECT root_promise_id, state FROM tasks ORDER BY root_promise_id")
     assert rows == [(job_id, "8") for job_id in job_ids]  # 8: COMPLETED
     assert stack.engine.requests_answered("CompleteTask") == 0
     assert stack.engine.requests_answered("CompletePromise") > 0  # the counter is read
@@ -130,7 +130,7 @@ def test_the_tasks_index_the_enqueue_query_walks_holds_expires_at(make_stack, st
     assert ENQUEUE_INDEX in indexes() and NARROWER_INDEX not in indexes()
     stack.engine.stop()
     store_rows(stack, request,
-                f"CREATE INDEX {NARROWER_INDEX} ON tasks(state, root_promise_id, id)")
+               f"CREATE INDEX {NARROWER_INDEX} ON tasks(state, root_promise_id, id)")
     assert NARROWER_INDEX in indexes()
     stack.engine.start()
     assert ENQUEUE_INDEX in indexes() and NARROWER_INDEX not in indexes()
