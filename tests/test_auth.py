@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+
 import pytest
 import requests
 
-from async_api import auth
+from async_api import auth, listing
+from async_api.engine import JOB_TAG
 from async_api.settings import Settings
 from tests.support.http import assert_error
 from tests.support.in_process import offline_gateway
@@ -157,3 +163,40 @@ def test_a_job_belongs_to_the_principal_that_started_it(stack, nonce):
     wait_until(lambda: call("GET", f"/jobs/{parent['child_job_id']}", "tokA").status_code
                == 200, 15, "the report job to start")
     assert_error(call("GET", f"/jobs/{parent['child_job_id']}", "tokB"), 404, "not_found")
+
+
+def _forged_engine_cursor(tags: dict[str, str]) -> str:
+    """A cursor of server v0.7.0's own making: a JWT signed with the key its source holds."""
+    def part(value: dict) -> str:
+        raw = json.dumps(value, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    unsigned = part({"alg": "HS256", "typ": "JWT"}) + "." + part(
+        {"Next": {"id": "*", "states": None, "tags": tags, "limit": 100, "sortId": None}})
+    signature = hmac.new(b"resonate", unsigned.encode(), hashlib.sha256).digest()
+    return unsigned + "." + base64.urlsafe_b64encode(signature).decode().rstrip("=")
+
+
+def test_a_cursor_lists_only_the_jobs_of_whoever_uses_it(stack, nonce):
+    """A cursor from Alice's listing, or from an admin's, or one forged with the server's own
+    key, shows Bob none of Alice's jobs: each is a 400."""
+    gateway = stack.start_gateway({"API_TOKENS": "alice:tokA,bob:tokB,ops:tokO",
+                                   "ADMIN_PRINCIPALS": "ops"}, workers=1)
+
+    def call(path: str, token: str, **params: str | int) -> requests.Response:
+        return requests.get(f"{gateway.url}{path}", params=params, timeout=10,
+                            headers={"Authorization": f"Bearer {token}"})
+
+    for number in range(3):
+        assert requests.post(f"{gateway.url}/begin", params={"id": f"alice-{number}-{nonce}"},
+                             json={"nonce": nonce}, timeout=10,
+                             headers={"Authorization": "Bearer tokA"}).status_code == 202
+    alices = call("/jobs", "tokA", limit=1).json()["next_cursor"]
+    admins = call("/jobs", "tokO", limit=1).json()["next_cursor"]
+    alices_token = call("/v1/operations", "tokA", pageSize=1).json()["nextPageToken"]
+    assert call("/jobs", "tokA", limit=1, cursor=alices).json()["jobs"]  # hers, page two
+    forged = listing.encode_cursor(_forged_engine_cursor({JOB_TAG: "true"}), None)
+    for cursor in (alices, admins, forged):
+        assert_error(call("/jobs", "tokB", cursor=cursor), 400, "invalid_cursor")
+    assert_error(call("/v1/operations", "tokB", pageToken=alices_token), 400, "invalid_cursor")
+    assert_error(call("/jobs", "tokA", cursor=forged), 400, "invalid_cursor")

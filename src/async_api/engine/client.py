@@ -7,6 +7,8 @@ is safe in gunicorn's pre-fork workers and greenlets alike.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hashlib
 import json
@@ -342,6 +344,34 @@ class SettleWatch:
 BUSY_WAIT_SECONDS = 0.05
 
 
+class ForeignCursor(EngineRejected):
+    """A search cursor made for another search than the one it is passed to."""
+
+
+# The most promises a cursor may ask the server for in one page (the gateway asks at most 100).
+MAX_CURSOR_LIMIT = 100
+
+
+def _check_cursor(cursor: str, id_pattern: str, tags: dict[str, str]) -> None:
+    """Raises ForeignCursor unless `cursor` goes on with the search asked (`id_pattern`, `tags`).
+
+    Why: server v0.7.0 runs the search its cursor holds (a JWT whose claim `Next` is the whole
+    next request, signed with a fixed key) and ignores the query's own filters, so a cursor
+    from another principal's listing, or a forged one without the owner tag, would list jobs
+    the caller may not see (test_auth.py::test_a_cursor_lists_only_the_jobs_of_whoever_uses_it).
+    """
+    try:
+        claims = cursor.split(".")[1]
+        search = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["Next"]
+        limit = search["limit"]
+        same = (search["id"] == id_pattern and search["tags"] == tags
+                and isinstance(limit, int) and 0 < limit <= MAX_CURSOR_LIMIT)
+    except (IndexError, ValueError, TypeError, KeyError, binascii.Error) as exc:
+        raise ForeignCursor(cursor) from exc
+    if not same:
+        raise ForeignCursor(cursor)
+
+
 class Engine:
     """The gateway's handle on the Resonate server's promise store.
 
@@ -569,7 +599,10 @@ class Engine:
         """
         if state:
             state = {CANCELED: REJECTED, TIMEDOUT: REJECTED}.get(state, state)
-        return self._search("*", state, {**(tags or {}), JOB_TAG: "true"}, limit, cursor)
+        tags = {**(tags or {}), JOB_TAG: "true"}
+        if cursor is not None:
+            _check_cursor(cursor, "*", tags)
+        return self._search("*", state, tags, limit, cursor)
 
     def steps(self, job_id: str) -> list[Promise]:
         """The job's workflow steps and child calls (its direct children), oldest first; at
