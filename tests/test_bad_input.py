@@ -116,6 +116,47 @@ def test_gunicorn_answers_malformed_http_with_json_400(stack, request_bytes):
     assert int(headers["content-length"]) == len(body)
 
 
+
+def _cut_short(url: str, path: str) -> tuple[int, dict]:
+    """A POST whose client stops sending after 9 of its 50 bytes (it half-closes) and reads
+    the answer."""
+    address = urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 50\r\nConnection: close\r\n\r\n{\"a\": 12}".encode())
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+@pytest.mark.parametrize("gate", ["on", "off"])
+def test_a_body_cut_short_or_chunked_past_the_limit_starts_no_job(stack, nonce, gate):
+    """Neither is the request its client meant: a body shorter than its Content-Length is a
+    400 `incomplete_body`, a chunked body over MAX_BODY_BYTES a 413; no job starts. With the
+    admission gate on (it reads bodies first) and off."""
+    url = stack.gateway_url if gate == "on" else stack.start_gateway(
+        {"ADMISSION_MAX_REQUESTS": "0"}, workers=1).url
+    for path, job_id in ((f"/begin?id=short-{nonce}", f"short-{nonce}"),
+                         ("/jobs", f"order:short-{nonce}")):
+        status, body = _cut_short(url, path)
+        assert (status, body["error"]["code"]) == (400, "incomplete_body"), body
+        assert requests.get(f"{url}/jobs/{job_id}", timeout=10).status_code == 404
+
+    def chunks():  # valid JSON, padded with whitespace past the limit: chunked, no length
+        yield json.dumps({"order_id": f"long-{nonce}", "items": ["x"]}).encode()
+        yield from (b" " * 65536 for _ in range(20))  # 1.25 MiB
+
+    for path, job_id in ((f"/begin?id=long-{nonce}", f"long-{nonce}"),
+                         ("/jobs", f"order:long-{nonce}")):
+        response = requests.post(f"{url}{path}", data=chunks(), timeout=10,
+                                 headers={"Content-Type": "application/json"})
+        assert_error(response, 413, "request_entity_too_large")
+        assert requests.get(f"{url}/jobs/{job_id}", timeout=10).status_code == 404
+
+
 def test_a_body_on_a_get_is_ignored(offline):
     response = offline.get("/healthz", data=b"stray", headers={"Content-Type": "text/plain"})
 

@@ -14,6 +14,7 @@ from collections import Counter
 from typing import Any, NoReturn
 
 from flask import Flask, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from async_api.errors import ApiError
 
@@ -82,6 +83,13 @@ def check_json_body() -> None:
     if request.method in ("GET", "HEAD", "OPTIONS", "DELETE"):
         return  # no route reads a body there
     raw = request.get_data(cache=True)  # past MAX_CONTENT_LENGTH this raises 413
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if len(raw) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()  # a chunked body: werkzeug stops at the limit, silently
+    if request.content_length is not None and len(raw) < request.content_length:
+        raise ApiError(400, "incomplete_body",  # the client went away mid-body
+                       f"The body ended after {len(raw)} of its {request.content_length} bytes "
+                       "(Content-Length).")
     if not raw.strip(JSON_WHITESPACE):
         return  # no body: the route's default
     if not request.is_json:
