@@ -145,6 +145,9 @@ def test_cancel_wins_over_a_running_job_and_the_worker_survives(make_stack, nonc
 
     assert canceled.status_code == 200
     assert canceled.json()["status"] == "canceled"
+    why = {"type": "Canceled", "message": "canceled by request"}  # as a worker's error reads
+    assert canceled.json()["reason"] == why
+    assert stack.poll(job_id).json() == {"status": "canceled", "promise_id": job_id, "error": why}
     # the worker finishes the step it is in ("charge"), then stops before "ship"
     wait_until(lambda: ledger.count("charge", f"X-{nonce}", stack.ledger_path), 15,
                "the running step to finish")

@@ -14,7 +14,10 @@ def test_a_job_past_its_timeout_ends_timedout_and_the_worker_lives(make_stack, s
     assert stack.begin(job_id, {"sleep": 6, "nonce": nonce}).status_code == 202
     assert stack.post(f"/orders/{order_id}/approve-and-ship").status_code == 202
 
-    assert stack.wait_settled(job_id, timeout=30)["status"] == "timedout"
+    deadline = {"type": "TimedOut", "message": "The job did not finish before its deadline."}
+    assert stack.wait_settled(job_id, timeout=30) == {
+        "status": "timedout", "promise_id": job_id, "error": deadline}
+    assert stack.get(f"/jobs/{job_id}").json()["reason"] == deadline
     # listed as timed out, by today's word and the old one, and as nothing else
     assert stack.listed("timedout")[job_id] == "timedout"
     assert stack.listed("timed_out")[job_id] == "timedout"

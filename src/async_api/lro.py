@@ -65,11 +65,7 @@ def error_message(promise: Promise) -> str:
     """A one-line reason for a finished, unsuccessful job."""
     value = promise.value
     if isinstance(value, dict) and isinstance(value.get("message"), str) and value["message"]:
-        return value["message"]
-    if promise.state == TIMEDOUT:
-        return "The job did not finish before its deadline."
-    if promise.state == CANCELED:
-        return "The job was canceled."
+        return value["message"]  # a canceled or timed-out job's always has one (engine)
     return "The job failed." if value is None else str(value)
 
 

@@ -170,11 +170,30 @@ def _describe_error(value: Any) -> Any:
     return value
 
 
+# Why a job that was canceled or timed out ended, when what the server stored says nothing:
+# its error then reads like a worker's ({"type", "message"}) in every view.
+_ENDED_WITHOUT_ERROR = {
+    CANCELED: {"type": "Canceled", "message": "The job was canceled."},
+    TIMEDOUT: {"type": "TimedOut", "message": "The job did not finish before its deadline."},
+}
+
+
+def _ended_without_error(state: str, value: Any) -> dict[str, Any]:
+    """A canceled or timed-out job's error: the server stores none on a timeout, and a cancel
+    stores what its caller sent (the gateway: a message)."""
+    error = dict(_ENDED_WITHOUT_ERROR[state])
+    if isinstance(value, dict) and isinstance(value.get("message"), str) and value["message"]:
+        error["message"] = value["message"]
+    return error
+
+
 def _to_promise(record: DurablePromiseRecord) -> Promise:
     state = SERVER_STATES.get(record.state, record.state.lower())
     value = _decode_json(record.value.data)
     if state == REJECTED:
         value = _describe_error(value)
+    elif state in _ENDED_WITHOUT_ERROR:
+        value = _ended_without_error(state, value)
     call = _call(record)
     return Promise(
         id=record.id,
