@@ -187,3 +187,29 @@ def test_workflow_steps_and_approval_promises_are_not_jobs(stack, nonce):
     assert stack.promise_exists(f"order:N-{nonce}.1")  # the engine has the step...
     # ...the job API hides it
     assert_error(stack.get(f"/jobs/order:N-{nonce}.1"), 404, "not_found")
+
+
+def test_the_services_own_ids_stay_reachable_from_the_longest_client_id(stack, nonce):
+    """A client id may be MAX_ID_LENGTH (200) long; the ids the service builds from it (an
+    order's job, a retry's attempt, a report job) are longer, and every route reaches them."""
+    longest = f"{nonce}-".ljust(200, "z")
+    order = stack.post(f"/orders/{longest}/approve-and-ship")
+    assert order.status_code == 202, order.text
+    order_job = f"order:{longest}"
+    for url in (f"/jobs/{order_job}", order.headers["Operation-Location"],
+                order.headers["Location"], f"/v1/operations/{order_job}", f"/wait?id={order_job}"):
+        assert stack.get(url.removeprefix(stack.gateway_url)).status_code == 200, url
+    assert stack.post(f"/jobs/{order_job}/cancel").json()["status"] == "canceled"
+    retried = stack.post(f"/jobs/{order_job}/retry")
+    assert retried.status_code == 202, retried.text
+    attempt = retried.json()["job_id"]
+    assert len(attempt) > 200
+    assert stack.get(f"/jobs/{attempt}").json()["retry_of"] == order_job
+    assert stack.post(f"/jobs/{attempt}/cancel").json()["status"] == "canceled"
+
+    chain = stack.post(f"/detached-chain?id={longest}", {"report": "r"})
+    assert chain.status_code == 202, chain.text
+    child = chain.json()["child_job_id"]
+    wait_until(lambda: stack.get(f"/jobs/{child}").status_code == 200, 15, "the report job")
+    assert stack.job_settled(child)["status"] == "resolved"
+    assert_error(stack.post(f"/orders/{longest}z/approve-and-ship"), 400, "invalid_id")

@@ -101,7 +101,7 @@ class PlainRequests:
     def _wait(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         job_id = _queried_id(environ)
         if (job_id is None or _has_body(environ)
-                or not ids.well_formed(job_id, self.settings.max_id_length)):
+                or not ids.well_formed(job_id, ids.lookup_length(self.settings.max_id_length))):
             return self.app(environ, start_response)
         principal = self._principal(environ, self.wait_tokens)
         if principal is False:

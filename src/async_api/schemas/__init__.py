@@ -4,7 +4,7 @@ from collections.abc import Sequence
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
-from async_api.ids import ID_REGEX, NEW_ID_PATTERN, NEW_ID_REGEX, NEW_ID_RULE
+from async_api.ids import ID_REGEX, NEW_ID_PATTERN, NEW_ID_REGEX, NEW_ID_RULE, lookup_length
 from async_api.settings import Settings
 
 
@@ -22,8 +22,9 @@ class _IdCharacters(validate.Regexp):
 NEW_ID_CHARACTERS = _IdCharacters(f"^{NEW_ID_REGEX}$", error=f"Use {NEW_ID_RULE}.")
 # What ids.checked() and ids.chosen() enforce, documented so that clients (and schemathesis)
 # know it.
-ID_RULES = {"pattern": f"^{ID_REGEX}$", "minLength": 1, "maxLength": Settings.max_id_length}
-NEW_ID_RULES = {**ID_RULES, "pattern": f"^{NEW_ID_REGEX}$"}
+ID_RULES = {"pattern": f"^{ID_REGEX}$", "minLength": 1,
+            "maxLength": lookup_length(Settings.max_id_length)}
+NEW_ID_RULES = {**ID_RULES, "pattern": f"^{NEW_ID_REGEX}$", "maxLength": Settings.max_id_length}
 
 
 class QuerySchema(Schema):
