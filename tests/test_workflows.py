@@ -153,6 +153,29 @@ def test_a_slow_quote_answers_202_then_the_stored_result(stack, nonce):
     assert ledger.count("quote", f"{sku}:2", stack.ledger_path) == 1
 
 
+def test_a_canceled_quote_is_asked_again_not_kept(stack, nonce):
+    """A quote canceled while it runs is no price: the same request starts its next attempt,
+    whose price is then the stored answer, and a canceled attempt again starts the one after."""
+    sku, first = f"slow-{nonce}", f"quote:slow-{nonce}:1"
+    assert stack.post("/price-quote", {"sku": sku, "qty": 1}).status_code == 202
+    assert stack.post(f"/jobs/{first}/cancel").json()["status"] == "canceled"
+
+    again = stack.post("/price-quote", {"sku": sku, "qty": 1})
+    assert again.status_code == 202, again.text
+    second = again.json()["job_id"]
+    assert second == f"{first}:attempt-2"
+    assert stack.post(f"/jobs/{second}/cancel").json()["status"] == "canceled"
+    third = stack.post("/price-quote", {"sku": sku, "qty": 1}).json()["job_id"]
+    assert third == f"{first}:attempt-3"
+    assert stack.job_settled(third)["status"] == "resolved"
+
+    stored = stack.post("/price-quote", {"sku": sku, "qty": 1})
+    assert stored.status_code == 200
+    assert stored.json() == {"quote_id": third, "sku": sku, "qty": 1,
+                             "price": unit_price_cents(sku) / 100}
+    assert stack.get(f"/jobs/{first}").json()["status"] == "canceled"
+
+
 @pytest.mark.parametrize("body", [{"sku": "a", "qty": 0}, {"sku": "a", "qty": "2"},
                                   {"sku": "", "qty": 1}, {"qty": 1}, {"sku": "a b", "qty": 1}])
 def test_quote_input_is_validated(offline, body):
