@@ -133,7 +133,9 @@ def test_a_cursor_the_server_did_not_issue_is_invalid_cursor(stack):
         assert_error(response, 400, "invalid_cursor")
 
 
-def test_cancel_wins_over_a_running_job_and_the_worker_survives(make_stack, nonce):
+def test_cancel_wins_over_a_running_job_and_a_retry_runs_it(make_stack, nonce):
+    """The canceled order stops before its next step; its worker lives on; its retry, a job of
+    its own, runs every step (each once checked against its own job, not the canceled one)."""
     stack = make_stack()
     slow_worker = stack.start(["worker"], {"STEP_PAUSE_SECONDS": "1"})["worker"]
     job_id = f"order:X-{nonce}"
@@ -160,6 +162,11 @@ def test_cancel_wins_over_a_running_job_and_the_worker_survives(make_stack, nonc
     assert stack.get(f"/jobs/{job_id}").json()["status"] == "canceled"
     assert ledger.count("charge", f"X-{nonce}", stack.ledger_path) == 1
     assert ledger.count("ship", f"X-{nonce}", stack.ledger_path) == 0
+
+    attempt = stack.post(f"/jobs/{job_id}/retry").json()["job_id"]
+    assert stack.job_settled(attempt)["result"]["status"] == "shipped"
+    assert [ledger.count(step, f"X-{nonce}", stack.ledger_path)
+            for step in ("validate", "charge", "ship")] == [2, 2, 1]
 
 
 def test_a_worker_killed_between_steps_does_not_redo_a_completed_step(make_stack, nonce):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 import requests
 
@@ -77,11 +80,36 @@ def test_an_order_canceled_while_it_waits_is_not_resumed_by_its_approval(stack, 
 
     wait_until(waits_for_approval, 15, "the order to wait for its approval")
     assert stack.post(f"/jobs/{job_id}/cancel").status_code == 200
-    assert send_webhook(stack, order_id, {"approved": True}).status_code == 200
+    # Settled on the server, as a webhook racing the cancel would (the webhook itself refuses
+    # an order canceled before it came: see the test below).
+    decision = base64.b64encode(json.dumps({"approved": True}).encode()).decode()
+    assert requests.patch(f"{stack.engine_url}/promises/approval:{order_id}", timeout=10,
+                          json={"state": "RESOLVED", "value": {"data": decision}}).ok
 
     wait_until(lambda: tasks() == ["8", "8"], 15, "the resume task to be completed")
     assert stack.get(f"/jobs/{job_id}").json()["status"] == "canceled"
     assert ledger.count("ship", order_id, stack.ledger_path) == 0
+
+
+def test_a_canceled_order_awaits_no_approval_until_it_is_retried(stack, nonce):
+    """The webhook of a canceled order is a 404: nothing awaits it. Its retry awaits the same
+    approval, and the webhook then reaches the retry, which ships."""
+    order_id = f"CR-{nonce}"
+    job_id = f"order:{order_id}"
+    stack.post(f"/orders/{order_id}/approve-and-ship")
+    assert stack.post(f"/jobs/{job_id}/cancel").status_code == 200
+
+    assert_error(send_webhook(stack, order_id, {"approved": True}), 404, "not_found")
+    attempt = stack.post(f"/jobs/{job_id}/retry").json()["job_id"]
+    wait_until(lambda: stack.get(f"/jobs/{attempt}").json()["status"] == "waiting_for_approval",
+               15, "the retry to wait for approval")
+    approved = send_webhook(stack, order_id, {"approved": True})
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["job"]["job_id"] == attempt
+    assert stack.job_settled(attempt)["result"] == {"order_id": order_id, "status": "shipped"}
+    assert send_webhook(stack, order_id, {"approved": True}).status_code == 200  # a replay
+    assert_error(send_webhook(stack, order_id, {"approved": False}), 409, "already_decided")
+    assert ledger.count("ship", order_id, stack.ledger_path) == 1
 
 
 def test_webhook_signature_and_payload_are_checked_before_the_engine():

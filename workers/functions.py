@@ -103,7 +103,7 @@ def order_step(ctx: Any, step: str, order_id: str, items: list[str]) -> dict[str
     A step raises only for transient trouble (the SDK retries it); a business "no" is a value.
     A job canceled meanwhile stops before its next effect.
     """
-    if _engine().get(contract.order_job_id(order_id)).state == engine.CANCELED:
+    if _engine().get(engine.running_job_id()).state == engine.CANCELED:  # this attempt
         return {"step": step, "ok": False, "why": "the job was canceled"}
     if step == "validate" and UNAVAILABLE in items:
         return {"step": step, "ok": False, "why": f"an item is {UNAVAILABLE}"}
@@ -130,7 +130,9 @@ def approve_then_ship(ctx: Any, order_id: str) -> Workflow:
     decision = yield engine.signal(ctx, contract.approval_id(order_id))
     if not (isinstance(decision, dict) and decision.get("approved") is True):
         return {"order_id": order_id, "status": "rejected"}
-    yield engine.step(ctx, order_step, "ship", order_id, [])
+    outcome = yield engine.step(ctx, order_step, "ship", order_id, [])
+    if not outcome["ok"]:
+        raise JobFailed(f"ship failed: {outcome['why']}")
     return {"order_id": order_id, "status": "shipped"}
 
 

@@ -69,6 +69,11 @@ def current_traceparent() -> str | None:
     return _bound.get().get(_UNWRITTEN)
 
 
+def current_job_id() -> str | None:
+    """The id of the job being served (a request's, or the job a worker's step belongs to)."""
+    return _bound.get().get("job_id")
+
+
 # --- W3C trace context (https://www.w3.org/TR/trace-context/) --------------------------------
 
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")

@@ -41,6 +41,7 @@ from async_api.engine.workflow import (
     JobSettledElsewhere,
     call,
     progress,
+    running_job_id,
     signal,
     sleep,
     start,
@@ -52,5 +53,6 @@ __all__ = [
     "RESOLVED", "SLEEP_TAG", "STEP_TAG", "TIMEDOUT", "TRACEPARENT_TAG", "Engine", "EngineBusy",
     "EngineError", "EngineRejected", "EngineUnavailable", "JobSettledElsewhere", "Progress",
     "Promise", "PromiseAlreadySettled", "PromiseConflict", "PromiseNotFound", "ReservedKey",
-    "Worker", "call", "check_value", "progress", "run_worker", "signal", "sleep", "start", "step",
+    "Worker", "call", "check_value", "progress", "run_worker", "running_job_id", "signal",
+    "sleep", "start", "step",
 ]

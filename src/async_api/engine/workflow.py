@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from resonate.dataclasses import DurablePromise
 from resonate.targets import poll
 
+from async_api import logs
 from async_api.engine.client import PROGRESS_STEP
 
 if TYPE_CHECKING:
@@ -48,6 +49,16 @@ def signal(ctx: Any, promise_id: str) -> Any:
     """Yield this to wait, durably and for as long as it takes, until someone settles the
     promise `promise_id` (e.g. a webhook); evaluates to the value it was resolved with."""
     return ctx.rfc(DurablePromise(id=promise_id, timeout=sys.maxsize))
+
+
+def running_job_id() -> str:
+    """In a step: the id of the job whose workflow runs it, which the step's thread is bound
+    to (sdk_fixes.BindingProcessor). A retry is a job of its own, under another id than the
+    first attempt (test_jobs.py::test_cancel_wins_over_a_running_job_and_a_retry_runs_it)."""
+    job_id = logs.current_job_id()
+    if job_id is None:
+        raise RuntimeError("running_job_id() is for a step run by engine.step")
+    return job_id
 
 
 def sleep(ctx: Any, seconds: int) -> Any:

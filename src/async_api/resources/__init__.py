@@ -181,7 +181,8 @@ def job_view(
     elif promise.state != PENDING:
         answer["reason"] = promise.value
         if detailed:
-            answer["retried_by"] = _retried_by(promise)
+            retried_by = _retry_of(promise)
+            answer["retried_by"] = retried_by and retried_by.id
     elif detailed and APPROVAL_TAG in promise.tags:
         approval_id = promise.tags[APPROVAL_TAG]
         if engine().get(approval_id).pending:
@@ -190,12 +191,19 @@ def job_view(
     return answer
 
 
-def _retried_by(job: Promise) -> str | None:
-    """The id of the attempt that retried `job`, if one was started."""
+def _retry_of(job: Promise) -> Promise | None:
+    """The attempt that retried `job`, if one was started."""
     try:
-        return engine().get(next_attempt_id(job)).id
+        return engine().get(next_attempt_id(job))
     except PromiseNotFound:
         return None
+
+
+def newest_attempt(job: Promise) -> Promise:
+    """The last attempt of `job`: itself, or the retry of its retry..."""
+    while (retry := _retry_of(job)) is not None:
+        job = retry
+    return job
 
 
 def jobs_page(

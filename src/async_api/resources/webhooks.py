@@ -13,7 +13,7 @@ from flask_smorest import Blueprint
 from async_api import contract, ids, jobs
 from async_api.engine import PromiseAlreadySettled
 from async_api.errors import ApiError
-from async_api.resources import engine, find_job, job_view, settings
+from async_api.resources import engine, find_job, job_view, newest_attempt, settings
 from async_api.schemas import ErrorResponseSchema
 from async_api.schemas.orders import ApprovalResponseSchema, ApprovalSchema
 
@@ -53,8 +53,9 @@ def approval(decision: dict, order_id: str) -> dict:
     """Approve or reject an order; a replay of the same decision changes nothing."""
     order_id = ids.checked(order_id, settings())
     approval_id = contract.approval_id(order_id)
-    job = find_job(contract.order_job_id(order_id))
-    if job.tags.get(jobs.APPROVAL_TAG) != approval_id:
+    job = newest_attempt(find_job(contract.order_job_id(order_id)))  # a retry awaits it too
+    if job.tags.get(jobs.APPROVAL_TAG) != approval_id or (
+            not job.pending and engine().get(approval_id).pending):  # canceled, timed out
         raise ApiError(404, "not_found", "No order with this id awaits approval.")
     try:
         engine().resolve(approval_id, decision)
