@@ -157,6 +157,16 @@ def test_a_body_cut_short_or_chunked_past_the_limit_starts_no_job(stack, nonce, 
         assert requests.get(f"{url}/jobs/{job_id}", timeout=10).status_code == 404
 
 
+@pytest.mark.parametrize("path", ["/begin", "/jobs", "/jobs/x/cancel", "/healthz"])
+def test_options_answers_204_with_allow_and_no_html(offline, path):
+    response = offline.options(path)
+
+    assert response.status_code == 204
+    assert "OPTIONS" in response.headers["Allow"]
+    assert "text/html" not in response.headers.get("Content-Type", "")
+    assert response.data == b""
+
+
 def test_a_body_on_a_get_is_ignored(offline):
     response = offline.get("/healthz", data=b"stray", headers={"Content-Type": "text/plain"})
 

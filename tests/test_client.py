@@ -263,6 +263,11 @@ def test_cli_errors_are_a_line_with_the_api_code_not_a_traceback(stack, nonce):
     assert missing.stderr == "error: not_found: No job has this id. (HTTP 404)\n"
     assert missing.stdout == ""
 
+    invalid = cli(stack.gateway_url, "jobs", "--status", "bogus")
+    assert invalid.returncode == 3
+    assert invalid.stderr.startswith("error: unprocessable_entity: The request is not valid")
+    assert '{"query": {"state": ' in invalid.stderr  # the details, on the same line
+
     unreachable = cli(nowhere, "status", "x")
     assert unreachable.returncode == 3
     assert unreachable.stderr.startswith(f"error: cannot reach {nowhere}")

@@ -242,7 +242,8 @@ def main() -> None:
         exc.show()
         code = exc.exit_code
     except ApiError as exc:
-        click.echo(f"error: {exc.code}: {exc.message} (HTTP {exc.status})", err=True)
+        details = f" {json.dumps(exc.details)}" if exc.details else ""  # which fields, why
+        click.echo(f"error: {exc.code}: {exc.message} (HTTP {exc.status}){details}", err=True)
         code = EXIT_API_ERROR
     except ClientError as exc:
         click.echo(f"error: {exc}", err=True)

@@ -82,7 +82,8 @@ def _handle_not_found(exc: PromiseNotFound) -> Response:
 
 def _handle_conflict(exc: PromiseConflict) -> Response:
     return error_response(409, "conflict",
-                          "This id is already used by a request with a different body.")
+                          "This id is already used by another job, or by a request with a "
+                          "different body.")
 
 
 def _handle_already_settled(exc: PromiseAlreadySettled) -> Response:
