@@ -3,7 +3,10 @@ came fails, and the worker that was running them lives on."""
 
 from __future__ import annotations
 
+import time
+
 from tests.support.processes import wait_until
+from workers import ledger
 
 
 def test_a_job_past_its_timeout_ends_timedout_and_the_worker_lives(make_stack, store, nonce):
@@ -37,3 +40,21 @@ def test_a_job_past_its_timeout_ends_timedout_and_the_worker_lives(make_stack, s
     assert stack.begin(fresh, {"nonce": nonce}).status_code == 202
     assert stack.wait_settled(fresh)["status"] == "resolved"
     assert worker.alive()
+
+
+def test_an_order_timed_out_mid_step_does_no_further_effect(make_stack, nonce):
+    """Its worker learns of the timeout only when it next renews its claim: the next step
+    checks its job first, so the order that timed out during "charge" never ships (and a
+    retry of it would not ship twice)."""
+    stack = make_stack()
+    stack.start(["worker"], {"STEP_PAUSE_SECONDS": "1.5"},
+                gateway_env={"JOB_TIMEOUT_SECONDS": "2"})
+    order_id = f"T-{nonce}"
+    assert stack.post("/jobs", {"order_id": order_id, "items": ["x"]}).status_code == 202
+
+    assert stack.job_settled(f"order:{order_id}", timeout=15)["status"] == "timedout"
+    wait_until(lambda: ledger.count("charge", order_id, stack.ledger_path) == 1, 10,
+               "the step under way at the timeout to end")
+    time.sleep(2)  # when "ship" would have run
+    assert ledger.count("ship:started", order_id, stack.ledger_path) == 0
+    assert ledger.count("ship", order_id, stack.ledger_path) == 0

@@ -101,10 +101,12 @@ def order_step(ctx: Any, step: str, order_id: str, items: list[str]) -> dict[str
     """One business step of an order.
 
     A step raises only for transient trouble (the SDK retries it); a business "no" is a value.
-    A job canceled meanwhile stops before its next effect.
+    A job canceled or timed out meanwhile stops before its next effect: its worker learns of
+    it only when it next renews its claim, and its retry must not find the effect done twice.
     """
-    if _engine().get(engine.running_job_id()).state == engine.CANCELED:  # this attempt
-        return {"step": step, "ok": False, "why": "the job was canceled"}
+    job = _engine().get(engine.running_job_id())  # this attempt's job
+    if not job.pending:
+        return {"step": step, "ok": False, "why": f"the job is {job.state}"}
     if step == "validate" and UNAVAILABLE in items:
         return {"step": step, "ok": False, "why": f"an item is {UNAVAILABLE}"}
     ledger.record(ctx, step, order_id, step_seconds())  # only a completed step leaves a row
