@@ -3,7 +3,9 @@ that had checkpointed never runs again, and a step runs twice only where a claim
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from tests.support.processes import wait_until
 from tests.support.stack import Stack
 from workers import ledger
+from workers.functions import canonical
 
 STEPS = ("validate", "charge", "ship")  # process_order's checkpointed steps, in order
 STEP_SECONDS = "1.5"  # long enough that a kill lands while steps are under way
@@ -81,3 +84,38 @@ def test_workers_ride_out_an_engine_outage_while_steps_run(make_stack, store, no
                 assert again == 0, f"{step} of {order_id} had checkpointed, then ran again"
     if max(outages) > 5:  # longer than a claim's ttl: the fault took effect
         assert sum(drops(stack, o) for o in order_ids) >= 1
+
+
+def test_a_step_queued_when_its_claim_is_lost_never_starts(make_stack, nonce):
+    """With one scheduler loop (4 step threads) and six jobs, two steps wait for a thread.
+    Worker A freezes past its claims' ttl; B takes the six over and finishes them. When A
+    wakes, its four running steps end (they were under way: they may run twice), but the two
+    that had not started must not start: B ran them and they checkpointed."""
+    stack = make_stack()
+    stack.engine.start()
+    env = {"WORKER_SCHEDULERS": "1"}
+    frozen = stack.start_worker("worker", env)
+    stack.start_gateway()
+    bodies = {f"q{n}-{nonce}": {"work": 3, "nonce": nonce, "n": n} for n in range(6)}
+    for job_id, body in bodies.items():
+        assert stack.begin(job_id, body).status_code == 202
+    keys = {job_id: canonical(body) for job_id, body in bodies.items()}
+
+    def started(job_id: str) -> int:
+        return ledger.count("foo:started", keys[job_id], stack.ledger_path)
+
+    wait_until(lambda: sum(map(started, bodies)) >= 4, 15, "four steps under way")
+    time.sleep(0.3)
+    queued = [job_id for job_id in bodies if not started(job_id)]
+    assert len(queued) == 2, {job_id: started(job_id) for job_id in bodies}
+    stack.start_worker("worker", env)
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        for job_id in bodies:  # the other worker finishes them all while A is frozen
+            assert stack.wait_settled(job_id, timeout=30)["status"] == "resolved"
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    time.sleep(5)  # A's running steps end (3 s); a queued one would have started by then
+    for job_id in queued:
+        assert started(job_id) == 1, (job_id, frozen.log()[-3000:])
+    assert frozen.alive()

@@ -83,7 +83,7 @@ class _Scheduler(Scheduler):
         super().__init__(**kwargs)
         self._leases = leases
         self._heartbeat_seconds = heartbeat_seconds
-        self._processor = BindingProcessor(self._records)
+        self._processor = BindingProcessor(self._records, self._may_write)
         self._delay_queue = BindingDelayQueue(self._records)
         self._current_root: str | None = None  # the workflow the scheduler thread works for
         self._runs: dict[str, _Run] = {}  # by workflow: the task held for it

@@ -450,11 +450,17 @@ class BindingProcessor(Processor):
     It also times each step it runs (only real runs come here: a replay reads a completed
     step's checkpoint) and binds its job's log fields, so that a job a step starts
     (jobs.start) joins the same trace.
+
+    A step that waited for a thread does not start once its run was dropped or its claim is
+    lost (`may_run`): another worker may have run it and checkpointed it meanwhile
+    (tests/test_outages.py::test_a_step_queued_when_its_claim_is_lost_never_starts).
     """
 
-    def __init__(self, records: dict[str, Any], workers: int = 4) -> None:
+    def __init__(self, records: dict[str, Any], may_run: Callable[[str], bool],
+                 workers: int = 4) -> None:
         super().__init__(workers)
         self._records = records
+        self._may_run = may_run  # whether a workflow (by root id) still holds its claim
         self._bound: Queue[tuple[Any, Any]] = Queue()
 
     def enqueue(self, sqe: Any) -> None:
@@ -471,6 +477,11 @@ class BindingProcessor(Processor):
             sqe, record = self._bound.get()
             root = record.root() if record is not None else None
             result: Result[Any, Exception]
+            if root is not None and (self._records.get(sqe.id) is not record
+                                     or not self._may_run(root.id)):
+                # The scheduler drops the run (or discards this for a dropped one).
+                cmd_queue.put(Bound(Complete(sqe.id, Err(ClaimLost(root.id))), record))
+                continue
             with logs.bound(**(job_fields(root) if root is not None else {})):
                 started = time.perf_counter()
                 try:
