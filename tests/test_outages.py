@@ -119,3 +119,25 @@ def test_a_step_queued_when_its_claim_is_lost_never_starts(make_stack, nonce):
     for job_id in queued:
         assert started(job_id) == 1, (job_id, frozen.log()[-3000:])
     assert frozen.alive()
+
+
+def test_a_fan_out_resumes_after_its_squares_were_dropped(make_stack, nonce):
+    """One scheduler loop holds the fan-out, suspended, and runs its squares. The engine goes
+    down past the squares' claims, so their runs are dropped here, and their awaits with them;
+    replayed, they finish, and the fan-out's resume must replay it rather than resume nothing
+    (it then held its task for good) or invoke it again over its coroutine (an error)."""
+    stack = make_stack()
+    stack.engine.start()
+    worker = stack.start_worker("worker", {"STEP_PAUSE_SECONDS": "3", "WORKER_SCHEDULERS": "1"})
+    stack.start_gateway()
+    job_id = f"fan-{nonce}"
+    assert stack.post(f"/fan-out-workflow?id={job_id}", {"count": 3}).status_code == 202
+    wait_until(lambda: all(ledger.count("square:started", str(n), stack.ledger_path)
+                           for n in range(3)), 15, "the squares to be inside their steps")
+    stack.engine.kill()
+    time.sleep(8)  # past a claim's ttl (5 s)
+    stack.engine.start()
+
+    done = stack.job_settled(job_id, timeout=30)
+    assert done["result"] == {"results": [0, 1, 4], "total": 5}
+    assert '"level": "ERROR"' not in worker.log()

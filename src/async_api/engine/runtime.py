@@ -35,7 +35,7 @@ from resonate.errors import ResonateError
 from resonate.options import Options
 from resonate.result import Ok
 from resonate.scheduler.scheduler import Scheduler
-from resonate.stores.record import InvokeMsg, TaskRecord
+from resonate.stores.record import InvokeMsg, ResumeMsg, TaskRecord
 
 from async_api import logs, metrics
 from async_api.engine.client import SERVER_STATES, TRACEPARENT_TAG
@@ -187,6 +187,14 @@ class _Scheduler(Scheduler):
         root = self._records.get(root_id)
         if root is not None and root.has_task():  # a stale run of the same workflow
             self._drop(root_id, f"task {task.task_id} replaces the one it held")
+        elif (root is not None and isinstance(message, ResumeMsg)
+              and not self._awaits(root_id, message.leaf_durable_promise.id)):
+            # What the suspended workflow awaited ran here and was dropped (its claim lost),
+            # and its await with it: the SDK would invoke the workflow again over the coroutine
+            # it holds (an AssertionError), or resume nothing and hold the task for good. It
+            # replays from the server instead (tests/test_outages.py::
+            # test_a_fan_out_resumes_after_its_squares_were_dropped).
+            self._forget(root_id)
         self._leases.hold(task.task_id, task.counter, claim_pid, root_id, claimed_at)
         self._current_root = root_id
         # The workflow's invoke task, claimed for the first time: nothing of it ran before. A
@@ -201,6 +209,11 @@ class _Scheduler(Scheduler):
             commands = self._process_resume_msg(message, task)
         self._task_started(root_id, task.task_id)
         return commands
+
+    def _awaits(self, root_id: str, promise_id: str) -> bool:
+        """Whether the workflow `root_id`, as held here, waits for the promise `promise_id`."""
+        return any(self._records[blocked].root().id == root_id
+                   for blocked in self._awaiting_rfi.get(promise_id, ()))
 
     def _complete_unrun(self, task: TaskRecord, root_id: str, state: str) -> None:
         """Completes a task whose job was settled before the task was made (the approval of an
