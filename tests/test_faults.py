@@ -10,10 +10,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support.http import Client, assert_error
+from tests.conftest import GATEWAY_ENV
+from tests.support.http import Client, approval_webhook, assert_error
 from tests.support.processes import wait_until
 from tests.support.stack import Stack
 from workers import ledger
+
+SECRET = GATEWAY_ENV["WEBHOOK_SECRET"]
 
 
 def test_a_killed_worker_is_replaced_and_the_job_finishes_once(make_stack, store, nonce):
@@ -218,3 +221,31 @@ def test_heartbeats_keep_a_step_longer_than_the_claim_ttl_on_its_worker(make_sta
     assert stack.ran([body], "foo:started").total() == 1  # never taken over
     assert stack.ran([body]).total() == 1
     assert stack.worker_pids() == {holder}
+
+
+def test_a_frozen_worker_does_not_hold_up_the_resumes_of_its_jobs(make_stack, nonce):
+    """A worker frozen (SIGSTOP: a hung process keeps its connection open) while its jobs wait
+    for a durable sleep and an approval: their resume tasks are offered to it first, since it
+    holds them in memory, then to any worker of the group (server patch 0013). They used to be
+    offered to the frozen one again and again while another worker sat idle."""
+    stack = make_stack()
+    stack.engine.start()
+    frozen = stack.start_worker("worker")
+    stack.start_gateway()
+    napping, order_id = f"nap-{nonce}", f"F-{nonce}"
+    assert stack.begin(napping, {"sleep": 3, "nonce": nonce}).status_code == 202
+    assert stack.post(f"/orders/{order_id}/approve-and-ship").status_code == 202
+    wait_until(lambda: stack.get(f"/jobs/order:{order_id}").json()["status"]
+               == "waiting_for_approval" and stack.promise_exists(f"{napping}.1"), 15,
+               "both jobs to wait")
+    stack.start_worker("worker")
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        approved = requests.post(f"{stack.gateway_url}/webhooks/approval/{order_id}",
+                                 timeout=10, **approval_webhook({"approved": True}, SECRET))
+        assert approved.status_code == 200, approved.text
+        for job_id in (napping, f"order:{order_id}"):
+            assert stack.job_settled(job_id, timeout=20)["status"] == "resolved"
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+    assert ledger.count("ship", order_id, stack.ledger_path) == 1
