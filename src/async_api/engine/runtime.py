@@ -212,8 +212,8 @@ class _Scheduler(Scheduler):
 
     def _awaits(self, root_id: str, promise_id: str) -> bool:
         """Whether the workflow `root_id`, as held here, waits for the promise `promise_id`."""
-        return any(self._records[blocked].root().id == root_id
-                   for blocked in self._awaiting_rfi.get(promise_id, ()))
+        return any(record is not None and record.root().id == root_id
+                   for record in map(self._records.get, self._awaiting_rfi.get(promise_id, ())))
 
     def _complete_unrun(self, task: TaskRecord, root_id: str, state: str) -> None:
         """Completes a task whose job was settled before the task was made (the approval of an
