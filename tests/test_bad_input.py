@@ -52,11 +52,15 @@ CASES = [
     ("GET", "/wait?id=" + "a" * 3000, {}, None, 400, "invalid_id"),
     ("POST", "/begin", {"Content-Type": "application/json"}, b'{"a": ' * 40 + b"1" + b"}" * 40,
      400, "too_deep"),
+    # a Host that names no host (RFC 9112: 400), not a job answered with "http:///wait?id=..."
+    ("POST", "/begin?id=host", {"Host": "a b"}, None, 400, "bad_host"),
+    ("GET", "/jobs", {"Host": "[::1"}, None, 400, "bad_host"),
 ]
 # Past gunicorn's limits: gunicorn answers before the app, in JSON too (gunicorn_wire).
 GUNICORN_CASES = [
     ("GET", "/wait?id=" + "a" * 5000, {}, None, 414, "uri_too_long"),
     ("GET", "/wait?id=x", {"X-Big": "x" * 9000}, None, 431, "request_header_fields_too_large"),
+    ("POST", "/begin?id=bad-host", {"Host": "a b"}, None, 400, "bad_host"),  # gunicorn lets it by
 ]
 PARAMETERS = ("method", "path", "headers", "body", "status", "code")
 

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from types import FunctionType
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from async_api import admission, auth, body, ids, plain, telemetry
 from async_api.engine import Engine
-from async_api.errors import register_error_handlers
+from async_api.errors import ApiError, register_error_handlers
 from async_api.resources import (
     docs,
     flows,
@@ -89,6 +89,13 @@ API_BLUEPRINTS = (health.blp, polling.blp, jobs.blp, status_monitor.blp, operati
                   orders.blp, webhooks.blp, quotes.blp, flows.blp)
 
 
+def _check_host() -> None:
+    """A Host header that names no valid host is a 400 (RFC 9112), not a job whose answer's
+    absolute URLs read `http:///...`."""
+    if not request.host:
+        raise ApiError(400, "bad_host", "The Host header does not name a valid host.")
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     """The app factory: settings from the environment unless given, one blueprint per resource."""
     settings = settings or Settings.from_env()
@@ -105,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         API_SPEC_OPTIONS=auth.spec_options(settings),
     )
     telemetry.install(app)  # first: what the hooks below refuse is logged and counted too
+    app.before_request(_check_host)
     app.extensions["async_api.settings"] = settings
     app.extensions["async_api.engine"] = Engine(settings.resonate_url,
                                                 settings.engine_timeout_seconds,
