@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import time
 
+import requests
+
+from tests.conftest import GATEWAY_ENV
+from tests.support.http import approval_webhook, assert_error
 from tests.support.processes import wait_until
 from workers import ledger
+
+SECRET = GATEWAY_ENV["WEBHOOK_SECRET"]
 
 
 def test_a_job_past_its_timeout_ends_timedout_and_the_worker_lives(make_stack, store, nonce):
@@ -33,6 +39,14 @@ def test_a_job_past_its_timeout_ends_timedout_and_the_worker_lives(make_stack, s
     if order["status"] == "rejected":
         assert order["reason"]["message"] == (f"approval:{order_id} was timedout before it "
                                               "finished"), order
+    # Its approval timed out too: nothing awaits a decision. The server answers a promise that
+    # timed out as it is, with a 200, to a settle that is not strict: once taken as a decision.
+    wait_until(lambda: stack.promise_state(f"approval:{order_id}") == "REJECTED_TIMEDOUT", 10,
+               "the approval to time out")
+    for decision in (True, False):
+        late = requests.post(f"{stack.gateway_url}/webhooks/approval/{order_id}", timeout=10,
+                             **approval_webhook({"approved": decision}, SECRET))
+        assert_error(late, 404, "not_found")
     # The worker was mid-job (asleep) when the job timed out; it wakes into a settled job.
     wait_until(lambda: stack.promise_state(f"{job_id}.1") not in (None, "PENDING"), 20,
                "the sleep to end")

@@ -589,16 +589,20 @@ class Engine:
 
     def resolve(self, promise_id: str, value: Any) -> Promise:
         """Resolves once; a replay with the same value returns the settled promise unchanged."""
-        return self._settle(self._promises.resolve, promise_id, value)
+        return self._settle(self._promises.resolve, RESOLVED, promise_id, value)
 
     def cancel(self, promise_id: str, value: Any = None) -> Promise:
-        return self._settle(self._promises.cancel, promise_id, value)
+        return self._settle(self._promises.cancel, CANCELED, promise_id, value)
 
     def _settle(
-        self, operation: Callable[..., DurablePromiseRecord], promise_id: str, value: Any
+        self, operation: Callable[..., DurablePromiseRecord], state: str, promise_id: str,
+        value: Any,
     ) -> Promise:
+        """PromiseAlreadySettled unless the promise ends in `state` by this call or its replay:
+        not strict, the server answers a promise that timed out first as it is, with a 200
+        (test_timeouts.py::test_a_job_past_its_timeout_ends_timedout_and_the_worker_lives)."""
         check_value(value)  # a workflow awaiting this promise decodes it
-        return self._sdk(
+        settled = self._sdk(
             operation,
             id=quote(promise_id, safe=""),
             ikey=idempotency_key(operation.__name__, promise_id, value),
@@ -606,6 +610,9 @@ class Engine:
             headers=None,
             data=self._json.encode(value),
         )
+        if settled.state != state:
+            raise PromiseAlreadySettled(promise_id)
+        return settled
 
     def search_jobs(
         self, state: str | None = None, limit: int = 50, cursor: str | None = None,

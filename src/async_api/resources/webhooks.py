@@ -11,7 +11,7 @@ from flask import Flask, request
 from flask_smorest import Blueprint
 
 from async_api import contract, ids, jobs
-from async_api.engine import PromiseAlreadySettled
+from async_api.engine import TIMEDOUT, PromiseAlreadySettled
 from async_api.errors import ApiError
 from async_api.resources import engine, find_job, job_view, newest_attempt, settings
 from async_api.schemas import ErrorResponseSchema
@@ -54,9 +54,12 @@ def approval(decision: dict, order_id: str) -> dict:
     order_id = ids.checked(order_id, settings())
     approval_id = contract.approval_id(order_id)
     job = newest_attempt(find_job(contract.order_job_id(order_id)))  # a retry awaits it too
-    if job.tags.get(jobs.APPROVAL_TAG) != approval_id or (
-            not job.pending and engine().get(approval_id).pending):  # canceled, timed out
+    if job.tags.get(jobs.APPROVAL_TAG) != approval_id:
         raise ApiError(404, "not_found", "No order with this id awaits approval.")
+    awaited = engine().get(approval_id)
+    if awaited.state == TIMEDOUT or (awaited.pending and not job.pending):  # job canceled...
+        raise ApiError(404, "not_found", "No order with this id awaits approval "
+                       f"(its approval is {awaited.state}, the order {job.state}).")
     try:
         engine().resolve(approval_id, decision)
     except PromiseAlreadySettled as exc:
