@@ -7,6 +7,7 @@ import pytest
 from tests.support.http import assert_error
 from tests.support.processes import wait_until
 from workers import ledger
+from workers.functions import canonical
 
 
 def test_an_order_job_runs_its_steps_once_and_a_retry_reconnects(stack, nonce):
@@ -220,3 +221,23 @@ def test_the_services_own_ids_stay_reachable_from_the_longest_client_id(stack, n
     wait_until(lambda: stack.get(f"/jobs/{child}").status_code == 200, 15, "the report job")
     assert stack.job_settled(child)["status"] == "resolved"
     assert_error(stack.post(f"/orders/{longest}z/approve-and-ship"), 400, "invalid_id")
+
+
+def test_a_job_canceled_while_it_runs_ends_its_run_quietly(stack, nonce):
+    """The cancel completes the job's claimed task (server patch 0006), so the worker's next
+    heartbeat finds its claim gone. That is no expired claim and nothing is handed out again:
+    the run ends with an INFO line, not the warnings (and the failed-task count) of a lost
+    claim, which an operator's alert would count."""
+    job_id = f"quiet-{nonce}"
+    assert stack.begin(job_id, {"work": 4, "nonce": nonce}).status_code == 202
+    wait_until(lambda: ledger.count("foo:started", canonical({"work": 4, "nonce": nonce}),
+                                    stack.ledger_path), 15, "the step to be under way")
+    assert stack.post(f"/jobs/{job_id}/cancel").json()["status"] == "canceled"
+
+    def lines() -> list[str]:
+        return [line for worker in stack.workers for line in worker.log().splitlines()
+                if job_id in line]
+
+    wait_until(lambda: any("stops: its job was canceled meanwhile" in line for line in lines()),
+               15, "the run to end")
+    assert not [line for line in lines() if '"level": "WARNING"' in line], lines()

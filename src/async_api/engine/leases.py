@@ -24,6 +24,7 @@ class Lease:
     root_id: str  # the workflow the task runs
     valid_until: float  # by the worker's monotonic clock
     lost: bool = False
+    settled: str | None = None  # lost because its job was settled (canceled...) meanwhile
 
 
 class Leases:
@@ -70,12 +71,24 @@ class Leases:
                 if lease.claim_pid == claim_pid and not lease.lost:
                     lease.valid_until = max(lease.valid_until, sent_at + self.ttl)
 
-    def mark_lost(self, claim_pid: str) -> None:
-        """The server no longer knows this claim (it expired and went back to the queue)."""
+    def mark_lost(self, claim_pid: str, settled: str | None = None) -> None:
+        """The server no longer knows this claim: it expired and went back to the queue, or
+        its job was `settled` (a cancel or a timeout completes the job's task with it)."""
         with self._lock:
             for lease in self._by_task.values():
                 if lease.claim_pid == claim_pid:
-                    lease.lost = True
+                    lease.lost, lease.settled = True, settled
+
+    def root_of(self, claim_pid: str) -> str | None:
+        with self._lock:
+            return next((lease.root_id for lease in self._by_task.values()
+                         if lease.claim_pid == claim_pid), None)
+
+    def settled(self, root_id: str) -> str | None:
+        """The state of workflow `root_id`'s job if one of its claims ended with its settle."""
+        with self._lock:
+            return next((lease.settled for lease in self._by_task.values()
+                         if lease.root_id == root_id and lease.settled), None)
 
     def valid(self, task_id: str) -> bool:
         """Whether the work of this task may still be written to the server."""

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from resonate.actions import LFC
@@ -38,7 +39,7 @@ from resonate.scheduler.scheduler import Scheduler
 from resonate.stores.record import InvokeMsg, ResumeMsg, TaskRecord
 
 from async_api import logs, metrics
-from async_api.engine.client import SERVER_STATES, TRACEPARENT_TAG
+from async_api.engine.client import PENDING, SERVER_STATES, TRACEPARENT_TAG
 from async_api.engine.leases import Leases
 from async_api.engine.sdk_fixes import (
     BindingDelayQueue,
@@ -102,7 +103,7 @@ class _Scheduler(Scheduler):
         token = logs.bind(**run.fields) if run is not None else None
         try:
             if root_id is not None and not self._may_write(root_id):
-                self._drop(root_id, "its claim expired")
+                self._stop(root_id, "its claim expired")
                 return []
             commands = [self._bind(c) for c in super()._step(command)]
             if isinstance(root_id, str) and not any(
@@ -114,7 +115,7 @@ class _Scheduler(Scheduler):
                 self._store.promises.write_held(root_id)
             return commands
         except ClaimLost:
-            self._drop(self._current_root, "its claim expired while it was writing")
+            self._stop(self._current_root, "its claim expired while it was writing")
         except Exception as exc:
             if isinstance(exc, ResonateError) and exc.code in ("STORE_FORBIDDEN",
                                                                "STORE_NOT_FOUND"):
@@ -305,6 +306,19 @@ class _Scheduler(Scheduler):
         if self._current_root is not None and not self._may_write(self._current_root):
             raise ClaimLost(self._current_root)
 
+    def _stop(self, root_id: str | None, why: str) -> None:
+        """Ends a run that may write no more: dropped (`why`), or, when its claim ended with
+        its job's settle (a cancel, a timeout), quietly, since nothing of it is handed out
+        again (tests/test_jobs.py::test_a_job_canceled_while_it_runs_ends_its_run_quietly)."""
+        settled = self._leases.settled(root_id) if root_id is not None else None
+        if root_id is None or settled is None:
+            self._drop(root_id, why)
+            return
+        self._leases.release_root(root_id)
+        self._task_ended(root_id, settled)
+        _log.info("workflow %s stops: its job was %s meanwhile", root_id, settled)
+        self._forget(root_id)
+
     def _drop(self, root_id: str | None, why: str) -> None:
         """Forgets a workflow's run: its records, its awaits, its claims (no more heartbeats)."""
         if root_id is None:
@@ -354,6 +368,9 @@ class _Scheduler(Scheduler):
                         raise Unreachable(f"the server answered {response.status_code}")
                     if response.json().get("tasksAffected"):
                         self._leases.renewed(claim_pid, sent_at)
+                    elif settled := self._job_settled(transport, claim_pid):
+                        _log.info("claim %s ended: its job was %s", claim_pid, settled)
+                        self._leases.mark_lost(claim_pid, settled)
                     else:
                         _log.warning("claim %s expired on the server", claim_pid)
                         self._leases.mark_lost(claim_pid)
@@ -361,6 +378,17 @@ class _Scheduler(Scheduler):
                     _log.warning("heartbeat failed (%s)", exc)
                     break
             time.sleep(self._heartbeat_seconds)
+
+    def _job_settled(self, transport: Transport, claim_pid: str) -> str | None:
+        """The state of the claim's job if it is settled: the server completed the claimed
+        task with the settle (scripts/resonate-patches/0006), not because the claim expired."""
+        root_id = self._leases.root_of(claim_pid)
+        if root_id is None:
+            return None
+        response = transport.send(requests.Request(
+            "get", f"{self._store.url}/promises/{quote(root_id, safe='')}"))
+        state = SERVER_STATES.get(response.json().get("state", "")) if response.ok else None
+        return state if state not in (None, PENDING) else None
 
 
 @dataclass
