@@ -16,6 +16,7 @@ from typing import Any
 from gunicorn import glogging
 
 from async_api import logs  # stdlib only: the master imports no Flask, no prometheus_client
+from async_api.settings import SettingError, Settings  # stdlib only too
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Serving model (README "Serving model"): gevent. Every connection is a greenlet, so a slow
@@ -57,11 +58,18 @@ _made_multiproc_dir: list[str] = []  # the directory on_starting created, remove
 
 
 def on_starting(server: Any) -> None:
-    """Before the first fork: the directory where every worker process writes its metrics
-    (prometheus-client's multiprocess mode, async_api.metrics), set in the environment the
-    workers inherit. It must hold this gateway's files alone: a given PROMETHEUS_MULTIPROC_DIR is
-    emptied (stale counts of a previous run would be added to this one's), an unset one is a
-    fresh temporary directory, removed on exit."""
+    """Before the first fork: the settings are read once, so that a variable the service cannot
+    use stops gunicorn with one line naming it (not every worker failing to boot in turn).
+    Then the directory where every worker process writes its metrics (prometheus-client's
+    multiprocess mode, async_api.metrics), set in the environment the workers inherit. It must
+    hold this gateway's files alone: a given PROMETHEUS_MULTIPROC_DIR is emptied (stale counts
+    of a previous run would be added to this one's), an unset one is a fresh temporary
+    directory, removed on exit."""
+    try:
+        Settings.from_env()
+    except SettingError as exc:
+        server.log.error("%s", exc)
+        sys.exit(2)
     path = os.environ.get(MULTIPROC_DIR)
     if path:
         os.makedirs(path, exist_ok=True)

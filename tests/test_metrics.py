@@ -238,7 +238,11 @@ def test_requests_are_counted_by_url_rule_not_by_path(nonce):
     for job_id in (f"a-{nonce}", f"b-{nonce}", f"c-{nonce}"):
         assert_error(client.get(f"/jobs/{job_id}"), 503, "engine_unavailable")
     assert_error(client.get(f"/no-such-route-{nonce}"), 404, "not_found")
+    for odd in ("AAAA", "BBBB", f"M{nonce.upper()}"):  # any token: one series, not one each
+        client.open("/begin", method=odd)
     after = parsed(client.get("/metrics").get_data(as_text=True))
+    assert grew(before, after, "async_api_http_requests_total", method="other",
+                route="(unmatched)", status="405") == 3
     assert grew(before, after, "async_api_http_requests_total", method="GET",
                 route="/jobs/<id:job_id>", status="503") == 3
     assert grew(before, after, "async_api_http_requests_total", method="GET",

@@ -16,7 +16,7 @@ import signal
 import threading
 
 from async_api import logs, metrics
-from async_api.settings import Settings
+from async_api.settings import SettingError, Settings
 from workers import priority, serve
 from workers.functions import GROUPS
 
@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> None:
         signal.signal(signum, lambda *_: stop.set())
 
     logs.setup()
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingError as exc:
+        parser.exit(2, f"python -m workers: {exc}\n")
     priority.give_way(settings.worker_nice)
     if settings.worker_metrics_port:
         metrics.serve(settings.worker_metrics_port)

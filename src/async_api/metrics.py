@@ -94,10 +94,16 @@ STEP_SECONDS = Histogram(
     buckets=BUCKETS)
 
 
+# The methods counted by name; any other is counted as "other": gunicorn lets any token through
+# as a method, and each would be a series of its own for as long as the gateway runs.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 # labels() finds a series under a lock on every call; these keep the series once found (-3 %
-# of a GET /wait's CPU). Bounded: a client choosing odd methods only evicts entries.
+# of a GET /wait's CPU).
 @functools.lru_cache(maxsize=1024)
 def _http_series(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    method = method if method in HTTP_METHODS else "other"
     return HTTP_REQUESTS.labels(method, route, str(status)), HTTP_SECONDS.labels(method, route)
 
 

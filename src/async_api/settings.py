@@ -2,23 +2,49 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
 
-def _env_int(name: str, default: int) -> int:
+class SettingError(ValueError):
+    """A variable's value the service cannot run with; the message names the variable."""
+
+
+def _env_int(name: str, default: int, least: int = 0, most: int | None = None) -> int:
+    """A whole number from `least` to `most`, else SettingError (not, say, a negative hop count
+    that fails only when a request carries the header it applies to)."""
     raw = os.environ.get(name)
-    return default if raw in (None, "") else int(raw)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = least - 1
+    if value < least or (most is not None and value > most):
+        upto = f" to {most}" if most is not None else " or more"
+        raise SettingError(f"{name} must be a whole number, {least}{upto}, not {raw!r}")
+    return value
+
+
+def _env_float(name: str, default: float, least: float = 0.0, above: bool = False) -> float:
+    """A finite number of at least `least` (more than it if `above`), else SettingError."""
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < least or (above and value == least):
+        raise SettingError(f"{name} must be a number {'over' if above else 'of at least'} "
+                           f"{least:g}, not {raw!r}")
+    return value
 
 
 def _env_list(name: str) -> tuple[str, ...]:
     """A comma-separated variable as a tuple, blanks dropped."""
     return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    return default if raw in (None, "") else float(raw)
 
 
 @dataclass(frozen=True)
@@ -84,30 +110,40 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        return cls(
-            resonate_url=os.environ.get("RESONATE_URL", cls.resonate_url),
-            resonate_poll_url=os.environ.get("RESONATE_POLL_URL", cls.resonate_poll_url),
-            engine_timeout_seconds=_env_float("ENGINE_TIMEOUT_SECONDS", cls.engine_timeout_seconds),
-            engine_max_calls=_env_int("ENGINE_MAX_CALLS", cls.engine_max_calls),
+        """The settings the environment gives; SettingError names a variable it cannot use."""
+        settings = cls(
+            # "http://engine:8001/" is written as often as without the slash
+            resonate_url=os.environ.get("RESONATE_URL", cls.resonate_url).rstrip("/"),
+            resonate_poll_url=os.environ.get("RESONATE_POLL_URL",
+                                             cls.resonate_poll_url).rstrip("/"),
+            engine_timeout_seconds=_env_float("ENGINE_TIMEOUT_SECONDS",
+                                              cls.engine_timeout_seconds, above=True),
+            engine_max_calls=_env_int("ENGINE_MAX_CALLS", cls.engine_max_calls, least=1),
             admission_max_requests=_env_int("ADMISSION_MAX_REQUESTS",
                                             cls.admission_max_requests),
-            job_timeout_seconds=_env_int("JOB_TIMEOUT_SECONDS", cls.job_timeout_seconds),
-            max_body_bytes=_env_int("MAX_BODY_BYTES", cls.max_body_bytes),
-            max_id_length=_env_int("MAX_ID_LENGTH", cls.max_id_length),
-            max_json_depth=_env_int("MAX_JSON_DEPTH", cls.max_json_depth),
+            job_timeout_seconds=_env_int("JOB_TIMEOUT_SECONDS", cls.job_timeout_seconds, least=1),
+            max_body_bytes=_env_int("MAX_BODY_BYTES", cls.max_body_bytes, least=1),
+            max_id_length=_env_int("MAX_ID_LENGTH", cls.max_id_length, least=1),
+            max_json_depth=_env_int("MAX_JSON_DEPTH", cls.max_json_depth, least=1),
             quote_timeout_seconds=_env_float("QUOTE_TIMEOUT_SECONDS", cls.quote_timeout_seconds),
             webhook_secret=os.environ.get("WEBHOOK_SECRET", ""),
             retry_after_seconds=_env_int("RETRY_AFTER_SECONDS", cls.retry_after_seconds),
             long_poll_max_seconds=_env_float("LONG_POLL_MAX_SECONDS", cls.long_poll_max_seconds),
             trusted_proxy_hops=_env_int("TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops),
             worker_grace_seconds=_env_float("WORKER_GRACE_SECONDS", cls.worker_grace_seconds),
-            claim_ttl_seconds=_env_float("CLAIM_TTL_SECONDS", cls.claim_ttl_seconds),
-            heartbeat_seconds=_env_float("HEARTBEAT_SECONDS", cls.heartbeat_seconds),
+            claim_ttl_seconds=_env_float("CLAIM_TTL_SECONDS", cls.claim_ttl_seconds, above=True),
+            heartbeat_seconds=_env_float("HEARTBEAT_SECONDS", cls.heartbeat_seconds, above=True),
             worker_schedulers=_env_int("WORKER_SCHEDULERS", cls.worker_schedulers),
-            worker_nice=_env_int("WORKER_NICE", cls.worker_nice),
+            worker_nice=_env_int("WORKER_NICE", cls.worker_nice, most=19),
             embedded_worker_groups=_env_list("EMBEDDED_WORKER_GROUPS"),
             api_tokens=_env_list("API_TOKENS"),
             admin_principals=_env_list("ADMIN_PRINCIPALS"),
             metrics_token=os.environ.get("METRICS_TOKEN", "").strip(),
-            worker_metrics_port=_env_int("WORKER_METRICS_PORT", cls.worker_metrics_port),
+            worker_metrics_port=_env_int("WORKER_METRICS_PORT", cls.worker_metrics_port,
+                                         most=65535),
         )
+        if settings.heartbeat_seconds * 2 > settings.claim_ttl_seconds:
+            raise SettingError(  # one heartbeat may fail without the claim being lost
+                f"CLAIM_TTL_SECONDS ({settings.claim_ttl_seconds:g}) must be at least twice "
+                f"HEARTBEAT_SECONDS ({settings.heartbeat_seconds:g})")
+        return settings

@@ -1,0 +1,53 @@
+"""Settings from the environment: a value the service cannot run with stops it at start, with
+one line that names the variable (not a traceback, nor a silent default, nor a 500 later)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from async_api.settings import SettingError, Settings
+from tests.support.processes import ROOT
+
+BIN = ROOT / ".venv" / "bin"
+BAD = [
+    ("MAX_BODY_BYTES", "abc"), ("MAX_BODY_BYTES", "-1"), ("RETRY_AFTER_SECONDS", "1.5"),
+    ("TRUSTED_PROXY_HOPS", "-1"), ("ENGINE_MAX_CALLS", "0"), ("ENGINE_TIMEOUT_SECONDS", "0"),
+    ("ENGINE_TIMEOUT_SECONDS", "nan"), ("LONG_POLL_MAX_SECONDS", "inf"),
+    ("JOB_TIMEOUT_SECONDS", "-5"), ("MAX_ID_LENGTH", "-1"), ("ADMISSION_MAX_REQUESTS", "-1"),
+    ("WORKER_METRICS_PORT", "70000"), ("WORKER_NICE", "20"), ("HEARTBEAT_SECONDS", "4"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD, ids=[f"{n}={v}" for n, v in BAD])
+def test_a_value_the_service_cannot_use_is_refused_by_name(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(SettingError, match=name):
+        Settings.from_env()
+
+
+def test_engine_urls_may_end_with_a_slash(monkeypatch):
+    """A worker given "http://engine:8001/" once polled and claimed nothing, silently."""
+    monkeypatch.setenv("RESONATE_URL", "http://127.0.0.1:8001/")
+    monkeypatch.setenv("RESONATE_POLL_URL", "http://127.0.0.1:8002//")
+
+    settings = Settings.from_env()
+
+    assert (settings.resonate_url, settings.resonate_poll_url) == (
+        "http://127.0.0.1:8001", "http://127.0.0.1:8002")
+
+
+@pytest.mark.parametrize("command", [
+    [str(BIN / "gunicorn"), "wsgi:app", "--bind", "127.0.0.1:0"],
+    [str(BIN / "python"), "-m", "workers", "--group", "worker"],
+], ids=["gateway", "worker"])
+def test_a_process_stops_at_start_with_a_line_naming_the_variable(command):
+    done = subprocess.run(command, cwd=ROOT, env={**os.environ, "TRUSTED_PROXY_HOPS": "-1"},
+                          capture_output=True, text=True, timeout=30)
+
+    assert done.returncode == 2, done.stderr
+    assert "TRUSTED_PROXY_HOPS must be a whole number, 0 or more, not '-1'" in done.stderr
+    assert "Traceback" not in done.stderr
