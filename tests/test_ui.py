@@ -309,5 +309,14 @@ def test_another_principals_jobs_are_neither_listed_nor_shown(gateway, page, non
     open_dashboard(page, gateway)
     expect(row(page, alices)).to_be_visible()
     expect(row(page, bobs)).to_have_count(0)
+    open_job(page, alices)
     page.goto(f"{gateway.url}/ui/#/jobs/{bobs}")
     expect(page.locator("#message")).to_contain_text("No job has this id.")
+    # nothing of Alice's job, shown just before, stays under Bob's job's address
+    expect(page.locator("#job-title")).to_have_text(bobs)
+    expect(page.locator("#job-facts")).to_be_empty()
+    expect(page.locator("#cancel")).to_be_hidden()
+    expect(page.locator("#retry")).to_be_hidden()
+    page.goto(f"{gateway.url}/ui/#/jobs/%E0%A4%A")  # a malformed escape: asked for as it is
+    expect(page.locator("#message")).to_be_visible()
+    expect(page.locator("#job-title")).to_have_text("%E0%A4%A")

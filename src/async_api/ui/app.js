@@ -19,6 +19,7 @@ const $ = (id) => document.getElementById(id);
 const paging = {cursors: [null], page: 0};
 let refreshTimer = null;
 let renderTurn = 0; // a render that finds a newer one started meanwhile paints nothing
+let painted = null; // what the page shows: "list", or the id of the job shown
 
 /* --- talking to the API ------------------------------------------------------------------- */
 
@@ -310,7 +311,27 @@ function paintJob({job, steps}) {
 
 function openedJob() {
   const match = location.hash.match(/^#\/jobs\/(.+)$/);
-  return match ? decodeURIComponent(match[1]) : null;
+  if (!match) return null;
+  try {
+    return decodeURIComponent(match[1]);
+  } catch {
+    return match[1]; // a malformed escape: asked for as it is, and answered 400 or 404
+  }
+}
+
+// A page that failed to load shows nothing of the one shown before it (a failed refresh of
+// the same page keeps it, marked stale).
+function blank(jobId) {
+  if (jobId === null) {
+    show("list-view");
+    $("jobs").tBodies[0].replaceChildren();
+    return;
+  }
+  show("detail-view");
+  $("job-title").replaceChildren(jobId);
+  for (const id of ["job-facts", "job-progress", "timeline"]) $(id).replaceChildren();
+  for (const id of ["job-outcome-title", "job-outcome", "job-args-title", "job-args", "cancel",
+                    "retry", "no-steps"]) $(id).hidden = true;
 }
 
 function scheduleRefresh() {
@@ -328,9 +349,15 @@ async function render() {
     const data = await view.load();
     if (turn !== renderTurn) return;
     view.paint(data);
+    painted = jobId ?? "list";
     clearStale();
   } catch (error) {
-    if (turn !== renderTurn || !report(error, "stale")) return;
+    if (turn !== renderTurn) return;
+    if (painted !== (jobId ?? "list")) {
+      blank(jobId);
+      painted = null;
+    }
+    if (!report(error, "stale")) return;
   }
   scheduleRefresh();
 }
