@@ -4,42 +4,46 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T", int, float)
 
 
 class SettingError(ValueError):
     """A variable's value the service cannot run with; the message names the variable."""
 
 
-def _env_int(name: str, default: int, least: int = 0, most: int | None = None) -> int:
-    """A whole number from `least` to `most`, else SettingError (not, say, a negative hop count
-    that fails only when a request carries the header it applies to)."""
+def _env_number(name: str, default: T, parse: Callable[[str], T], fits: Callable[[T], bool],
+                rule: str) -> T:
+    """The variable read by `parse`, if it `fits`; unset, `default`; else SettingError, at start
+    (not, say, a negative hop count that fails only on a request with the header it reads)."""
     raw = os.environ.get(name)
-    if raw in (None, ""):
+    if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
+        value = parse(raw)
     except ValueError:
-        value = least - 1
-    if value < least or (most is not None and value > most):
-        upto = f" to {most}" if most is not None else " or more"
-        raise SettingError(f"{name} must be a whole number, {least}{upto}, not {raw!r}")
+        value = None
+    if value is None or not fits(value):
+        raise SettingError(f"{name} must be {rule}, not {raw!r}")
     return value
+
+
+def _env_int(name: str, default: int, least: int = 0, most: int | None = None) -> int:
+    upto = f" to {most}" if most is not None else " or more"
+    return _env_number(name, default, int,
+                       lambda value: least <= value and (most is None or value <= most),
+                       f"a whole number, {least}{upto}")
 
 
 def _env_float(name: str, default: float, least: float = 0.0, above: bool = False) -> float:
-    """A finite number of at least `least` (more than it if `above`), else SettingError."""
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < least or (above and value == least):
-        raise SettingError(f"{name} must be a number {'over' if above else 'of at least'} "
-                           f"{least:g}, not {raw!r}")
-    return value
+    """A finite number of at least `least` (more than it if `above`)."""
+    return _env_number(name, default, float,
+                       lambda value: math.isfinite(value) and (value > least if above
+                                                               else value >= least),
+                       f"a number {'over' if above else 'of at least'} {least:g}")
 
 
 def _env_list(name: str) -> tuple[str, ...]:
