@@ -39,7 +39,7 @@ from resonate.scheduler.scheduler import Scheduler
 from resonate.stores.record import InvokeMsg, ResumeMsg, TaskRecord
 
 from async_api import logs, metrics
-from async_api.engine.client import PENDING, SERVER_STATES, TRACEPARENT_TAG
+from async_api.engine.client import CANCELED, SERVER_STATES, TIMEDOUT, TRACEPARENT_TAG
 from async_api.engine.leases import Leases
 from async_api.engine.sdk_fixes import (
     BindingDelayQueue,
@@ -380,15 +380,16 @@ class _Scheduler(Scheduler):
             time.sleep(self._heartbeat_seconds)
 
     def _job_settled(self, transport: Transport, claim_pid: str) -> str | None:
-        """The state of the claim's job if it is settled: the server completed the claimed
-        task with the settle (scripts/resonate-patches/0006), not because the claim expired."""
+        """`canceled` or `timedout` when the claim's job was: the server completed the claimed
+        task with that settle (scripts/resonate-patches/0006), the claim did not expire. (A job
+        resolved elsewhere was, by a worker that took over an expired claim.)"""
         root_id = self._leases.root_of(claim_pid)
         if root_id is None:
             return None
         response = transport.send(requests.Request(
             "get", f"{self._store.url}/promises/{quote(root_id, safe='')}"))
         state = SERVER_STATES.get(response.json().get("state", "")) if response.ok else None
-        return state if state not in (None, PENDING) else None
+        return state if state in (CANCELED, TIMEDOUT) else None
 
 
 @dataclass
