@@ -91,12 +91,18 @@ def test_an_order_canceled_while_it_waits_is_not_resumed_by_its_approval(stack, 
     assert ledger.count("ship", order_id, stack.ledger_path) == 0
 
 
-def test_a_canceled_order_awaits_no_approval_until_it_is_retried(stack, nonce):
+def test_a_canceled_order_awaits_no_approval_until_it_is_retried(make_stack, nonce):
     """The webhook of a canceled order is a 404: nothing awaits it. Its retry awaits the same
-    approval, and the webhook then reaches the retry, which ships."""
+    approval, and the webhook then reaches the retry, which ships. One scheduler loop: the
+    canceled order, suspended in its memory, awaited the approval first (the SDK then shared
+    that await, and the approval resumed only the canceled order: the retry waited for good)."""
+    stack = make_stack()
+    stack.start(["worker"], {"WORKER_SCHEDULERS": "1"}, gateway_env=GATEWAY_ENV)
     order_id = f"CR-{nonce}"
     job_id = f"order:{order_id}"
     stack.post(f"/orders/{order_id}/approve-and-ship")
+    wait_until(lambda: stack.get(f"/jobs/{job_id}").json()["status"] == "waiting_for_approval",
+               15, "the order to wait for approval")
     assert stack.post(f"/jobs/{job_id}/cancel").status_code == 200
 
     assert_error(send_webhook(stack, order_id, {"approved": True}), 404, "not_found")

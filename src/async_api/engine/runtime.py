@@ -27,13 +27,14 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from resonate.actions import LFC
+from resonate.actions import LFC, RFC
 from resonate.cmd_queue import Claim, Command, Complete, Invoke, Resume
 from resonate.collections import FunctionRegistry
 from resonate.dataclasses import Invocation
 from resonate.dependencies import Dependencies
 from resonate.errors import ResonateError
 from resonate.options import Options
+from resonate.record import Record
 from resonate.result import Ok
 from resonate.scheduler.scheduler import Scheduler
 from resonate.stores.record import InvokeMsg, ResumeMsg, TaskRecord
@@ -160,6 +161,20 @@ class _Scheduler(Scheduler):
             return super()._process_lfc(record, lfc)
         finally:
             promises.step_name, promises.first_run = None, False
+
+    def _process_rfc(self, record: Any, rfc: RFC) -> list[Command]:
+        """The SDK's, but a promise that another workflow, suspended here, awaited first (an
+        order's approval: the canceled order, then its retry) is not shared: SDK 0.4.10 would
+        reuse that workflow's record and register no callback of this workflow's own, so the
+        promise's settle resumed only the first, and the retry waited for good
+        (tests/test_workflows.py::test_a_canceled_order_awaits_no_approval_until_it_is_retried).
+        The suspended one is forgotten; its own resume replays it."""
+        named = rfc.opts.id if isinstance(rfc.unit, Invocation) else rfc.unit.id
+        other = self._records.get(named) if named is not None else None
+        if (isinstance(other, Record) and other.root().id != record.root().id
+                and not other.root().has_task()):
+            self._forget(other.root().id)
+        return super()._process_rfc(record, rfc)
 
     # --- claims ---------------------------------------------------------------------------
 
