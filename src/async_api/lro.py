@@ -12,7 +12,16 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from async_api.engine import CANCELED, PENDING, REJECTED, RESOLVED, TIMEDOUT, Progress, Promise
+from async_api.engine import (
+    CANCELED,
+    PENDING,
+    REJECTED,
+    RESOLVED,
+    TIMEDOUT,
+    Progress,
+    Promise,
+    message_of,
+)
 
 # Microsoft REST API guidelines: the status monitor's `status`. A pending job may be queued or
 # running; the engine does not say which without more reads, so it is always `Running`.
@@ -63,10 +72,8 @@ def percent(progress: Progress) -> int:
 
 def error_message(promise: Promise) -> str:
     """A one-line reason for a finished, unsuccessful job."""
-    value = promise.value
-    if isinstance(value, dict) and isinstance(value.get("message"), str) and value["message"]:
-        return value["message"]  # a canceled or timed-out job's always has one (engine)
-    return "The job failed." if value is None else str(value)
+    value = promise.value  # a canceled or timed-out job's always has a message (engine)
+    return message_of(value) or ("The job failed." if value is None else str(value))
 
 
 def status_monitor(promise: Promise, progress: Progress | None = None) -> dict[str, Any]:

@@ -178,12 +178,17 @@ _ENDED_WITHOUT_ERROR = {
 }
 
 
+def message_of(value: Any) -> str | None:
+    """The message of an error value (a dict with a non-empty "message"), if it has one."""
+    message = value.get("message") if isinstance(value, dict) else None
+    return message if isinstance(message, str) and message else None
+
+
 def _ended_without_error(state: str, value: Any) -> dict[str, Any]:
     """A canceled or timed-out job's error: the server stores none on a timeout, and a cancel
     stores what its caller sent (the gateway: a message)."""
     error = dict(_ENDED_WITHOUT_ERROR[state])
-    if isinstance(value, dict) and isinstance(value.get("message"), str) and value["message"]:
-        error["message"] = value["message"]
+    error["message"] = message_of(value) or error["message"]
     return error
 
 

@@ -84,12 +84,6 @@ class Leases:
             return next((lease.root_id for lease in self._by_task.values()
                          if lease.claim_pid == claim_pid), None)
 
-    def settled(self, root_id: str) -> str | None:
-        """The state of workflow `root_id`'s job if one of its claims ended with its settle."""
-        with self._lock:
-            return next((lease.settled for lease in self._by_task.values()
-                         if lease.root_id == root_id and lease.settled), None)
-
     def valid(self, task_id: str) -> bool:
         """Whether the work of this task may still be written to the server."""
         with self._lock:

@@ -104,7 +104,7 @@ class _Scheduler(Scheduler):
         token = logs.bind(**run.fields) if run is not None else None
         try:
             if root_id is not None and not self._may_write(root_id):
-                self._stop(root_id, "its claim expired")
+                self._drop(root_id, "its claim expired")
                 return []
             commands = [self._bind(c) for c in super()._step(command)]
             if isinstance(root_id, str) and not any(
@@ -116,7 +116,7 @@ class _Scheduler(Scheduler):
                 self._store.promises.write_held(root_id)
             return commands
         except ClaimLost:
-            self._stop(self._current_root, "its claim expired while it was writing")
+            self._drop(self._current_root, "its claim expired while it was writing")
         except Exception as exc:
             if isinstance(exc, ResonateError) and exc.code in ("STORE_FORBIDDEN",
                                                                "STORE_NOT_FOUND"):
@@ -321,28 +321,23 @@ class _Scheduler(Scheduler):
         if self._current_root is not None and not self._may_write(self._current_root):
             raise ClaimLost(self._current_root)
 
-    def _stop(self, root_id: str | None, why: str) -> None:
-        """Ends a run that may write no more: dropped (`why`), or, when its claim ended with
-        its job's settle (a cancel, a timeout), quietly, since nothing of it is handed out
-        again (tests/test_jobs.py::test_a_job_canceled_while_it_runs_ends_its_run_quietly)."""
-        settled = self._leases.settled(root_id) if root_id is not None else None
-        if root_id is None or settled is None:
-            self._drop(root_id, why)
-            return
-        self._leases.release_root(root_id)
-        self._task_ended(root_id, settled)
-        _log.info("workflow %s stops: its job was %s meanwhile", root_id, settled)
-        self._forget(root_id)
-
     def _drop(self, root_id: str | None, why: str) -> None:
-        """Forgets a workflow's run: its records, its awaits, its claims (no more heartbeats)."""
+        """Forgets a workflow's run: its records, its awaits, its claims (no more heartbeats).
+        A run whose claim ended with its job's settle (a cancel, a timeout: the heartbeat saw
+        it) ends quietly, since nothing of it is handed out again
+        (tests/test_jobs.py::test_a_job_canceled_while_it_runs_ends_its_run_quietly)."""
         if root_id is None:
             return
         lost = self._leases.release_root(root_id)
-        self._task_ended(root_id, DROPPED)
-        _log.warning("workflow %s dropped because %s (tasks %s); the server hands it out "
-                     "again and its replay resumes from the last checkpoint", root_id, why,
-                     ", ".join(lease.task_id for lease in lost) or "none")
+        settled = next((lease.settled for lease in lost if lease.settled), None)
+        if settled is not None:
+            self._task_ended(root_id, settled)
+            _log.info("workflow %s stops: its job was %s meanwhile", root_id, settled)
+        else:
+            self._task_ended(root_id, DROPPED)
+            _log.warning("workflow %s dropped because %s (tasks %s); the server hands it out "
+                         "again and its replay resumes from the last checkpoint", root_id, why,
+                         ", ".join(lease.task_id for lease in lost) or "none")
         self._forget(root_id)
 
     def _forget(self, root_id: str) -> None:
@@ -447,10 +442,9 @@ def run_worker(
 
     Each polls the server under its own process id and makes its engine calls one at a time,
     so the calls of several nodes overlap. Between them they hold at most `max_tasks` tasks,
-    and they share the offers the server sends (sdk_fixes.Offers).
+    and they share the offers the server sends (sdk_fixes.Offers). The claim ttl must cover
+    two heartbeats, so that one may fail (Settings.from_env checks it, naming the variables).
     """
-    if heartbeat_seconds * 2 > claim_ttl_seconds:
-        raise ValueError("the claim ttl must cover two heartbeats, so that one may fail")
     registry = FunctionRegistry()
     for function in functions:  # before a poller starts: a task may arrive at once
         registry.add(function.__name__, (function, Options(durable=True)))
