@@ -20,6 +20,12 @@ from tests.support.servers import PostgresCluster
 from tests.support.stack import Stack
 
 STORES = ["sqlite", "postgres"]
+# A test of what the store does not change (the gateway's HTTP handling, signals, a process's
+# own recovery) runs on sqlite alone: a private stack of the default store, or the shared one
+# with this mark. Their Postgres runs took 3 of the suite's 15 minutes; what the store does is
+# tested on both (test_stores, test_listing, test_timeouts, the restarts of test_faults, an
+# outage, and the shared stack's other tests).
+SHARED_STACK_ON_SQLITE = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
 # The shared gateway checks webhook signatures with this, gives a quote two seconds (far more
 # than a quick one takes, even on a loaded machine, and less than a slow one's five) and holds
 # a long-poll at most 5 s (under the tests' 10 s request timeout, whatever a request asks).

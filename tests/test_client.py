@@ -16,6 +16,7 @@ import pytest
 
 from async_api import client as client_module
 from async_api.client import ApiError, Client, Conflict, NotFound, Overloaded, WaitTimeout
+from tests.conftest import SHARED_STACK_ON_SQLITE
 from tests.support.processes import BIN, ROOT, free_port
 from tests.support.slow_engine import slowly_answering
 from tests.support.stack import Stack
@@ -118,6 +119,7 @@ def test_jobs_follows_next_cursor_through_every_page(stack, nonce):
                                                  page_size=2)] == paged[:3]
 
 
+@SHARED_STACK_ON_SQLITE
 def test_a_503_is_sent_again_after_its_retry_after(stack, nonce, monkeypatch):
     job_id = f"busy-{nonce}"
     stack.begin(job_id, {"nonce": nonce})

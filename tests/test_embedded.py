@@ -13,8 +13,8 @@ from tests.support.stack import Stack
 
 
 @pytest.fixture
-def embedded(make_stack, store) -> Stack:
-    stack = make_stack(store=store)
+def embedded(make_stack) -> Stack:
+    stack = make_stack()
     stack.engine.start()
     stack.start_gateway({"EMBEDDED_WORKER_GROUPS": "worker,pricing"}, workers=2)
     assert not stack.workers

@@ -167,8 +167,8 @@ def test_an_engine_outage_under_load_answers_503_and_loses_nothing(make_stack, n
     assert worker.alive()
 
 
-def test_two_gateways_and_three_workers_share_the_work(make_stack, store, nonce):
-    stack = make_stack(store=store)
+def test_two_gateways_and_three_workers_share_the_work(make_stack, nonce):
+    stack = make_stack()
     stack.engine.start()
     workers = [stack.start_worker("worker") for _ in range(3)]
     gateways = [stack.start_gateway(workers=1) for _ in range(2)]

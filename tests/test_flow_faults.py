@@ -15,8 +15,8 @@ from workers import ledger
 SLOW = {"STEP_PAUSE_SECONDS": "1.5"}
 
 
-def test_await_chain_survives_the_death_of_both_sides(make_stack, store, nonce):
-    stack = make_stack(store=store)
+def test_await_chain_survives_the_death_of_both_sides(make_stack, nonce):
+    stack = make_stack()
     workers = stack.start(["business", "db"], SLOW)
     job_id, customer = f"chain-{nonce}", f"c-{nonce}"
     stack.post(f"/await-chain?id={job_id}", {"customer": customer, "item": "pen"})

@@ -236,8 +236,8 @@ def test_only_failed_canceled_or_timed_out_jobs_can_be_retried(stack, nonce):
     assert stack.post(f"/jobs/{retry['job_id']}/cancel").status_code == 200
 
 
-def test_progress_survives_a_worker_killed_mid_job(make_stack, store, nonce):
-    stack = make_stack(store)
+def test_progress_survives_a_worker_killed_mid_job(make_stack, nonce):
+    stack = make_stack()
     doomed = stack.start(["worker"], {"STEP_PAUSE_SECONDS": "1"})["worker"]
     order_id = f"P-{nonce}"
     job_id = f"order:{order_id}"

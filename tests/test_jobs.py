@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import SHARED_STACK_ON_SQLITE
 from tests.support.http import assert_error
 from tests.support.processes import wait_until
 from workers import ledger
@@ -223,6 +224,7 @@ def test_the_services_own_ids_stay_reachable_from_the_longest_client_id(stack, n
     assert_error(stack.post(f"/orders/{longest}z/approve-and-ship"), 400, "invalid_id")
 
 
+@SHARED_STACK_ON_SQLITE
 def test_a_job_canceled_while_it_runs_ends_its_run_quietly(stack, nonce):
     """The cancel completes the job's claimed task (server patch 0006), so the worker's next
     heartbeat finds its claim gone. That is no expired claim and nothing is handed out again:

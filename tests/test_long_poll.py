@@ -14,6 +14,7 @@ from datetime import datetime
 import pytest
 import requests
 
+from tests.conftest import SHARED_STACK_ON_SQLITE
 from tests.support.processes import wait_until
 from tests.support.slow_clients import answer_time, honouring_retry_after
 from tests.support.stack import Stack
@@ -50,6 +51,7 @@ def first_seen_settled(stack: Stack, job_id: str) -> float:
     return time.time()
 
 
+@SHARED_STACK_ON_SQLITE
 def test_wait_with_timeout_answers_soon_after_the_job_settles(stack, nonce):
     lags, commit_lags = [], []
     with ThreadPoolExecutor(1) as pool:
@@ -90,6 +92,7 @@ def test_prefer_wait_on_the_status_monitor(stack, nonce):
     assert answer.headers["Preference-Applied"] == "wait=5"
 
 
+@SHARED_STACK_ON_SQLITE
 def test_the_hold_is_capped_by_long_poll_max_seconds(stack, nonce):
     job_id = f"lp-cap-{nonce}"
     assert stack.begin(job_id, {"sleep": 30}).status_code == 202

@@ -13,6 +13,7 @@ from azure.core.polling import LROPoller
 from azure.core.polling.base_polling import LROBasePolling
 from azure.core.rest import HttpRequest
 
+from tests.conftest import SHARED_STACK_ON_SQLITE
 from tests.support.stack import Stack
 
 
@@ -107,6 +108,7 @@ def test_unknown_and_malformed_monitors_are_json_404s(stack):
         assert answer.json()["error"]["code"] == "not_found"
 
 
+@SHARED_STACK_ON_SQLITE
 def test_forwarded_headers_count_only_behind_a_trusted_proxy(stack, nonce):
     forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "api.example.com"}
     untrusted = stack.post(f"/begin?id=fw-{nonce}", {}, headers=forwarded)

@@ -43,8 +43,10 @@ def drops(stack: Stack, order_id: str) -> int:
     return sum(len(pattern.findall(worker.log())) for worker in stack.workers)
 
 
-@pytest.mark.parametrize("outages", [(2,), (6,), (20,), (6, 6)],
-                         ids=["2s", "6s", "20s", "two-6s-2s-apart"])
+@pytest.mark.parametrize(("store", "outages"), [
+    ("sqlite", (2,)), ("sqlite", (6,)), ("sqlite", (20,)), ("sqlite", (6, 6)),
+    ("postgres", (6,)),  # one outage past the claims' ttl on the other store
+], ids=["2s", "6s", "20s", "two-6s-2s-apart", "postgres-6s"])
 def test_workers_ride_out_an_engine_outage_while_steps_run(make_stack, store, nonce, outages):
     stack = make_stack(store=store)
     stack.engine.start()

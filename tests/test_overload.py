@@ -18,11 +18,13 @@ import pytest
 import requests
 
 from async_api import admission
+from tests.conftest import SHARED_STACK_ON_SQLITE
 from tests.support.http import assert_error
 from tests.support.processes import ROOT, wait_until
 from tests.support.slow_engine import slowly_answering
 
 
+@SHARED_STACK_ON_SQLITE
 def test_the_excess_is_refused_at_once_while_probes_and_accepted_requests_answer(stack, nonce):
     job_id = f"overload-{nonce}"
     assert stack.begin(job_id, {"nonce": nonce}).status_code == 202
@@ -55,6 +57,7 @@ def test_the_excess_is_refused_at_once_while_probes_and_accepted_requests_answer
 REFUSALS = 20  # on one connection: 19 pauses take 95 ms or more; without the pause, 36 ms here
 
 
+@SHARED_STACK_ON_SQLITE
 def test_past_the_admission_limit_the_excess_is_refused_before_the_app(stack, nonce):
     """ADMISSION_MAX_REQUESTS=2 and an engine that takes 2 s per call: two begins hold the two
     places; the next begins are refused at once, as JSON with Retry-After and their request id,
@@ -99,6 +102,7 @@ def test_past_the_admission_limit_the_excess_is_refused_before_the_app(stack, no
         assert not stack.promise_exists(f"refused-{n}-{nonce}")
 
 
+@SHARED_STACK_ON_SQLITE
 def test_held_long_polls_take_no_place(stack, nonce):
     """Long-polls that hold (their job sleeps) stop counting: with ADMISSION_MAX_REQUESTS=2,
     four of them wait while a begin is still accepted, and each answers when it times out. (A
@@ -119,6 +123,7 @@ def test_held_long_polls_take_no_place(stack, nonce):
         assert [poll.result().json()["status"] for poll in polls] == ["pending"] * 4
 
 
+@SHARED_STACK_ON_SQLITE
 def test_a_burst_past_the_limit_loses_nothing_accepted(stack, nonce):
     """16 clients at once against ADMISSION_MAX_REQUESTS=1: every 202 settles, and every
     refused id was never stored (a client may send it again)."""

@@ -92,9 +92,9 @@ def issued_cursors(stack) -> list[str]:
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE],
                          ids=["valid", "invalid"])
-def test_the_gateway_honours_its_openapi_document(make_stack, store, mode):
+def test_the_gateway_honours_its_openapi_document(make_stack, mode):
     # A stack of its own: the hundreds of jobs it starts must not queue ahead of other tests'.
-    stack = make_stack(store=store)
+    stack = make_stack()
     stack.start(list(GROUPS), gateway_env=GATEWAY_ENV)
     cursors = issued_cursors(stack)
     schema = schemathesis.openapi.from_url(f"{stack.gateway_url}/openapi.json")

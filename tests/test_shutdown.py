@@ -9,15 +9,16 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from tests.conftest import SHARED_STACK_ON_SQLITE
 from tests.support.processes import wait_until
 from tests.support.slow_engine import SlowProxy, slowly_answering
 
 
-def sigterm_mid_step(make_stack, store: str, nonce: str, work: float,
+def sigterm_mid_step(make_stack, nonce: str, work: float,
                      worker_env: dict[str, str]):
     """A stack whose only worker got SIGTERM while it holds a job inside its step, and has
     begun to drain."""
-    stack = make_stack(store=store)
+    stack = make_stack()
     stack.engine.start()
     worker = stack.start_worker("worker", worker_env)
     stack.start_gateway()
@@ -30,9 +31,8 @@ def sigterm_mid_step(make_stack, store: str, nonce: str, work: float,
     return stack, worker, job_id, body
 
 
-def test_sigterm_lets_a_worker_finish_the_task_it_holds_and_take_no_new_one(make_stack, store,
-                                                                            nonce):
-    stack, worker, job_id, body = sigterm_mid_step(make_stack, store, nonce, 3, {})
+def test_sigterm_lets_a_worker_finish_the_task_it_holds_and_take_no_new_one(make_stack, nonce):
+    stack, worker, job_id, body = sigterm_mid_step(make_stack, nonce, 3, {})
     late_id, late = f"late-{nonce}", {"work": 0.1, "nonce": nonce}
     assert stack.begin(late_id, late).status_code == 202  # while it drains, the only worker
 
@@ -51,8 +51,8 @@ def test_sigterm_lets_a_worker_finish_the_task_it_holds_and_take_no_new_one(make
     assert stack.worker_pids("foo:started", [late]) == {successor.pid}
 
 
-def test_sigterm_past_the_grace_period_hands_the_task_back(make_stack, store, nonce):
-    stack, impatient, job_id, body = sigterm_mid_step(make_stack, store, nonce, 3,
+def test_sigterm_past_the_grace_period_hands_the_task_back(make_stack, nonce):
+    stack, impatient, job_id, body = sigterm_mid_step(make_stack, nonce, 3,
                                                       {"WORKER_GRACE_SECONDS": "0.5"})
     assert impatient.popen.wait(15) == 0
     assert "stopped (tasks handed back)" in impatient.log()
@@ -69,6 +69,7 @@ def slow_engine(stack) -> Iterator[SlowProxy]:
         yield proxy
 
 
+@SHARED_STACK_ON_SQLITE
 def test_sigterm_to_gunicorn_drains_in_flight_requests(stack, slow_engine, nonce):
     job_id = f"drain-{nonce}"
     assert stack.begin(job_id, {"nonce": nonce}).status_code == 202

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from async_api.resources.webhooks import SIGNATURE_HEADER, sign
-from tests.conftest import GATEWAY_ENV, store_rows
+from tests.conftest import GATEWAY_ENV, SHARED_STACK_ON_SQLITE, store_rows
 from tests.support.http import approval_webhook, assert_error
 from tests.support.in_process import offline_gateway
 from tests.support.processes import wait_until
@@ -170,6 +170,7 @@ def test_a_quick_quote_answers_200(stack):
                                "price": unit_price_cents("widget-1") * 3 / 100}
 
 
+@SHARED_STACK_ON_SQLITE
 def test_a_slow_quote_answers_202_then_the_stored_result(stack, nonce):
     sku = f"slow-{nonce}"
     late = stack.post("/price-quote", {"sku": sku, "qty": 2})
@@ -187,6 +188,7 @@ def test_a_slow_quote_answers_202_then_the_stored_result(stack, nonce):
     assert ledger.count("quote", f"{sku}:2", stack.ledger_path) == 1
 
 
+@SHARED_STACK_ON_SQLITE
 def test_a_canceled_quote_is_asked_again_not_kept(stack, nonce):
     """A quote canceled while it runs is no price: the same request starts its next attempt,
     whose price is then the stored answer, and a canceled attempt again starts the one after."""
