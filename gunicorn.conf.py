@@ -48,7 +48,11 @@ class Logger(glogging.Logger):
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)  # also on a configuration reload (SIGHUP): then again below
-        logs.setup()
+        try:
+            logs.setup()
+        except SettingError as exc:  # LOG_LEVEL or LOG_FORMAT: before on_starting, no log yet
+            print(f"gunicorn: {exc}", file=sys.stderr)
+            sys.exit(2)
 
 
 logger_class = Logger

@@ -44,10 +44,16 @@ def test_engine_urls_may_end_with_a_slash(monkeypatch):
     [str(BIN / "gunicorn"), "wsgi:app", "--bind", "127.0.0.1:0"],
     [str(BIN / "python"), "-m", "workers", "--group", "worker"],
 ], ids=["gateway", "worker"])
-def test_a_process_stops_at_start_with_a_line_naming_the_variable(command):
-    done = subprocess.run(command, cwd=ROOT, env={**os.environ, "TRUSTED_PROXY_HOPS": "-1"},
+@pytest.mark.parametrize(("name", "value", "said"), [
+    ("TRUSTED_PROXY_HOPS", "-1", "a whole number, 0 or more, not '-1'"),
+    # read by the logging set-up, before any other setting (once a traceback of dictConfig's)
+    ("LOG_LEVEL", "loud", "one of debug, info, warning, error, critical, not 'loud'"),
+    ("LOG_FORMAT", "xml", "one of json, text, not 'xml'"),
+], ids=["TRUSTED_PROXY_HOPS", "LOG_LEVEL", "LOG_FORMAT"])
+def test_a_process_stops_at_start_with_a_line_naming_the_variable(command, name, value, said):
+    done = subprocess.run(command, cwd=ROOT, env={**os.environ, name: value},
                           capture_output=True, text=True, timeout=30)
 
     assert done.returncode == 2, done.stderr
-    assert "TRUSTED_PROXY_HOPS must be a whole number, 0 or more, not '-1'" in done.stderr
+    assert f"{name} must be {said}" in done.stderr
     assert "Traceback" not in done.stderr

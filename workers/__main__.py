@@ -31,8 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
-    logs.setup()
     try:
+        logs.setup()
         settings = Settings.from_env()
     except SettingError as exc:
         parser.exit(2, f"python -m workers: {exc}\n")

@@ -25,7 +25,10 @@ from collections.abc import Iterator
 from types import MappingProxyType
 from typing import Any
 
+from async_api.settings import SettingError
+
 FORMATS = ("json", "text")
+LEVELS = ("debug", "info", "warning", "error", "critical")
 
 _NONE: MappingProxyType[str, Any] = MappingProxyType({})
 # The fields of the request or job this greenlet or thread serves; "traceparent" is bound with
@@ -169,11 +172,17 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """The variable, one of `choices` whatever its case; else SettingError, which a process
+    stops on with one line (not the traceback of a logging configuration that failed)."""
+    chosen = os.environ.get(name, "").strip() or default
+    if chosen.lower() not in choices:
+        raise SettingError(f"{name} must be one of {', '.join(choices)}, not {chosen!r}")
+    return chosen.lower()
+
+
 def log_format() -> str:
-    chosen = os.environ.get("LOG_FORMAT", "json").strip().lower() or "json"
-    if chosen not in FORMATS:
-        raise ValueError(f"LOG_FORMAT must be one of {', '.join(FORMATS)}, not {chosen!r}")
-    return chosen
+    return _env_choice("LOG_FORMAT", "json", FORMATS)
 
 
 def dict_config() -> dict[str, Any]:
@@ -184,7 +193,7 @@ def dict_config() -> dict[str, Any]:
     The Resonate SDK logs each record it handles at INFO: it stays at WARNING unless LOG_LEVEL
     is DEBUG.
     """
-    level = os.environ.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    level = _env_choice("LOG_LEVEL", "info", LEVELS).upper()
     formatter = JsonFormatter if log_format() == "json" else TextFormatter
     return {
         "version": 1,
