@@ -12,6 +12,7 @@ import requests
 
 from async_api import auth, listing
 from async_api.engine import JOB_TAG
+from async_api.jobs import STATES
 from async_api.settings import Settings
 from tests.support.http import assert_error
 from tests.support.in_process import offline_gateway
@@ -42,6 +43,7 @@ def test_missing_or_wrong_token_is_401_json(client, header):
     assert_unauthorized(client.post("/begin?id=x", headers=headers))
     assert_unauthorized(client.get("/wait?id=x", headers=headers))
     assert_unauthorized(client.get("/no-such-route", headers=headers))
+    assert client.options("/jobs", headers=headers).status_code == 204  # methods, no data
 
 
 @pytest.mark.parametrize("header", ["Bearer alpha-token", "Bearer beta-token",
@@ -165,6 +167,34 @@ def test_a_job_belongs_to_the_principal_that_started_it(stack, nonce):
     assert_error(call("GET", f"/jobs/{parent['child_job_id']}", "tokB"), 404, "not_found")
 
 
+def test_a_job_nobody_owns_is_canceled_or_retried_by_an_admin_alone(stack, nonce):
+    """Everyone sees a shared quote and a job started while auth was off; Bob canceled
+    Alice's quote for her, and anyone could cancel or retry the others. Now a 403."""
+    gateway = stack.start_gateway({"API_TOKENS": "alice:tokA,bob:tokB,ops:tokO",
+                                   "ADMIN_PRINCIPALS": "ops",
+                                   "QUOTE_TIMEOUT_SECONDS": "0.1"}, workers=1)
+
+    def call(method: str, path: str, token: str, **kwargs) -> requests.Response:
+        return requests.request(method, f"{gateway.url}{path}", timeout=10,
+                                headers={"Authorization": f"Bearer {token}"}, **kwargs)
+
+    open_id, failed_id = f"open-{nonce}", f"open-failed-{nonce}"
+    assert stack.begin(open_id, {"sleep": 30}).status_code == 202  # the shared stack: auth off
+    assert stack.begin(failed_id, {"fail": "no", "nonce": nonce}).status_code == 202
+    stack.wait_settled(failed_id)
+    quote = call("POST", "/price-quote", "tokA", json={"sku": f"slow-{nonce[:12]}", "qty": 2})
+    assert quote.status_code == 202, quote.text
+
+    for token in ("tokA", "tokB"):
+        assert call("GET", f"/jobs/{open_id}", token).status_code == 200  # seen by all
+        for path in (f"/jobs/{open_id}/cancel", f"/jobs/{quote.json()['job_id']}/cancel",
+                     f"/jobs/{failed_id}/retry"):
+            assert_error(call("POST", path, token), 403, "forbidden")
+        assert_error(call("POST", f"/v1/operations/{open_id}:cancel", token), 403, "forbidden")
+    assert call("POST", f"/jobs/{failed_id}/retry", "tokO").status_code == 202
+    assert call("POST", f"/jobs/{open_id}/cancel", "tokO").json()["status"] == "canceled"
+
+
 def _forged_engine_cursor(tags: dict[str, str]) -> str:
     """A cursor of server v0.7.0's own making: a JWT signed with the key its source holds."""
     def part(value: dict) -> str:
@@ -195,7 +225,8 @@ def test_a_cursor_lists_only_the_jobs_of_whoever_uses_it(stack, nonce):
     admins = call("/jobs", "tokO", limit=1).json()["next_cursor"]
     alices_token = call("/v1/operations", "tokA", pageSize=1).json()["nextPageToken"]
     assert call("/jobs", "tokA", limit=1, cursor=alices).json()["jobs"]  # hers, page two
-    forged = listing.encode_cursor(_forged_engine_cursor({JOB_TAG: "true"}), None)
+    every_job = listing.JobFilter(frozenset(STATES))  # what a listing without filters asks
+    forged = listing.encode_cursor(_forged_engine_cursor({JOB_TAG: "true"}), None, every_job)
     for cursor in (alices, admins, forged):
         assert_error(call("/jobs", "tokB", cursor=cursor), 400, "invalid_cursor")
     assert_error(call("/v1/operations", "tokB", pageToken=alices_token), 400, "invalid_cursor")

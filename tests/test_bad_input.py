@@ -55,6 +55,9 @@ CASES = [
     # a Host that names no host (RFC 9112: 400), not a job answered with "http:///wait?id=..."
     ("POST", "/begin?id=host", {"Host": "a b"}, None, 400, "bad_host"),
     ("GET", "/jobs", {"Host": "[::1"}, None, 400, "bad_host"),
+    # "//" in a path: werkzeug answered an HTML 308 to the path with one "/"
+    ("POST", "/jobs/x//cancel", {}, None, 404, "not_found"),
+    ("GET", "/jobs/x//steps", {}, None, 404, "not_found"),
 ]
 # Past gunicorn's limits: gunicorn answers before the app, in JSON too (gunicorn_wire).
 GUNICORN_CASES = [

@@ -52,10 +52,33 @@ def test_filtered_pages_are_full_until_the_last(stack, nonce):
 
 
 def test_a_cursor_not_issued_by_the_gateway_is_a_400(stack):
-    for cursor in ("nonsense", "p1.bm9wZQ", "p1.eyJjIjoiZm9yZ2VkIiwiYSI6bnVsbH0"):
+    every_job = listing.JobFilter(frozenset(STATES))
+    first_page = listing.encode_cursor(None, None, every_job)  # the gateway issues none such
+    for cursor in ("nonsense", "p1.bm9wZQ", "p1.eyJjIjoiZm9yZ2VkIiwiYSI6bnVsbH0", first_page):
         answer = stack.get("/jobs", params={"cursor": cursor})
         assert answer.status_code == 400, (cursor, answer.text)
         assert answer.json()["error"]["code"] == "invalid_cursor"
+
+
+def test_a_cursor_sent_with_other_filters_is_a_400(stack, nonce):
+    """The engine's cursor keeps the first page's state filter: sent with another, it listed
+    wrongly (an empty last page while older jobs matched). AIP-158: an error instead."""
+    for n in range(2):
+        assert stack.begin(f"lc-{nonce}-{n}", {"nonce": nonce}).status_code == 202
+        stack.wait_settled(f"lc-{nonce}-{n}")
+    cursor = stack.get("/jobs", params={"state": "resolved", "limit": 1}).json()["next_cursor"]
+    token = stack.get("/v1/operations", params={"filter": "done = true", "pageSize": 1}
+                      ).json()["nextPageToken"]
+
+    for other in ({"state": "rejected"}, {}, {"state": "resolved", "function": "foo"}):
+        answer = stack.get("/jobs", params={**other, "limit": 1, "cursor": cursor})
+        assert answer.status_code == 400, (other, answer.text)
+        assert "other filters" in answer.json()["error"]["message"]
+    answer = stack.get("/v1/operations", params={"filter": "done = false", "pageToken": token})
+    assert answer.status_code == 400, answer.text
+    # the page size may change from page to page
+    assert stack.get("/jobs", params={"state": "resolved", "limit": 5, "cursor": cursor}
+                     ).json()["jobs"]
 
 
 def test_filters_by_several_states_function_and_creation_time(stack, nonce):

@@ -9,6 +9,8 @@ from google.api_core import exceptions, operation, operations_v1
 from google.auth.credentials import AnonymousCredentials
 from google.protobuf import struct_pb2
 
+from async_api.errors import GOOGLE_STATUS
+from tests.support.http import assert_error
 from tests.support.stack import Stack
 
 # The HTTP rules google/longrunning/operations.proto declares for the Operations service (the
@@ -81,9 +83,7 @@ def test_cancel_ends_the_operation_cancelled(stack, nonce):
         job.result(timeout=5)
     assert raised.value.grpc_status_code.value[0] == 1  # CANCELLED
     assert stack.get(f"/jobs/{job_id}").json()["status"] == "canceled"
-    again = stack.post(f"/v1/operations/{job_id}:cancel", {})
-    assert again.status_code == 409
-    assert again.json()["error"]["code"] == "already_settled"
+    assert_error(stack.post(f"/v1/operations/{job_id}:cancel", {}), 409, "already_settled")
 
 
 def test_cancel_with_a_percent_encoded_colon(stack, nonce):
@@ -141,6 +141,23 @@ def test_wait_holds_until_the_job_is_done(stack, nonce):
     ("post", "/v1/operations/x", {}, 405),
 ])
 def test_bad_requests_are_json_errors(stack, method, path, body, status):
+    """Each a google.rpc.Status (AIP-193), whose `details` is a list: google-api-core raised
+    AttributeError, not BadRequest, on an object there."""
     answer = stack.get(path) if method == "get" else stack.post(path, body)
     assert answer.status_code == status, answer.text
-    assert answer.json()["error"]["code"]
+    error = answer.json()["error"]
+    assert (error["code"], error["status"]) == (status, GOOGLE_STATUS[status]), error
+    assert error["details"][0]["@type"] == "type.googleapis.com/google.rpc.ErrorInfo"
+
+
+def test_the_client_raises_the_error_a_bad_request_is(stack):
+    """google-api-core turns the answers above into its exceptions; jobs are not deleted."""
+    client = operations_client(stack)
+    with pytest.raises(exceptions.BadRequest) as refused:
+        client.list_operations("operations", "", page_size=-1)
+    violations = [d for d in refused.value.details if "fieldViolations" in d]
+    assert violations[0]["fieldViolations"][0]["field"] == "pageSize"
+    with pytest.raises(exceptions.NotFound):
+        client.get_operation("operations/never-started")
+    with pytest.raises(exceptions.MethodNotAllowed):
+        client.delete_operation("operations/never-started")

@@ -51,12 +51,19 @@ def signed(case) -> dict:
                         SIGNATURE_HEADER: sign(GATEWAY_ENV["WEBHOOK_SECRET"], body)}}
 
 
+# A listing's filters, which a cursor must be sent with (AIP-158): issued_cursors' have none.
+FILTERS = {"/jobs": ("state", "function", "created_after", "created_before"),
+           "/v1/operations": ("filter",)}
+
+
 def use_issued_cursor(case, cursor: str) -> None:
     """Only cursors the server issued are valid: a cursor that is valid by the schema becomes a
-    real one (of another page, limit or state: any issued cursor is taken)."""
+    real one (of another page or limit), sent without the filters it was not issued for."""
     for path, name in (("/jobs", "cursor"), ("/v1/operations", "pageToken")):  # AIP-158's name
         if case.method == "GET" and case.path == path and isinstance(
                 (case.query or {}).get(name), str) and len(case.query[name]) <= 2000:
+            case.query = {key: value for key, value in case.query.items()
+                          if key not in FILTERS[path]}
             case.query[name] = cursor
 
 
@@ -79,13 +86,13 @@ def check(case, cursor: str) -> None:
 
 
 def issued_cursors(stack) -> list[str]:
-    """Real cursors: a few jobs, then the next_cursor of several listings."""
+    """Real cursors: a few jobs, then the next_cursor of listings without filters."""
     for n in range(3):
         stack.begin(f"seed-{n}", {"n": n})
     for n in range(3):
         stack.wait_settled(f"seed-{n}")
     cursors = [stack.get("/jobs", params=params).json()["next_cursor"]
-               for params in ({"limit": 1}, {"limit": 2}, {"limit": 1, "state": "resolved"})]
+               for params in ({"limit": 1}, {"limit": 2})]
     assert all(cursors), cursors
     return cursors
 

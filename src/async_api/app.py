@@ -100,6 +100,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     """The app factory: settings from the environment unless given, one blueprint per resource."""
     settings = settings or Settings.from_env()
     app = Gateway(__name__)
+    # A path with "//" is a JSON 404, not werkzeug's HTML redirect to the path with one "/".
+    app.url_map.merge_slashes = False
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         API_TITLE="async-api",

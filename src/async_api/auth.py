@@ -75,6 +75,14 @@ def may_see(principal: str | None, owner: str | None, admins: tuple[str, ...]) -
     return only is None or owner is None or owner == only
 
 
+def may_change(principal: str | None, owner: str | None, admins: tuple[str, ...]) -> bool:
+    """Whether `principal` may cancel or retry a job `owner` started: its own, any for an
+    admin or with auth off. A job nobody owns is seen by all and changed by admins alone:
+    a shared quote canceled by one principal would be canceled for every other."""
+    only = owner_filter(principal, admins)
+    return only is None or owner == only
+
+
 def spec_options(settings: Settings) -> dict[str, Any]:
     """The OpenAPI security scheme, declared only when auth is on (API_SPEC_OPTIONS)."""
     if not settings.api_tokens:
@@ -108,8 +116,11 @@ def install(app: Flask, settings: Settings) -> None:
     @app.before_request
     def require_bearer_token() -> Response | None:
         tokens = tokens_for(request.path, settings, api_tokens)
-        if tokens is None:  # open: a probe, the docs, the dashboard's files, a signed webhook
-            return None  # (which settles an order's approval, whoever owns it), or auth is off
+        # open: a probe, the docs, the dashboard's files, a signed webhook (which settles an
+        # order's approval, whoever owns it), an OPTIONS (which tells methods, no data), or
+        # auth is off
+        if tokens is None or request.method == "OPTIONS":
+            return None
         name = principal_of(request.headers.get("Authorization"), tokens)
         if name is not None:
             g.principal = name

@@ -44,6 +44,52 @@ def error_response(
     return response
 
 
+# google.rpc.Code's names of the HTTP statuses the gateway answers (AIP-193, code.proto).
+GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
+                 404: "NOT_FOUND", 405: "UNIMPLEMENTED", 409: "ABORTED", 413: "INVALID_ARGUMENT",
+                 415: "INVALID_ARGUMENT", 422: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED",
+                 500: "INTERNAL", 501: "UNIMPLEMENTED", 503: "UNAVAILABLE"}
+ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
+
+
+def as_google_status(response: Response) -> Response:
+    """An error answer, in the shape of a google.rpc.Status (AIP-193), for the routes that
+    speak Google's API: `code` the HTTP status, `status` its name, `details` a list, where an
+    ErrorInfo's `reason` is this gateway's own code and a BadRequest lists the fields that
+    are wrong. google-api-core reads `details` as that list (an object made it raise)."""
+    error = (response.get_json(silent=True) or {}).get("error") if response.is_json else None
+    if response.status_code < 400 or not isinstance(error, dict):
+        return response
+    details: list[dict[str, Any]] = [
+        {"@type": ERROR_INFO, "reason": str(error["code"]).upper(), "domain": "async-api"}]
+    violations = [{"field": field, "description": message}
+                  for field, message in _field_messages(error.get("details"))]
+    if violations:
+        details.append({"@type": BAD_REQUEST, "fieldViolations": violations})
+    status = {"code": response.status_code, "message": error["message"],
+              "status": GOOGLE_STATUS.get(response.status_code, "UNKNOWN"), "details": details}
+    response.set_data(current_app.json.dumps({"error": status}))
+    return response
+
+
+def _field_messages(details: Any) -> list[tuple[str, str]]:
+    """(field, message) of webargs' messages, {location: {field: [message, ...]}}; nested
+    fields are joined with dots."""
+    if not isinstance(details, dict):
+        return []
+    return [pair for fields in details.values() for pair in _flattened(fields, "")]
+
+
+def _flattened(messages: Any, path: str) -> list[tuple[str, str]]:
+    if isinstance(messages, dict):
+        return [pair for key, inner in messages.items()
+                for pair in _flattened(inner, f"{path}.{key}" if path else str(key))]
+    if isinstance(messages, list):
+        return [(path, str(message)) for message in messages]
+    return [(path, str(messages))]
+
+
 def error_code(name: str) -> str:
     return name.lower().replace(" ", "_").replace("-", "_").replace("'", "")
 

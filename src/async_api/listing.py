@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,6 +29,10 @@ _PREFIX = "p1."
 
 class CursorError(ValueError):
     """A cursor this gateway did not issue."""
+
+
+class OtherFilters(CursorError):
+    """A cursor issued for a listing with other filters."""
 
 
 @dataclass(frozen=True)
@@ -76,23 +81,36 @@ def engine_page_size(wanted: JobFilter, limit: int) -> int:
     return limit if exact else ENGINE_PAGE_SIZE
 
 
-def encode_cursor(engine_cursor: str | None, after: str | None) -> str:
-    raw = json.dumps({"c": engine_cursor, "a": after}, separators=(",", ":")).encode()
+def _filters_of(wanted: JobFilter) -> str:
+    """What a cursor remembers of the filters it was issued for: the engine's cursor holds
+    its own state filter, so the same cursor sent with other filters would list wrongly."""
+    seen = json.dumps([sorted(wanted.states), wanted.function, wanted.created_after,
+                       wanted.created_before]).encode()
+    return hashlib.sha256(seen).hexdigest()[:16]
+
+
+def encode_cursor(engine_cursor: str | None, after: str | None, wanted: JobFilter) -> str:
+    raw = json.dumps({"c": engine_cursor, "a": after, "f": _filters_of(wanted)},
+                     separators=(",", ":")).encode()
     return _PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[str | None, str | None]:
-    """(engine cursor, last job returned) from a cursor this gateway issued."""
+def decode_cursor(cursor: str, wanted: JobFilter) -> tuple[str | None, str | None]:
+    """(engine cursor, last job returned) from a cursor this gateway issued for the filters
+    `wanted` (AIP-158: a page token with other arguments is an error, not another list)."""
     if not cursor.startswith(_PREFIX):
         raise CursorError(cursor)
     body = cursor[len(_PREFIX):]
     try:
         decoded = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        engine_cursor, after = decoded["c"], decoded["a"]
+        engine_cursor, after, filters = decoded["c"], decoded["a"], decoded["f"]
     except (binascii.Error, ValueError, TypeError, KeyError) as exc:
         raise CursorError(cursor) from exc
-    if not all(isinstance(v, str | None) for v in (engine_cursor, after)):
+    if (not all(isinstance(v, str | None) for v in (engine_cursor, after))
+            or (engine_cursor is None and after is None)):  # a first page: never issued
         raise CursorError(cursor)
+    if filters != _filters_of(wanted):
+        raise OtherFilters(cursor)
     return engine_cursor, after
 
 

@@ -22,9 +22,15 @@ def assert_error(response: Any, status: int, code: str) -> dict:
     body = response.get_json() if hasattr(response, "get_json") else response.json()
     assert (response.status_code, response.headers["Content-Type"]) == \
         (status, "application/json"), body
-    assert body["error"]["code"] == code, body
-    assert body["error"]["message"]
-    return body["error"]
+    error = body["error"]
+    if isinstance(error["code"], int):  # a google.rpc.Status, under /v1/ (AIP-193)
+        assert error["code"] == status and error["status"], body
+        reasons = [d["reason"] for d in error["details"] if d["@type"].endswith(".ErrorInfo")]
+        assert reasons == [code.upper()], body
+    else:
+        assert error["code"] == code, body
+    assert error["message"]
+    return error
 
 
 def approval_webhook(payload: dict, secret: str | None) -> dict[str, Any]:

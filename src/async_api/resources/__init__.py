@@ -134,6 +134,17 @@ def find_job(job_id: str) -> Promise:
     return promise
 
 
+def job_to_change(job_id: str) -> Promise:
+    """`find_job` for a cancel or a retry: a job this request may see but not change (one
+    nobody owns, and the principal is no admin) is a 403."""
+    job = find_job(job_id)
+    if not auth.may_change(principal(), job.tags.get(OWNER_TAG), settings().admin_principals):
+        raise ApiError(403, "forbidden",
+                       "Only an admin principal may cancel or retry a job nobody owns (a "
+                       "shared quote, or a job started while auth was off).")
+    return job
+
+
 def job_links(job_id: str) -> dict[str, str]:
     return {
         "self": url_for("jobs.get_job", job_id=job_id),
@@ -212,7 +223,11 @@ def jobs_page(
     """One full page of the jobs `wanted`, newest first, unless it is the last, and the next
     page's cursor (None on the last). See async_api.listing."""
     try:
-        engine_cursor, after = listing.decode_cursor(cursor) if cursor else (None, None)
+        engine_cursor, after = listing.decode_cursor(cursor, wanted) if cursor else (None, None)
+    except listing.OtherFilters as exc:
+        raise ApiError(400, "invalid_cursor",
+                       "This cursor comes from a listing with other filters: send it with "
+                       "the filters it came with, or start again without it.") from exc
     except listing.CursorError as exc:
         raise ApiError(400, "invalid_cursor", "Pass back a cursor as it was given.") from exc
     found: list[Promise] = []
@@ -231,18 +246,18 @@ def jobs_page(
         room = limit - len(found)
         found += matches[:room]
         if len(matches) > room:  # this engine page holds more: go on after the last shown
-            return found, listing.encode_cursor(engine_cursor, found[-1].id)
+            return found, listing.encode_cursor(engine_cursor, found[-1].id, wanted)
         if older is not None or next_engine_cursor is None:
             return found, None
         engine_cursor, after = next_engine_cursor, None
         if len(found) == limit:
             break
-    return found, listing.encode_cursor(engine_cursor, None)
+    return found, listing.encode_cursor(engine_cursor, None, wanted)
 
 
 def cancel_pending(job_id: str) -> Promise:
     """Cancels a pending job and returns it; 409 once it has finished (in any way)."""
-    promise = find_job(job_id)
+    promise = job_to_change(job_id)
     try:
         if promise.state == PENDING:
             return engine().cancel(job_id, {"message": "canceled by request"})

@@ -14,6 +14,7 @@ from async_api.resources import (
     cancel_pending,
     engine,
     find_job,
+    job_to_change,
     job_view,
     jobs_page,
     owned,
@@ -73,6 +74,7 @@ def get_job(job_id: str) -> dict:
 @blp.route("/jobs/<id:job_id>/cancel", methods=["POST"])
 @blp.response(200, JobSchema)
 @blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown job.")
+@blp.alt_response(403, schema=ErrorResponseSchema, description="Nobody's job; not an admin.")
 @blp.alt_response(409, schema=ErrorResponseSchema, description="The job already finished.")
 def cancel_job(job_id: str) -> dict:
     """Cancel a pending job; its worker may finish the step it is in, but not flip the job."""
@@ -83,12 +85,13 @@ def cancel_job(job_id: str) -> dict:
 @blp.response(202, JobSchema)
 @blp.doc(**started_job_links())
 @blp.alt_response(404, schema=ErrorResponseSchema, description="Unknown job.")
+@blp.alt_response(403, schema=ErrorResponseSchema, description="Nobody's job; not an admin.")
 @blp.alt_response(409, schema=ErrorResponseSchema, description="The job runs or succeeded.")
 def retry_job(job_id: str) -> tuple:
     """Start the next attempt of a failed, canceled or timed-out job, as a job of its own
     (`retry_of` links it back, the retried job's `retried_by` forward); retrying the same job
     again returns the same attempt."""
-    job = find_job(ids.checked(job_id, settings()))
+    job = job_to_change(ids.checked(job_id, settings()))
     if job.state not in jobs.RETRYABLE or job.function not in contract.BY_NAME:
         raise ApiError(409, "not_retryable",
                        f"The job is {job.state}: only a job that failed, was canceled or timed "

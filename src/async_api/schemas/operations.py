@@ -51,3 +51,26 @@ class ListOperationsSchema(Schema):
 
 class EmptySchema(Schema):
     """google.protobuf.Empty."""
+
+
+class GoogleErrorDetailSchema(Schema):
+    type_url = fields.String(data_key="@type", attribute="@type", required=True, metadata={
+        "example": "type.googleapis.com/google.rpc.ErrorInfo"})
+    reason = fields.String(metadata={"description": "ErrorInfo: the gateway's error code, in "
+                                                    "capitals", "example": "NOT_FOUND"})
+    domain = fields.String()
+    fieldViolations = fields.List(fields.Dict(), metadata={
+        "description": "BadRequest: {field, description} of each field that is wrong"})
+
+
+class GoogleStatusSchema(Schema):
+    code = fields.Integer(required=True, metadata={"description": "the HTTP status"})
+    message = fields.String(required=True)
+    status = fields.String(required=True, metadata={"example": "NOT_FOUND"})
+    details = fields.List(fields.Nested(GoogleErrorDetailSchema), required=True)
+
+
+class GoogleErrorResponseSchema(Schema):
+    """google.rpc.Status, as Google's HTTP APIs send it (AIP-193)."""
+
+    error = fields.Nested(GoogleStatusSchema, required=True)
