@@ -16,21 +16,32 @@ from typing import Any
 from gunicorn import glogging
 
 from async_api import logs  # stdlib only: the master imports no Flask, no prometheus_client
-from async_api.settings import SettingError, Settings  # stdlib only too
+from async_api.settings import SettingError, Settings, env_int  # stdlib only too
 
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+
+def _gunicorn_int(name: str, default: int, least: int) -> int:
+    """A number of gunicorn's own; one that cannot be stops it with one line naming it."""
+    try:
+        return env_int(name, default, least=least)
+    except SettingError as exc:
+        print(f"gunicorn: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+# 0 boots no worker: gunicorn listened and never answered
+workers = _gunicorn_int("WEB_CONCURRENCY", 2, least=1)
 # Serving model (README "Serving model"): gevent. Every connection is a greenlet, so a slow
 # client, a waiting /price-quote or a held long-poll costs a few kilobytes, not a thread: they
 # cannot starve /healthz or /begin. gunicorn patches the standard library in each worker before
 # it loads the app, so `requests` and time.sleep yield instead of blocking.
 worker_class = "gevent"
 # Open connections per worker process (slow or idle ones included); past that, new ones queue.
-worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "1000"))
+worker_connections = _gunicorn_int("GUNICORN_WORKER_CONNECTIONS", 1000, least=1)
 # A worker whose event loop is blocked this long (CPU-bound, or a call gevent cannot make
 # cooperative) is killed and replaced; waiting on I/O does not count, engine calls time out.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+timeout = _gunicorn_int("GUNICORN_TIMEOUT", 30, least=0)
 # On SIGTERM, in-flight requests get this long to finish.
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
+graceful_timeout = _gunicorn_int("GUNICORN_GRACEFUL_TIMEOUT", 20, least=0)
 # The control socket sits at one fixed path per user: several gateways on a machine would clash.
 control_socket_disable = True
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None

@@ -7,9 +7,10 @@ import os
 import subprocess
 
 import pytest
+import requests
 
 from async_api.settings import SettingError, Settings
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, wait_until
 
 BIN = ROOT / ".venv" / "bin"
 BAD = [
@@ -18,6 +19,10 @@ BAD = [
     ("ENGINE_TIMEOUT_SECONDS", "nan"), ("LONG_POLL_MAX_SECONDS", "inf"),
     ("JOB_TIMEOUT_SECONDS", "-5"), ("MAX_ID_LENGTH", "-1"), ("ADMISSION_MAX_REQUESTS", "-1"),
     ("WORKER_METRICS_PORT", "70000"), ("WORKER_NICE", "20"), ("HEARTBEAT_SECONDS", "4"),
+    # each gunicorn worker died of a traceback, restarted for ever under make run
+    ("RESONATE_URL", "localhost:8001"), ("RESONATE_POLL_URL", "http://"),
+    ("EMBEDDED_WORKER_GROUPS", "worker,nope"),
+    ("JOB_TIMEOUT_SECONDS", "100000000000000000"),  # past the server's int64 ms: every begin 400
 ]
 
 
@@ -57,3 +62,45 @@ def test_a_process_stops_at_start_with_a_line_naming_the_variable(command, name,
     assert done.returncode == 2, done.stderr
     assert f"{name} must be {said}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("WEB_CONCURRENCY", "0"),  # gunicorn listened, booted no worker, answered nothing
+    ("GUNICORN_TIMEOUT", "x"), ("GUNICORN_GRACEFUL_TIMEOUT", "1.5"),
+    ("GUNICORN_WORKER_CONNECTIONS", "0"),
+])
+def test_gunicorns_own_numbers_are_checked_too(name, value):
+    done = subprocess.run([str(BIN / "gunicorn"), "wsgi:app", "--bind", "127.0.0.1:0"], cwd=ROOT,
+                          env={**os.environ, name: value}, capture_output=True, text=True,
+                          timeout=30)
+
+    assert done.returncode == 2, done.stderr
+    assert f"gunicorn: {name} must be a whole number" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_worker_group_from_the_environment_is_checked_like_the_option():
+    done = subprocess.run([str(BIN / "python"), "-m", "workers"], cwd=ROOT,
+                          env={**os.environ, "WORKER_GROUP": "nope"}, capture_output=True,
+                          text=True, timeout=30)
+
+    assert done.returncode == 2, done.stderr
+    assert "WORKER_GROUP must be one of" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_engine_urls_swapped_are_said_not_silent(make_stack):
+    """The promise API and the task stream swapped: the worker polled the promise API, got a
+    404 a second for ever, and said nothing; the gateway's /readyz answered 400 bad_request."""
+    stack = make_stack()
+    stack.engine.start()
+    swapped = {"RESONATE_URL": stack.engine.poll_url, "RESONATE_POLL_URL": stack.engine.url}
+    worker = stack.start_worker("worker", swapped)
+    gateway = stack.start_gateway(swapped, workers=1)
+
+    ready = requests.get(f"{gateway.url}/readyz", timeout=10)
+
+    assert ready.status_code == 503, ready.text
+    wait_until(lambda: "is RESONATE_URL the server's promise API?" in gateway.log(), 10,
+               "the gateway to say why it is not ready")
+    wait_until(lambda: "not a task stream (is RESONATE_POLL_URL" in worker.log(), 10,
+               "the worker to say why no task comes")

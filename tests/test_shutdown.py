@@ -63,6 +63,19 @@ def test_sigterm_past_the_grace_period_hands_the_task_back(make_stack, nonce):
     assert stack.worker_pids() == {survivor.pid}
 
 
+def test_a_drain_whose_task_was_dropped_says_it_was_handed_back(make_stack, nonce):
+    """The engine is gone while a worker drains: its claim lapses, the run is dropped, and
+    the worker said "stopped (drained)" though the job's step had to run again."""
+    stack, worker, job_id, _ = sigterm_mid_step(make_stack, nonce, 8, {})
+    stack.engine.kill()
+
+    assert worker.popen.wait(20) == 0
+    assert "stopped (tasks handed back)" in worker.log(), worker.log()[-2000:]
+    stack.engine.start()
+    stack.start_worker("worker")
+    assert stack.wait_settled(job_id, timeout=60)["status"] == "resolved"
+
+
 @pytest.fixture
 def slow_engine(stack) -> Iterator[SlowProxy]:
     with slowly_answering(stack.engine.url) as proxy:

@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--group", default=os.environ.get("WORKER_GROUP", "worker"),
                         choices=sorted(GROUPS), help="the worker group to serve")
     args = parser.parse_args(argv)
+    if args.group not in GROUPS:  # argparse checks --group's choices, not a default's
+        parser.error(f"WORKER_GROUP must be one of {', '.join(sorted(GROUPS))}, "
+                     f"not {args.group!r}")
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -8,7 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from async_api.contract import GROUPS
+
 T = TypeVar("T", int, float)
+# Ten years: the server keeps a promise's timeout in ms since the epoch, as an int64 (a larger
+# one made it refuse every begin with a 400).
+MAX_JOB_TIMEOUT_SECONDS = 10 * 365 * 24 * 3600
 
 
 class SettingError(ValueError):
@@ -31,7 +36,7 @@ def _env_number(name: str, default: T, parse: Callable[[str], T], fits: Callable
     return value
 
 
-def _env_int(name: str, default: int, least: int = 0, most: int | None = None) -> int:
+def env_int(name: str, default: int, least: int = 0, most: int | None = None) -> int:
     upto = f" to {most}" if most is not None else " or more"
     return _env_number(name, default, int,
                        lambda value: least <= value and (most is None or value <= most),
@@ -46,9 +51,23 @@ def _env_float(name: str, default: float, least: float = 0.0, above: bool = Fals
                        f"a number {'over' if above else 'of at least'} {least:g}")
 
 
-def _env_list(name: str) -> tuple[str, ...]:
-    """A comma-separated variable as a tuple, blanks dropped."""
-    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+def _env_list(name: str, choices: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """A comma-separated variable as a tuple, blanks dropped; each item one of `choices`."""
+    items = tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+    unknown = [item for item in items if choices is not None and item not in choices]
+    if unknown:
+        raise SettingError(f"{name} may name {', '.join(choices or ())}, not {unknown[0]!r}")
+    return items
+
+
+def _env_url(name: str, default: str) -> str:
+    """An http(s) URL with a host; a trailing "/", written as often as not, is dropped."""
+    raw = os.environ.get(name) or default
+    url = raw.strip().rstrip("/")
+    scheme, _, rest = url.partition("://")
+    if scheme not in ("http", "https") or not rest.split("/")[0]:
+        raise SettingError(f"{name} must be an http:// or https:// URL, not {raw!r}")
+    return url
 
 
 @dataclass(frozen=True)
@@ -116,34 +135,33 @@ class Settings:
     def from_env(cls) -> Settings:
         """The settings the environment gives; SettingError names a variable it cannot use."""
         settings = cls(
-            # "http://engine:8001/" is written as often as without the slash
-            resonate_url=os.environ.get("RESONATE_URL", cls.resonate_url).rstrip("/"),
-            resonate_poll_url=os.environ.get("RESONATE_POLL_URL",
-                                             cls.resonate_poll_url).rstrip("/"),
+            resonate_url=_env_url("RESONATE_URL", cls.resonate_url),
+            resonate_poll_url=_env_url("RESONATE_POLL_URL", cls.resonate_poll_url),
             engine_timeout_seconds=_env_float("ENGINE_TIMEOUT_SECONDS",
                                               cls.engine_timeout_seconds, above=True),
-            engine_max_calls=_env_int("ENGINE_MAX_CALLS", cls.engine_max_calls, least=1),
-            admission_max_requests=_env_int("ADMISSION_MAX_REQUESTS",
+            engine_max_calls=env_int("ENGINE_MAX_CALLS", cls.engine_max_calls, least=1),
+            admission_max_requests=env_int("ADMISSION_MAX_REQUESTS",
                                             cls.admission_max_requests),
-            job_timeout_seconds=_env_int("JOB_TIMEOUT_SECONDS", cls.job_timeout_seconds, least=1),
-            max_body_bytes=_env_int("MAX_BODY_BYTES", cls.max_body_bytes, least=1),
-            max_id_length=_env_int("MAX_ID_LENGTH", cls.max_id_length, least=1),
-            max_json_depth=_env_int("MAX_JSON_DEPTH", cls.max_json_depth, least=1),
+            job_timeout_seconds=env_int("JOB_TIMEOUT_SECONDS", cls.job_timeout_seconds, least=1,
+                                         most=MAX_JOB_TIMEOUT_SECONDS),
+            max_body_bytes=env_int("MAX_BODY_BYTES", cls.max_body_bytes, least=1),
+            max_id_length=env_int("MAX_ID_LENGTH", cls.max_id_length, least=1),
+            max_json_depth=env_int("MAX_JSON_DEPTH", cls.max_json_depth, least=1),
             quote_timeout_seconds=_env_float("QUOTE_TIMEOUT_SECONDS", cls.quote_timeout_seconds),
             webhook_secret=os.environ.get("WEBHOOK_SECRET", ""),
-            retry_after_seconds=_env_int("RETRY_AFTER_SECONDS", cls.retry_after_seconds),
+            retry_after_seconds=env_int("RETRY_AFTER_SECONDS", cls.retry_after_seconds),
             long_poll_max_seconds=_env_float("LONG_POLL_MAX_SECONDS", cls.long_poll_max_seconds),
-            trusted_proxy_hops=_env_int("TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops),
+            trusted_proxy_hops=env_int("TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops),
             worker_grace_seconds=_env_float("WORKER_GRACE_SECONDS", cls.worker_grace_seconds),
             claim_ttl_seconds=_env_float("CLAIM_TTL_SECONDS", cls.claim_ttl_seconds, above=True),
             heartbeat_seconds=_env_float("HEARTBEAT_SECONDS", cls.heartbeat_seconds, above=True),
-            worker_schedulers=_env_int("WORKER_SCHEDULERS", cls.worker_schedulers),
-            worker_nice=_env_int("WORKER_NICE", cls.worker_nice, most=19),
-            embedded_worker_groups=_env_list("EMBEDDED_WORKER_GROUPS"),
+            worker_schedulers=env_int("WORKER_SCHEDULERS", cls.worker_schedulers),
+            worker_nice=env_int("WORKER_NICE", cls.worker_nice, most=19),
+            embedded_worker_groups=_env_list("EMBEDDED_WORKER_GROUPS", GROUPS),
             api_tokens=_env_list("API_TOKENS"),
             admin_principals=_env_list("ADMIN_PRINCIPALS"),
             metrics_token=os.environ.get("METRICS_TOKEN", "").strip(),
-            worker_metrics_port=_env_int("WORKER_METRICS_PORT", cls.worker_metrics_port,
+            worker_metrics_port=env_int("WORKER_METRICS_PORT", cls.worker_metrics_port,
                                          most=65535),
         )
         if settings.heartbeat_seconds * 2 > settings.claim_ttl_seconds:

@@ -12,6 +12,7 @@ import binascii
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -38,6 +39,8 @@ from async_api.engine.transport import (
     call_name,
 )
 from async_api.newest import Newest
+
+_log = logging.getLogger(__name__)
 
 # Marks the promises the gateway created as jobs, so that listing jobs skips workflow steps.
 JOB_TAG = "async-api:job"
@@ -672,8 +675,17 @@ class Engine:
         return promises, body.get("cursor")
 
     def ping(self) -> None:
-        """Raises EngineUnavailable unless the server answers."""
-        self._call_once(
-            requests.Request("get", f"{self.url}/promises", params={"id": "*", "limit": 1}),
-            admitted=True,
-        )
+        """Raises EngineUnavailable unless the server answers a search as its promise API
+        does: a 4xx means RESONATE_URL names something else (the task stream, say), and a
+        gateway that cannot start a job is not ready either."""
+        try:
+            self._call_once(
+                requests.Request("get", f"{self.url}/promises", params={"id": "*", "limit": 1}),
+                admitted=True,
+            )
+        except EngineUnavailable:
+            raise
+        except EngineError as exc:
+            _log.error("%s answered a search with %s: is RESONATE_URL the server's promise "
+                       "API?", self.url, exc)
+            raise EngineUnavailable(f"{self.url} is no promise API") from exc

@@ -37,6 +37,9 @@ class Leases:
         self._clock = clock
         self._lock = threading.Lock()
         self._by_task: dict[str, Lease] = {}
+        # Runs dropped with their claims, for the server to hand out again: a drain during
+        # which some were did not finish them.
+        self.handed_back = 0
 
     def now(self) -> float:
         return self._clock()

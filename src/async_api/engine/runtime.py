@@ -334,6 +334,7 @@ class _Scheduler(Scheduler):
             self._task_ended(root_id, settled)
             _log.info("workflow %s stops: its job was %s meanwhile", root_id, settled)
         else:
+            self._leases.handed_back += 1
             self._task_ended(root_id, DROPPED)
             _log.warning("workflow %s dropped because %s (tasks %s); the server hands it out "
                          "again and its replay resumes from the last checkpoint", root_id, why,
@@ -415,15 +416,17 @@ class Worker:
     def drain(self, grace_seconds: float) -> bool:
         """Stops taking tasks, then waits up to `grace_seconds` for the held ones to finish.
 
-        Returns whether all finished. A task still held when the process exits is not lost: its
-        claim expires (no more heartbeats) and the server delivers it to another worker, which
-        replays it; only steps that had not completed run again.
+        Returns whether all finished (not dropped meanwhile, say for an engine outage). A task
+        still held when the process exits is not lost: its claim expires (no more heartbeats)
+        and the server delivers it to another worker, which replays it; only steps that had
+        not completed run again.
         """
         self.poller.stop()
+        handed_back = self.leases.handed_back
         deadline = time.monotonic() + grace_seconds
         while self.leases and time.monotonic() < deadline:
             time.sleep(0.05)
-        return not self.leases
+        return not self.leases and self.leases.handed_back == handed_back
 
 
 def run_worker(

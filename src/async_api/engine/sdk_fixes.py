@@ -104,6 +104,12 @@ class ReconnectingPoller(Poller):
                             _log.warning("poller: reconnected to %s", url)
                         failures = 0
                         self._read_offers(response)
+                    else:  # e.g. RESONATE_POLL_URL names the promise API: no task ever comes
+                        failures += 1
+                        if failures == 1:
+                            _log.error("poller: %s answered %s, not a task stream (is "
+                                       "RESONATE_POLL_URL the server's poll port?); retrying",
+                                       url, response.status_code)
             except Exception as exc:  # whatever the stream did, poll again
                 if self._stopping.is_set():
                     return  # closed by stop(); urllib3 may surface that oddly
