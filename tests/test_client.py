@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from async_api import client as client_module
+from async_api.cli import main as cli_main
 from async_api.client import ApiError, Client, Conflict, NotFound, Overloaded, WaitTimeout
 from tests.conftest import SHARED_STACK_ON_SQLITE
 from tests.support.processes import BIN, ROOT, free_port
@@ -265,10 +266,9 @@ def test_cli_errors_are_a_line_with_the_api_code_not_a_traceback(stack, nonce):
     assert missing.stderr == "error: not_found: No job has this id. (HTTP 404)\n"
     assert missing.stdout == ""
 
-    invalid = cli(stack.gateway_url, "jobs", "--status", "bogus")
-    assert invalid.returncode == 3
-    assert invalid.stderr.startswith("error: unprocessable_entity: The request is not valid")
-    assert '{"query": {"state": ' in invalid.stderr  # the details, on the same line
+    invalid = cli(stack.gateway_url, "jobs", "--status", "bogus")  # the API knows the states
+    assert invalid.returncode == 64, invalid.stderr
+    assert "Invalid value for '--status': Must be one of: pending" in invalid.stderr
 
     unreachable = cli(nowhere, "status", "x")
     assert unreachable.returncode == 3
@@ -312,3 +312,17 @@ def test_the_client_and_the_cli_load_neither_flask_nor_the_engine():
     loaded = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True,
                             text=True, timeout=60, check=True)
     assert loaded.stdout.strip() == "['async_api.cli', 'async_api.client']"
+
+
+def test_an_api_errors_details_are_on_its_line(monkeypatch, capsys):
+    def refused(client, *args, **kwargs):
+        raise ApiError(409, "conflict", "Taken.", {"json": {"items": ["Not a list."]}})
+
+    monkeypatch.setattr(Client, "_call", refused)
+    monkeypatch.setattr(sys, "argv", ["async-api", "status", "x"])
+    with pytest.raises(SystemExit) as exited:
+        cli_main()
+
+    assert exited.value.code == 3
+    assert capsys.readouterr().err == \
+        'error: conflict: Taken. (HTTP 409) {"json": {"items": ["Not a list."]}}\n'

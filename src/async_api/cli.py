@@ -122,9 +122,24 @@ def steps(client: Client, job_id: str, as_json: bool) -> None:
 def jobs(client: Client, statuses: tuple[str, ...], function: str | None, limit: int,
          as_json: bool) -> None:
     """List jobs, newest first."""
-    found = list(client.jobs(status=list(statuses) or None, function=function, limit=limit))
+    try:
+        found = list(client.jobs(status=list(statuses) or None, function=function, limit=limit))
+    except ApiError as exc:  # the API knows the words of its states and functions
+        query = exc.details.get("query", {}) if isinstance(exc.details, dict) else {}
+        for field, option in (("state", "--status"), ("function", "--function")):
+            if exc.status == 422 and field in query:
+                raise click.BadParameter(_messages(query[field]),
+                                         param_hint=f"'{option}'") from exc
+        raise
     show(found, as_json, lambda: show_table(
         found, ("job_id", "status", "function", "created_at")))
+
+
+def _messages(found: Any) -> str:
+    """The messages of a field's validation errors (per item when the field is a list)."""
+    if isinstance(found, dict):
+        return " ".join(_messages(inner) for inner in found.values())
+    return " ".join(map(str, found)) if isinstance(found, list) else str(found)
 
 
 @cli.command()
