@@ -69,7 +69,7 @@ def as_google_status(response: Response) -> Response:
         details.append({"@type": BAD_REQUEST, "fieldViolations": violations})
     status = {"code": response.status_code, "message": error["message"],
               "status": GOOGLE_STATUS.get(response.status_code, "UNKNOWN"), "details": details}
-    response.set_data(current_app.json.dumps({"error": status}))
+    response.set_data(current_app.json.dumps({"error": status}, separators=(",", ":")))
     return response
 
 

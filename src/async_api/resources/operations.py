@@ -116,4 +116,3 @@ def wait_operation(body: dict, job_id: str) -> dict:
 
 def _operation(job: Promise) -> dict:
     return lro.operation(job, job_progress(job, detailed=True))
-
