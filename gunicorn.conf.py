@@ -69,7 +69,9 @@ class Logger(glogging.Logger):
 logger_class = Logger
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
-_made_multiproc_dir: list[str] = []  # the directory on_starting created, removed on_exit
+# The directory on_starting made, removed on_exit: in the environment, not in this module,
+# which a reload (SIGHUP) reads afresh (the directory was then left behind).
+MADE_MULTIPROC_DIR = "ASYNC_API_MADE_METRICS_DIR"
 
 
 def on_starting(server: Any) -> None:
@@ -92,8 +94,7 @@ def on_starting(server: Any) -> None:
             os.remove(stale)
     else:
         path = tempfile.mkdtemp(prefix="async-api-metrics-")
-        _made_multiproc_dir.append(path)
-        os.environ[MULTIPROC_DIR] = path
+        os.environ[MULTIPROC_DIR] = os.environ[MADE_MULTIPROC_DIR] = path
     server.log.info("metrics: multiprocess directory %s", path)
 
 
@@ -106,8 +107,9 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
-    for path in _made_multiproc_dir:
-        shutil.rmtree(path, ignore_errors=True)
+    made = os.environ.pop(MADE_MULTIPROC_DIR, None)
+    if made:
+        shutil.rmtree(made, ignore_errors=True)
 
 
 _turns: list[Any] = []  # the worker process's async_api.turns.Turns, under gevent
