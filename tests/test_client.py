@@ -98,8 +98,11 @@ def test_the_client_raises_typed_errors_with_the_api_code_and_message(stack, non
     assert taken.value.code == "conflict"
     assert client.cancel(slow)["status"] == "canceled"
     assert client.wait(slow, timeout=5)["status"] == "canceled"
+    assert client.cancel(slow)["status"] == "canceled"  # sent again (an answer lost): the same
+    done = client.begin({"nonce": nonce})["promise"]
+    client.wait(done, timeout=10)
     with pytest.raises(Conflict) as settled:
-        client.cancel(slow)
+        client.cancel(done)
     assert settled.value.code == "already_settled"
 
 

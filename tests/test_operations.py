@@ -83,7 +83,11 @@ def test_cancel_ends_the_operation_cancelled(stack, nonce):
         job.result(timeout=5)
     assert raised.value.grpc_status_code.value[0] == 1  # CANCELLED
     assert stack.get(f"/jobs/{job_id}").json()["status"] == "canceled"
-    assert_error(stack.post(f"/v1/operations/{job_id}:cancel", {}), 409, "already_settled")
+    assert stack.post(f"/v1/operations/{job_id}:cancel", {}).json() == {}  # again: the same
+    done = f"op-done-{nonce}"
+    assert stack.begin(done, {}).status_code == 202
+    stack.wait_settled(done)
+    assert_error(stack.post(f"/v1/operations/{done}:cancel", {}), 409, "already_settled")
 
 
 def test_cancel_with_a_percent_encoded_colon(stack, nonce):

@@ -10,6 +10,7 @@ from flask import current_app, g, request, url_for
 from async_api import admission, auth, listing, logs, lro, plain
 from async_api.contract import DurableFunction
 from async_api.engine import (
+    CANCELED,
     JOB_TAG,
     PENDING,
     RESOLVED,
@@ -256,12 +257,15 @@ def jobs_page(
 
 
 def cancel_pending(job_id: str) -> Promise:
-    """Cancels a pending job and returns it; 409 once it has finished (in any way)."""
+    """Cancels a pending job and returns it, as it does a canceled one (a cancel sent again,
+    its answer lost); 409 once it has finished otherwise."""
     promise = job_to_change(job_id)
     try:
         if promise.state == PENDING:
             return engine().cancel(job_id, {"message": "canceled by request"})
     except PromiseAlreadySettled:
         promise = engine().get(job_id)
+    if promise.state == CANCELED:
+        return promise
     raise ApiError(409, "already_settled",
                    f"The job is already {promise.state}; it cannot be canceled.")
