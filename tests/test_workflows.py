@@ -36,11 +36,13 @@ def test_an_order_waits_for_approval_then_ships_once(stack, nonce):
     job = stack.get(f"/jobs/order:{order_id}").json()
     assert job["waiting_for"] == f"approval:{order_id}"
 
-    approved = send_webhook(stack, order_id, {"approved": True})
+    approved = send_webhook(stack, order_id, {"approved": True, "note": "ok"})
     assert approved.status_code == 200, approved.text
-    assert approved.json()["decision"] == {"approved": True}
-    replay = send_webhook(stack, order_id, {"approved": True})
-    assert replay.status_code == 200  # harmless
+    assert approved.json()["decision"] == {"approved": True, "note": "ok"}
+    for same in ({"approved": True, "note": "ok"}, {"approved": True}):  # a note aside: once a 409
+        replay = send_webhook(stack, order_id, same)
+        assert replay.status_code == 200, replay.text  # harmless: the decision taken
+        assert replay.json()["decision"] == {"approved": True, "note": "ok"}
     assert_error(send_webhook(stack, order_id, {"approved": False}), 409, "already_decided")
 
     done = stack.job_settled(f"order:{order_id}")
@@ -112,6 +114,10 @@ def test_a_canceled_order_awaits_no_approval_until_it_is_retried(make_stack, non
     approved = send_webhook(stack, order_id, {"approved": True})
     assert approved.status_code == 200, approved.text
     assert approved.json()["job"]["job_id"] == attempt
+    request_id = approved.headers["X-Request-ID"]  # its log line names the job it resumed
+    wait_until(lambda: [line.get("job_id") for line in stack.gateways[0].json_lines()
+                        if line.get("request_id") == request_id] == [attempt], 5,
+               "the webhook's request line, about the retry")
     assert stack.job_settled(attempt)["result"] == {"order_id": order_id, "status": "shipped"}
     assert send_webhook(stack, order_id, {"approved": True}).status_code == 200  # a replay
     assert_error(send_webhook(stack, order_id, {"approved": False}), 409, "already_decided")

@@ -212,9 +212,11 @@ def _retry_of(job: Promise) -> Promise | None:
 
 
 def newest_attempt(job: Promise) -> Promise:
-    """The last attempt of `job`: itself, or the retry of its retry..."""
+    """The last attempt of `job`: itself, or the retry of its retry... The request's log line
+    is about that one."""
     while (retry := _retry_of(job)) is not None:
         job = retry
+    logs.add(job_id=job.id)
     return job
 
 

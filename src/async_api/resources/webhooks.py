@@ -62,8 +62,11 @@ def approval(decision: dict, order_id: str) -> dict:
                        f"(its approval is {awaited.state}, the order {job.state}).")
     try:
         engine().resolve(approval_id, decision)
-    except PromiseAlreadySettled as exc:
-        raise ApiError(409, "already_decided",
-                       "This order was already decided with another answer.") from exc
+    except PromiseAlreadySettled as exc:  # decided before: the same way (a note aside) is a replay
+        taken = engine().get(approval_id).value
+        if not (isinstance(taken, dict) and taken.get("approved") == decision["approved"]):
+            raise ApiError(409, "already_decided",
+                           "This order was already decided with another answer.") from exc
+        decision = taken
     return {"order_id": order_id, "decision": decision,
             "job": job_view(engine().get(job.id), detailed=True)}
