@@ -61,6 +61,9 @@ if __name__ == "__main__":
     # The URL comes from the environment: on the command line, `ps` would show its password.
     url = os.environ["DATABASE_URL"]
     mode = sys.argv[1] if len(sys.argv) > 1 else "--flags"
-    lines = {"--flags": postgres_flags, "--libpq-env": libpq_env,
-             "--password": lambda u: [password(u)]}[mode](url)
+    try:
+        lines = {"--flags": postgres_flags, "--libpq-env": libpq_env,
+                 "--password": lambda u: [password(u)]}[mode](url)
+    except ValueError as exc:  # urllib's reading of a port that is no number, say
+        raise SystemExit(f"DATABASE_URL cannot be read: {exc}") from None
     print("\n".join(lines))

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 
 import requests
@@ -38,6 +41,16 @@ def test_database_url_query_and_loopback_sslmode():
 
     remote = postgres_flags.postgres_flags("postgres://h/db?sslmode=verify-full&connect_timeout=3")
     assert remote[-1] == "--aio-store-postgres-query=sslmode=verify-full,connect_timeout=3"
+
+
+def test_a_database_url_that_cannot_be_read_is_one_line_not_a_traceback():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "postgres-flags.py")],
+                          env={**os.environ, "DATABASE_URL": "postgres://r:s@127.0.0.1:abc/r"},
+                          capture_output=True, text=True, timeout=10)
+
+    assert done.returncode == 1
+    assert done.stderr.startswith("DATABASE_URL cannot be read: Port could not be cast")
+    assert "Traceback" not in done.stderr
 
 
 def test_the_stack_keeps_promises_in_its_store(stack, nonce, request):
