@@ -11,7 +11,7 @@ import shutil
 import signal
 import sys
 import tempfile
-from typing import Any
+from typing import Any, NoReturn
 
 from gunicorn import glogging
 
@@ -19,13 +19,18 @@ from async_api import logs  # stdlib only: the master imports no Flask, no prome
 from async_api.settings import SettingError, Settings, env_int  # stdlib only too
 
 
+def _stop(exc: SettingError) -> NoReturn:
+    """A setting read before gunicorn's log is set up stops it with one line naming it."""
+    print(f"gunicorn: {exc}", file=sys.stderr)
+    sys.exit(2)
+
+
 def _gunicorn_int(name: str, default: int, least: int) -> int:
-    """A number of gunicorn's own; one that cannot be stops it with one line naming it."""
+    """A number of gunicorn's own, checked as the service's settings are."""
     try:
         return env_int(name, default, least=least)
     except SettingError as exc:
-        print(f"gunicorn: {exc}", file=sys.stderr)
-        sys.exit(2)
+        _stop(exc)
 
 
 # 0 boots no worker: gunicorn listened and never answered
@@ -62,8 +67,7 @@ class Logger(glogging.Logger):
         try:
             logs.setup()
         except SettingError as exc:  # LOG_LEVEL or LOG_FORMAT: before on_starting, no log yet
-            print(f"gunicorn: {exc}", file=sys.stderr)
-            sys.exit(2)
+            _stop(exc)
 
 
 logger_class = Logger

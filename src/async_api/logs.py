@@ -17,7 +17,6 @@ import functools
 import json
 import logging
 import logging.config
-import os
 import random
 import re
 import time
@@ -25,7 +24,7 @@ from collections.abc import Iterator
 from types import MappingProxyType
 from typing import Any
 
-from async_api.settings import SettingError
+from async_api.settings import env_choice
 
 FORMATS = ("json", "text")
 LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -172,17 +171,8 @@ class TextFormatter(logging.Formatter):
         return text
 
 
-def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
-    """The variable, one of `choices` whatever its case; else SettingError, which a process
-    stops on with one line (not the traceback of a logging configuration that failed)."""
-    chosen = os.environ.get(name, "").strip() or default
-    if chosen.lower() not in choices:
-        raise SettingError(f"{name} must be one of {', '.join(choices)}, not {chosen!r}")
-    return chosen.lower()
-
-
 def log_format() -> str:
-    return _env_choice("LOG_FORMAT", "json", FORMATS)
+    return env_choice("LOG_FORMAT", "json", FORMATS)
 
 
 def dict_config() -> dict[str, Any]:
@@ -193,7 +183,7 @@ def dict_config() -> dict[str, Any]:
     The Resonate SDK logs each record it handles at INFO: it stays at WARNING unless LOG_LEVEL
     is DEBUG.
     """
-    level = _env_choice("LOG_LEVEL", "info", LEVELS).upper()
+    level = env_choice("LOG_LEVEL", "info", LEVELS).upper()
     formatter = JsonFormatter if log_format() == "json" else TextFormatter
     return {
         "version": 1,

@@ -51,6 +51,15 @@ def _env_float(name: str, default: float, least: float = 0.0, above: bool = Fals
                        f"a number {'over' if above else 'of at least'} {least:g}")
 
 
+def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """The variable, one of `choices` whatever its case (lower-cased); else SettingError. Read
+    by logs.py too, before the other settings (a bad LOG_LEVEL was a traceback of dictConfig)."""
+    chosen = os.environ.get(name, "").strip() or default
+    if chosen.lower() not in choices:
+        raise SettingError(f"{name} must be one of {', '.join(choices)}, not {chosen!r}")
+    return chosen.lower()
+
+
 def _env_list(name: str, choices: tuple[str, ...] | None = None) -> tuple[str, ...]:
     """A comma-separated variable as a tuple, blanks dropped; each item one of `choices`."""
     items = tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
