@@ -76,6 +76,7 @@ MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 # The directory on_starting made, removed on_exit: in the environment, not in this module,
 # which a reload (SIGHUP) reads afresh (the directory was then left behind).
 MADE_MULTIPROC_DIR = "ASYNC_API_MADE_METRICS_DIR"
+MADE_DIR_PREFIX = "async-api-metrics-"  # then the master's pid: <prefix><pid>-<random>
 
 
 def on_starting(server: Any) -> None:
@@ -85,7 +86,7 @@ def on_starting(server: Any) -> None:
     multiprocess mode, async_api.metrics), set in the environment the workers inherit. It must
     hold this gateway's files alone: a given PROMETHEUS_MULTIPROC_DIR is emptied (stale counts
     of a previous run would be added to this one's), an unset one is a fresh temporary
-    directory, removed on exit."""
+    directory, removed on exit (or, once its gateway was killed, by the next one to start)."""
     try:
         Settings.from_env()
     except SettingError as exc:
@@ -97,9 +98,30 @@ def on_starting(server: Any) -> None:
         for stale in glob.glob(os.path.join(path, "*.db")):
             os.remove(stale)
     else:
-        path = tempfile.mkdtemp(prefix="async-api-metrics-")
+        _remove_orphaned_multiproc_dirs()
+        path = tempfile.mkdtemp(prefix=f"{MADE_DIR_PREFIX}{os.getpid()}-")
         os.environ[MULTIPROC_DIR] = os.environ[MADE_MULTIPROC_DIR] = path
     server.log.info("metrics: multiprocess directory %s", path)
+
+
+def _remove_orphaned_multiproc_dirs() -> None:
+    """The directories that gateways killed before on_exit (SIGKILL, a crash) left in the
+    temporary directory: each is named after its gunicorn master, and removed once no process
+    has that pid (tests/test_metrics.py)."""
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), f"{MADE_DIR_PREFIX}*-*")):
+        pid = os.path.basename(path).removeprefix(MADE_DIR_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def child_exit(server: Any, worker: Any) -> None:

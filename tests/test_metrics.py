@@ -204,6 +204,17 @@ def test_an_unset_multiprocess_dir_is_a_fresh_one_removed_on_exit(observed):
     assert not directory.exists()  # a reload once forgot it had made it
 
 
+
+def test_a_killed_gateways_multiprocess_dir_goes_when_the_next_one_starts(observed, tmp_path):
+    made = {"PROMETHEUS_MULTIPROC_DIR": "", "TMPDIR": str(tmp_path)}  # unset: a fresh one
+    killed = observed.start_gateway(made, workers=1)
+    (left,) = tmp_path.glob("async-api-metrics-*")
+    killed.kill(group=True)  # no on_exit
+    assert left.is_dir()
+    observed.start_gateway(made, workers=1)
+    (fresh,) = tmp_path.glob("async-api-metrics-*")
+    assert fresh != left and not left.exists()
+
 # --- in the test's process: no engine, no gunicorn ------------------------------------------------
 
 
