@@ -31,6 +31,13 @@ CASES = [
     ("POST", "/begin", {"Content-Type": "text/plain"}, b"hello", 415, "unsupported_media_type"),
     ("POST", "/begin", {"Content-Type": "application/json"}, b"[" * 100 + b"]" * 100, 400,
      "too_deep"),
+    ("POST", "/begin", {"Content-Type": "application/json"}, b"[" * 100_000 + b"]" * 100_000,
+     400, "too_deep"),  # past what the parser itself can nest
+    # a compressed body would be read as sent: gzip as malformed JSON, and "br" as plain JSON
+    ("POST", "/begin", {"Content-Type": "application/json", "Content-Encoding": "gzip"},
+     b"\x1f\x8b\x08\x00", 415, "unsupported_content_encoding"),
+    ("POST", "/begin?id=br", {"Content-Type": "application/json", "Content-Encoding": "br"},
+     b'{"g": 1}', 415, "unsupported_content_encoding"),
     ("POST", "/begin", {"Content-Type": "application/json"}, b"\"" + b"a" * (2 << 20) + b"\"",
      413, "request_entity_too_large"),
     ("POST", "/begin?id=" + "a" * 201, {}, None, 400, "invalid_id"),

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import pty
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +18,15 @@ import pytest
 
 from async_api import client as client_module
 from async_api.cli import main as cli_main
-from async_api.client import ApiError, Client, Conflict, NotFound, Overloaded, WaitTimeout
+from async_api.client import (
+    DEFAULT_BODY,
+    ApiError,
+    Client,
+    Conflict,
+    NotFound,
+    Overloaded,
+    WaitTimeout,
+)
 from tests.conftest import SHARED_STACK_ON_SQLITE
 from tests.support.processes import BIN, ROOT, free_port
 from tests.support.slow_engine import slowly_answering
@@ -277,11 +287,23 @@ def test_cli_errors_are_a_line_with_the_api_code_not_a_traceback(stack, nonce):
     assert unreachable.returncode == 3
     assert unreachable.stderr.startswith(f"error: cannot reach {nowhere}")
 
-    not_json = cli(stack.gateway_url, "begin", "{nope")
-    assert not_json.returncode == 64
-    assert "Usage:" in not_json.stderr and "not JSON" in not_json.stderr
-    for failed in (missing, unreachable, not_json):
+    for not_json in ("{nope", '{"a": 1, "a": 2}', '{"a": NaN}', "1e999"):  # as the API reads
+        refused = cli(stack.gateway_url, "begin", not_json)
+        assert refused.returncode == 64, (not_json, refused.stdout)
+        assert "Usage:" in refused.stderr and "not JSON" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    for failed in (missing, unreachable):
         assert "Traceback" not in failed.stderr
+
+
+def test_begin_sends_the_json_it_is_given_null_too(stack, nonce):
+    api = Client(stack.gateway_url)
+    for n, (body, result) in enumerate(((None, "Processed: null"),
+                                        (DEFAULT_BODY, 'Processed: {"foo": "bar"}'))):
+        job_id = api.begin(body, id=f"null-{nonce}-{n}")["promise"]
+        assert api.wait(job_id, timeout=20)["result"]["result"] == result
+    with pytest.raises(ValueError):  # JSON has no NaN: not sent, and not "unreachable"
+        api.begin({"a": float("nan")})
 
 
 def test_cli_sends_the_token_from_the_option_or_the_environment(stack: Stack, nonce):
@@ -314,7 +336,7 @@ def test_the_client_and_the_cli_load_neither_flask_nor_the_engine():
                "or m.startswith('async_api.')))")
     loaded = subprocess.run([sys.executable, "-c", program], cwd=ROOT, capture_output=True,
                             text=True, timeout=60, check=True)
-    assert loaded.stdout.strip() == "['async_api.cli', 'async_api.client']"
+    assert loaded.stdout.strip() == "['async_api.cli', 'async_api.client', 'async_api.strict_json']"
 
 
 def test_an_api_errors_details_are_on_its_line(monkeypatch, capsys):
@@ -329,3 +351,36 @@ def test_an_api_errors_details_are_on_its_line(monkeypatch, capsys):
     assert exited.value.code == 3
     assert capsys.readouterr().err == \
         'error: conflict: Taken. (HTTP 409) {"json": {"items": ["Not a list."]}}\n'
+
+
+def test_a_resend_whose_kept_alive_connection_was_closed_goes_on_a_new_one():
+    """gunicorn closes a connection idle for its keepalive (2 s): a resend after Retry-After: 2
+    could find its connection closing under it. Played here by a server that answers a 503 on a
+    connection, then drops that connection at its next request; a new one gets the job."""
+    overloaded = b'{"error": {"code": "overloaded", "message": "Retry later."}}'
+    job = b'{"job_id": "x", "status": "pending"}'
+    answers = [b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nContent-Type: "
+               b"application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(overloaded), overloaded),
+               b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+               b"%d\r\n\r\n%s" % (len(job), job)]
+    listener = socket.create_server(("127.0.0.1", 0))
+    connections: list[int] = []
+
+    def serve() -> None:
+        for n in range(2):
+            connection, _ = listener.accept()
+            connections.append(n)
+            with connection:
+                connection.recv(65536)
+                connection.sendall(answers[n])
+                if n == 0:
+                    connection.recv(65536)  # the resend, on the kept-alive connection: dropped
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        answer = Client(f"http://127.0.0.1:{listener.getsockname()[1]}").status("x")
+    finally:
+        listener.close()
+    assert answer == {"job_id": "x", "status": "pending"}
+    assert connections == [0, 1]

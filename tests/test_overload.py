@@ -6,6 +6,7 @@ benchmark that measures it (bench/overload.py) runs once here too, so that it ca
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -173,9 +174,9 @@ def _gate_with(limit: int) -> tuple[admission.Admission, Callable[[int], tuple[s
 
     gate = admission.Admission(app, limit, retry_after_seconds=1, max_body_bytes=1024)
 
-    def call(in_flight: int) -> tuple[str, Any]:
+    def call(in_flight: int, path: str = "/begin") -> tuple[str, Any]:
         gate.in_flight, statuses = in_flight, []
-        answer = gate({"PATH_INFO": "/begin", "wsgi.input": io.BytesIO()},
+        answer = gate({"PATH_INFO": path, "wsgi.input": io.BytesIO()},
                       lambda status, headers: statuses.append(status))
         return statuses[0].split()[0], answer
     return gate, call
@@ -207,3 +208,14 @@ def test_the_narrowed_gate_keeps_at_least_one_place():
     gate, call = _gate_with(limit=1)
     gate.paused(1.0)
     assert call(in_flight=0)[0] == "200"
+
+
+def test_a_refusal_under_v1_is_a_google_rpc_status():
+    """Under /v1/ every error is a google.rpc.Status (README, Errors), the gate's too."""
+    _, call = _gate_with(limit=1)
+    status, refusal = call(in_flight=1, path="/v1/operations")
+    error = json.loads(b"".join(refusal))["error"]
+    assert (status, error["code"], error["status"]) == ("503", 503, "UNAVAILABLE")
+    assert error["details"][0]["reason"] == "OVERLOADED"
+    _, refusal = call(in_flight=1)
+    assert json.loads(b"".join(refusal))["error"]["code"] == "overloaded"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from async_api.body import parse_strict
+from async_api.strict_json import parse_strict
 from tests.support.http import assert_error
 
 # (route, body, code, what the message must name)

@@ -130,10 +130,14 @@ def test_webhook_signature_and_payload_are_checked_before_the_engine():
     def send(payload: dict, secret: str | None = SECRET):
         return gateway.post("/webhooks/approval/S1", **approval_webhook(payload, secret))
 
-    assert_error(send({"approved": True}, secret=None), 401, "bad_signature")
+    unsigned = send({"approved": True}, secret=None)
+    assert_error(unsigned, 401, "bad_signature")
+    assert 'header="X-Signature-256"' in unsigned.headers["WWW-Authenticate"]  # RFC 9110
     assert_error(send({"approved": True}, secret="guessed"), 401, "bad_signature")
     assert_error(send({"approved": "yes"}), 422, "unprocessable_entity")
     assert_error(send({"approved": True}), 503, "engine_unavailable")  # valid: on to the engine
+    allowed = gateway.options("/webhooks/approval/S1")  # as on every route: no signature
+    assert (allowed.status_code, "POST" in allowed.headers["Allow"]) == (204, True)
 
 
 @pytest.mark.parametrize(("body", "code"), [

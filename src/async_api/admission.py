@@ -34,13 +34,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from async_api import logs, metrics
+from async_api.errors import GOOGLE_API_PREFIX, OVERLOADED, OVERLOADED_MESSAGE, google_status
 
-# The error the engine's own refusal (EngineBusy, errors.py) answers too: one shape for both.
-OVERLOADED = "overloaded"
-OVERLOADED_MESSAGE = "The gateway is at capacity; retry shortly."
 # Answered whatever the load: liveness, readiness and the metrics of an overloaded gateway.
 EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
 _BODY = json.dumps({"error": {"code": OVERLOADED, "message": OVERLOADED_MESSAGE}}).encode()
+# Under /v1/ (Google's API conventions) every error is a google.rpc.Status, this one too.
+_GOOGLE_BODY = json.dumps(google_status(503, OVERLOADED, OVERLOADED_MESSAGE),
+                          separators=(",", ":")).encode()
 # How long a connection that was just refused waits before its next request is read: it caps
 # what a client ignoring Retry-After costs (at most 200 refusals/s per connection), and keeps
 # its next answer well within 100 ms. 5 ms, not 10: refused clients hear sooner, and wrk's 64
@@ -141,12 +142,13 @@ class Admission:
         answer carries (telemetry.py); no log line, which would cost more than the refusal."""
         metrics.ADMISSION_REFUSED.inc()
         _, traceparent = logs.new_span(environ.get("HTTP_TRACEPARENT"))
+        body = _GOOGLE_BODY if environ.get("PATH_INFO", "").startswith(GOOGLE_API_PREFIX) else _BODY
         start_response("503 SERVICE UNAVAILABLE", [
-            ("Content-Type", "application/json"), ("Content-Length", str(len(_BODY))),
+            ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
             ("Retry-After", self.retry_after),
             (logs.REQUEST_ID_HEADER, logs.request_id(environ.get("HTTP_X_REQUEST_ID"))),
             (logs.TRACEPARENT_HEADER, traceparent)])
-        return _Refusal(self, _BODY)
+        return _Refusal(self, body)
 
 
 def _read_body(environ: dict[str, Any], limit: int) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from async_api.client import (
+    DEFAULT_BODY,
     SUCCEEDED,
     ApiError,
     Client,
@@ -21,6 +22,7 @@ from async_api.client import (
     JobView,
     WaitTimeout,
 )
+from async_api.strict_json import parse_strict
 
 DEFAULT_URL = "http://127.0.0.1:5001"
 EXIT_OK = 0  # and `wait`: the job succeeded
@@ -65,8 +67,8 @@ def cli(ctx: click.Context, url: str, token: str | None) -> None:
 @click.pass_obj
 def begin(client: Client, job_id: str | None, body: str | None, as_json: bool) -> None:
     """Start `foo(JSON)` (default body: the API's {"foo": "bar"})."""
-    try:
-        payload = None if body is None else json.loads(body)
+    try:  # as strictly as the API would read it: no NaN, no key twice
+        payload = DEFAULT_BODY if body is None else parse_strict(body)
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="JSON") from exc
     answer = client.begin(payload, id=job_id)

@@ -8,6 +8,7 @@ per status a caller may want to handle on its own.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,10 +38,13 @@ RUNNING_STATUSES = ("NotStarted", "Running")
 PENDING_STATUSES = ("pending", "waiting_for_approval")
 SUCCEEDED = "resolved"
 PAGE_SIZE = 100  # the largest page GET /jobs serves
+DEFAULT_BODY: Any = object()  # `begin` without a body: the API's default
 
 
 class ClientError(Exception):
     """Anything that kept a call from its answer: catch this one to catch them all."""
+
+    job_id: str | None = None  # set by `begin`: the id it sent (its own when none was given)
 
 
 class Unreachable(ClientError):
@@ -133,11 +137,21 @@ class Client:
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 
-    def begin(self, body: Any, id: str | None = None) -> dict[str, Any]:
-        """POST /begin: starts `foo(body)`; `{"promise", "status", "wait"}`. Without an id one
-        is minted here, not by the server, so that a resend after a 503 cannot start it twice."""
-        return self._call("POST", "/begin", params={"id": id or str(uuid.uuid4())},
-                          json=body).json()
+    def begin(self, body: Any = DEFAULT_BODY, id: str | None = None) -> dict[str, Any]:
+        """POST /begin: starts `foo(body)` (any JSON value, `None` too; by default the API's
+        {"foo": "bar"}); `{"promise", "status", "wait"}`. Without an id one is minted here, not
+        by the server, so that a resend after a 503 cannot start it twice; a `ClientError`
+        carries it as `job_id`, so that a caller may resend after an answer was lost."""
+        job_id = id or str(uuid.uuid4())
+        sent: dict[str, Any] = {}
+        if body is not DEFAULT_BODY:  # NaN or Infinity: ValueError, as JSON has no such number
+            sent = {"data": json.dumps(body, allow_nan=False).encode(),
+                    "headers": {"Content-Type": "application/json"}}
+        try:
+            return self._call("POST", "/begin", params={"id": job_id}, **sent).json()
+        except ClientError as exc:
+            exc.job_id = job_id
+            raise
 
     def submit_job(self, order_id: str, items: list[str]) -> JobView:
         """POST /jobs: the order's job `order:{order_id}`; a resend reconnects to it."""
@@ -223,11 +237,7 @@ class Client:
         UNAVAILABLE_RETRIES times: every call here is safe to resend (ids make starts
         idempotent). Error answers raise their ApiError."""
         for attempt in range(UNAVAILABLE_RETRIES + 1):
-            try:
-                response = self.session.request(method, f"{self.base_url}{path}",
-                                                timeout=REQUEST_TIMEOUT_SECONDS + hold, **kwargs)
-            except requests.RequestException as exc:
-                raise Unreachable(f"cannot reach {self.base_url} ({type(exc).__name__})") from exc
+            response = self._send(method, path, hold, kwargs, resent=attempt > 0)
             if response.ok:
                 return response
             error = api_error(response)
@@ -236,3 +246,18 @@ class Client:
                 raise error
             time.sleep(retry_after_seconds(response, 1.0))
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _send(self, method: str, path: str, hold: float, kwargs: dict[str, Any],
+              resent: bool) -> requests.Response:
+        """One request. A resend comes after a Retry-After sleep, by which the server may have
+        closed the kept-alive connection as idle (gunicorn's keepalive: 2 s): a resend that
+        finds its connection gone is sent once more, on a new one (tests/test_client.py)."""
+        for last_try in ((False, True) if resent else (True,)):
+            try:
+                return self.session.request(method, f"{self.base_url}{path}",
+                                            timeout=REQUEST_TIMEOUT_SECONDS + hold, **kwargs)
+            except requests.RequestException as exc:
+                if last_try or not isinstance(exc, requests.ConnectionError):
+                    raise Unreachable(
+                        f"cannot reach {self.base_url} ({type(exc).__name__})") from exc
+        raise AssertionError("unreachable")  # the last try returns or raises

@@ -7,7 +7,6 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError, ServiceUnavailable
 
-from async_api.admission import OVERLOADED, OVERLOADED_MESSAGE
 from async_api.engine import (
     RESERVED_KEY,
     EngineBusy,
@@ -19,15 +18,21 @@ from async_api.engine import (
     ReservedKey,
 )
 
+# The engine's refusal (EngineBusy) and the admission gate's (admission.py): one shape for both.
+OVERLOADED = "overloaded"
+OVERLOADED_MESSAGE = "The gateway is at capacity; retry shortly."
+
 
 class ApiError(HTTPException):
     """An HTTP error with a machine-readable code, raised by routes."""
 
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(self, status: int, code: str, message: str, details: Any = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = status
         self.error_code = code
         self.details = details
+        self.headers = headers
 
 
 def error_response(
@@ -44,6 +49,8 @@ def error_response(
     return response
 
 
+# The paths that speak Google's API (AIP-193 errors): resources/operations.py.
+GOOGLE_API_PREFIX = "/v1/"
 # google.rpc.Code's names of the HTTP statuses the gateway answers (AIP-193, code.proto).
 GOOGLE_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
                  404: "NOT_FOUND", 405: "UNIMPLEMENTED", 409: "ABORTED", 413: "INVALID_ARGUMENT",
@@ -61,16 +68,23 @@ def as_google_status(response: Response) -> Response:
     error = (response.get_json(silent=True) or {}).get("error") if response.is_json else None
     if response.status_code < 400 or not isinstance(error, dict):
         return response
-    details: list[dict[str, Any]] = [
-        {"@type": ERROR_INFO, "reason": str(error["code"]).upper(), "domain": "async-api"}]
-    violations = [{"field": field, "description": message}
-                  for field, message in _field_messages(error.get("details"))]
-    if violations:
-        details.append({"@type": BAD_REQUEST, "fieldViolations": violations})
-    status = {"code": response.status_code, "message": error["message"],
-              "status": GOOGLE_STATUS.get(response.status_code, "UNKNOWN"), "details": details}
-    response.set_data(current_app.json.dumps({"error": status}, separators=(",", ":")))
+    status = google_status(response.status_code, error["code"], error["message"],
+                           _field_messages(error.get("details")))
+    response.set_data(current_app.json.dumps(status, separators=(",", ":")))
     return response
+
+
+def google_status(status: int, code: str, message: str,
+                  violations: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """The body of an error in the shape of a google.rpc.Status (as_google_status); the
+    admission gate answers its refusals under /v1/ with it too."""
+    details: list[dict[str, Any]] = [
+        {"@type": ERROR_INFO, "reason": str(code).upper(), "domain": "async-api"}]
+    if violations:
+        details.append({"@type": BAD_REQUEST, "fieldViolations": [
+            {"field": field, "description": text} for field, text in violations]})
+    return {"error": {"code": status, "message": message,
+                      "status": GOOGLE_STATUS.get(status, "UNKNOWN"), "details": details}}
 
 
 def _field_messages(details: Any) -> list[tuple[str, str]]:
@@ -96,7 +110,8 @@ def error_code(name: str) -> str:
 
 def _handle_http_exception(exc: HTTPException) -> Response:
     if isinstance(exc, ApiError):
-        return error_response(exc.code, exc.error_code, exc.description, exc.details)
+        return error_response(exc.code, exc.error_code, exc.description, exc.details,
+                              exc.headers)
     status = exc.code or 500
     details = None
     # flask-smorest/webargs put per-field validation messages here

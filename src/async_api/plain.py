@@ -222,11 +222,13 @@ def _has_body(environ: dict[str, Any]) -> bool:
 
 def _plain_body(environ: dict[str, Any], max_bytes: int) -> bytes | None:
     """The body of a request that sends none or plain JSON within `max_bytes`, read and put
-    back for the app; None for any other (the route answers it: 413, 415, a chunked body)."""
+    back for the app; None for any other (the route answers it: 413, 415, a chunked or
+    compressed body)."""
     if not _has_body(environ):
         return b""
     length = environ.get("CONTENT_LENGTH", "")
     if (environ.get("CONTENT_TYPE") != _JSON_TYPE or "HTTP_TRANSFER_ENCODING" in environ
+            or "HTTP_CONTENT_ENCODING" in environ
             or not length.isdigit() or int(length) > max_bytes):
         return None
     raw = environ["wsgi.input"].read(int(length))

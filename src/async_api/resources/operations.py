@@ -13,7 +13,7 @@ from flask_smorest.utils import prepare_response
 
 from async_api import ids, listing, lro
 from async_api.engine import Promise
-from async_api.errors import ApiError, as_google_status
+from async_api.errors import GOOGLE_API_PREFIX, ApiError, as_google_status
 from async_api.jobs import STATES
 from async_api.resources import (
     cancel_pending,
@@ -59,7 +59,8 @@ blp = GoogleApiBlueprint("operations", __name__, url_prefix="/v1",
 @blp.after_app_request
 def _google_errors(response: Response) -> Response:
     """Every error under /v1/, whoever answered it: a route, the auth hook, routing's 405."""
-    return as_google_status(response) if request.path.startswith("/v1/") else response
+    return (as_google_status(response) if request.path.startswith(GOOGLE_API_PREFIX)
+            else response)
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100

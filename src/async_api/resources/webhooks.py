@@ -20,6 +20,8 @@ from async_api.schemas.orders import ApprovalResponseSchema, ApprovalSchema
 blp = Blueprint("webhooks", __name__, description="Callbacks from outside systems.")
 
 SIGNATURE_HEADER = "X-Signature-256"
+# A 401's challenge (RFC 9110: a 401 names one): an HMAC-SHA256 of the body, in that header.
+CHALLENGE = f'Signature header="{SIGNATURE_HEADER}", algorithm="hmac-sha256"'
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -30,12 +32,13 @@ def sign(secret: str, body: bytes) -> str:
 def check_signature() -> None:
     """An app-wide hook, before the body is even parsed: unsigned requests learn nothing."""
     secret = settings().webhook_secret
-    if not secret or request.blueprint != blp.name:
-        return
+    if not secret or request.blueprint != blp.name or request.method == "OPTIONS":
+        return  # OPTIONS: what the route allows, as on every route, unsigned
     given = request.headers.get(SIGNATURE_HEADER, "")
     if not hmac.compare_digest(given.encode(), sign(secret, request.get_data()).encode()):
         raise ApiError(401, "bad_signature",
-                       f"{SIGNATURE_HEADER} is missing or does not match the body.")
+                       f"{SIGNATURE_HEADER} is missing or does not match the body.",
+                       headers={"WWW-Authenticate": CHALLENGE})  # a 401 must say how
 
 
 def install(app: Flask) -> None:
