@@ -244,3 +244,8 @@ def test_a_job_canceled_while_it_runs_ends_its_run_quietly(stack, nonce):
     wait_until(lambda: any("stops: its job was canceled meanwhile" in line for line in lines()),
                15, "the run to end")
     assert not [line for line in lines() if '"level": "WARNING"' in line], lines()
+    # the heartbeat's line that explains it follows the job, as the scheduler's lines do
+    claim_ended = [line for worker in stack.workers for line in worker.json_lines()
+                   if line["msg"].endswith("ended: its job was canceled")
+                   and line.get("job_id") == job_id]
+    assert claim_ended, lines()

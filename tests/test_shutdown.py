@@ -56,6 +56,9 @@ def test_sigterm_past_the_grace_period_hands_the_task_back(make_stack, nonce):
                                                       {"WORKER_GRACE_SECONDS": "0.5"})
     assert impatient.popen.wait(15) == 0
     assert "stopped (tasks handed back)" in impatient.log()
+    ended = [(line.get("job_id"), line.get("outcome")) for line in impatient.json_lines()
+             if line["msg"] == "task finished"]
+    assert ended == [(job_id, "dropped")]  # the job's trail says where its task went
     survivor = stack.start_worker("worker")
 
     assert stack.wait_settled(job_id, timeout=60)["status"] == "resolved"

@@ -94,6 +94,11 @@ class Leases:
             return (lease is not None and not lease.lost
                     and self._clock() < lease.valid_until - self.margin)
 
+    def held_roots(self) -> set[str]:
+        """The workflows whose tasks are held now."""
+        with self._lock:
+            return {lease.root_id for lease in self._by_task.values()}
+
     def claim_pids(self) -> list[str]:
         with self._lock:
             return [lease.claim_pid for lease in self._by_task.values() if not lease.lost]

@@ -371,6 +371,10 @@ class _Scheduler(Scheduler):
         while True:
             for claim_pid in self._leases.claim_pids():
                 sent_at = self._leases.now()
+                root_id = self._leases.root_of(claim_pid)
+                run = self._runs.get(root_id) if root_id else None
+                # its lines follow the job, as those of the scheduler thread do
+                token = logs.bind(**run.fields) if run is not None else None
                 try:
                     response = transport.send(requests.Request(
                         "post", f"{self._store.url}/tasks/heartbeat",
@@ -388,7 +392,19 @@ class _Scheduler(Scheduler):
                 except Exception as exc:  # the next beat tries again
                     _log.warning("heartbeat failed (%s)", exc)
                     break
+                finally:
+                    if token is not None:
+                        logs.unbind(token)
             time.sleep(self._heartbeat_seconds)
+
+    def hand_back_held(self) -> None:
+        """At the end of a drain that did not finish them: each run still held ends here,
+        said and counted as dropped with its job's fields; the server hands its task out again
+        once the claim expires (tests/test_shutdown.py)."""
+        for root_id in self._leases.held_roots():
+            if root_id in self._runs:
+                self._leases.handed_back += 1
+                self._task_ended(root_id, DROPPED)
 
     def _job_settled(self, transport: Transport, claim_pid: str) -> str | None:
         """`canceled` or `timedout` when the claim's job was: the server completed the claimed
@@ -409,6 +425,7 @@ class Worker:
 
     poller: ReconnectingPoller
     leases: Leases
+    hand_back_held: Callable[[], None]  # its scheduler's
 
     def held_tasks(self) -> int:
         return len(self.leases)
@@ -426,7 +443,9 @@ class Worker:
         deadline = time.monotonic() + grace_seconds
         while self.leases and time.monotonic() < deadline:
             time.sleep(0.05)
-        return not self.leases and self.leases.handed_back == handed_back
+        drained = not self.leases and self.leases.handed_back == handed_back
+        self.hand_back_held()
+        return drained
 
 
 def run_worker(
@@ -471,4 +490,4 @@ def _run_node(group: str, registry: FunctionRegistry, url: str, poll_url: str, o
                            store=store, task_source=poller)
     store.fence = scheduler.fence
     scheduler.start()
-    return Worker(poller, leases)
+    return Worker(poller, leases, scheduler.hand_back_held)
