@@ -14,9 +14,14 @@ PYTHON ?= $(or $(wildcard /usr/bin/python3.11),python3)
 .PHONY: run status test lint install bench bench-serving bench-hops bench-scale bench-overload bench-ceiling postgres chromium FORCE
 
 # supervisord restarts whatever dies; see supervisord.conf.
+# The store and the ledger live in RUN_DIR too, unless RESONATE_DATA_DIR or LEDGER_PATH say.
 run: install
+	@n='$(WORKER_PROCESSES)'; case "$$n" in ''|*[!0-9]*) ;; *) [ "$$n" -ge 1 ] && exit 0;; esac; \
+		echo "make run: WORKER_PROCESSES must be a whole number, 1 or more, not '$$n'" >&2; exit 2
 	mkdir -p $(RUN_DIR)
 	PORT=$(PORT) WORKER_PROCESSES=$(WORKER_PROCESSES) RUN_DIR=$(RUN_DIR) \
+		RESONATE_DATA_DIR="$${RESONATE_DATA_DIR:-$(RUN_DIR)}" \
+		LEDGER_PATH="$${LEDGER_PATH:-$(RUN_DIR)/ledger.sqlite}" \
 		$(BIN)/supervisord -c supervisord.conf
 
 # From another terminal: the processes `make run` supervises, and their states.

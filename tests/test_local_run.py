@@ -75,3 +75,13 @@ def test_a_killed_worker_or_server_is_started_again_and_ctrl_c_stops_everything(
                    10, "every process to exit after Ctrl-C")
     finally:
         service.stop(group=True)
+
+
+def test_make_run_without_a_worker_process_stops_at_once(tmp_path):
+    """supervisord started no `worker` group at all, and /begin's jobs never ran."""
+    done = subprocess.run(["make", "-s", "run", "WORKER_PROCESSES=0", f"RUN_DIR={tmp_path}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "WORKER_PROCESSES must be a whole number, 1 or more, not '0'" in done.stderr
+    assert not list(tmp_path.iterdir())  # nothing started

@@ -23,6 +23,7 @@ BAD = [
     ("RESONATE_URL", "localhost:8001"), ("RESONATE_POLL_URL", "http://"),
     ("EMBEDDED_WORKER_GROUPS", "worker,nope"),
     ("JOB_TIMEOUT_SECONDS", "100000000000000000"),  # past the server's int64 ms: every begin 400
+    ("STEP_PAUSE_SECONDS", "abc"),  # read by each step: every step failed, retried for ever
 ]
 
 
@@ -86,6 +87,18 @@ def test_a_worker_group_from_the_environment_is_checked_like_the_option():
 
     assert done.returncode == 2, done.stderr
     assert "WORKER_GROUP must be one of" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_ledger_no_step_could_write_stops_the_worker_at_start(tmp_path):
+    """Each step failed on it, and the SDK retried the step for ever: the job stayed pending."""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    done = subprocess.run([str(BIN / "python"), "-m", "workers", "--group", "worker"], cwd=ROOT,
+                          env={**os.environ, "LEDGER_PATH": str(blocked / "ledger.sqlite")},
+                          capture_output=True, text=True, timeout=30)
+
+    assert done.returncode == 2, done.stderr
+    assert "LEDGER_PATH: cannot open" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_engine_urls_swapped_are_said_not_silent(make_stack):

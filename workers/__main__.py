@@ -17,7 +17,7 @@ import threading
 
 from async_api import logs, metrics
 from async_api.settings import SettingError, Settings
-from workers import priority, serve
+from workers import ledger, priority, serve
 from workers.functions import GROUPS
 
 
@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         logs.setup()
         settings = Settings.from_env()
+        ledger.check()
     except SettingError as exc:
         parser.exit(2, f"python -m workers: {exc}\n")
     priority.give_way(settings.worker_nice)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable, Generator
 from typing import Any
@@ -78,7 +77,7 @@ UNAVAILABLE = "unavailable"  # an item of this name fails validation (demo knob)
 def step_seconds() -> float:
     """STEP_PAUSE_SECONDS slows every business step down, so fault tests can act mid-step
     (the ledger then marks "<step>:started" when a step begins)."""
-    return float(os.environ.get("STEP_PAUSE_SECONDS", "0"))
+    return _settings().step_pause_seconds
 
 
 @functools.cache

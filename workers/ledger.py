@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from async_api.settings import SettingError
+
 DEFAULT_PATH = "data/ledger.sqlite"
 
 
@@ -59,6 +61,16 @@ def _append(step: str, key: str) -> None:
         )
     finally:
         connection.close()
+
+
+def check() -> None:
+    """Opens (or makes) the ledger once, so that a LEDGER_PATH no step could write stops the
+    worker at start (SettingError) rather than failing every step, which the SDK retries for
+    ever."""
+    try:
+        _connect(_path()).close()
+    except (OSError, sqlite3.Error) as exc:
+        raise SettingError(f"LEDGER_PATH: cannot open {_path()!r} ({exc})") from exc
 
 
 def record(ctx: Any, step: str, key: str, work_seconds: float = 0) -> None:

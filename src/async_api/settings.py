@@ -109,6 +109,8 @@ class Settings:
     trusted_proxy_hops: int = 0
     # On SIGTERM, how long a worker lets the tasks it holds finish before it exits.
     worker_grace_seconds: float = 20.0
+    # Workers: every business step first pauses this long (fault tests and demos act mid-step).
+    step_pause_seconds: float = 0.0
     # A worker's claim on a task lasts this long unless a heartbeat renews it. Longer: a worker
     # that dies is replaced later (its tasks wait out the ttl). Shorter: a shorter engine
     # outage makes the workers drop their runs (the step under way may then run twice).
@@ -162,6 +164,7 @@ class Settings:
             long_poll_max_seconds=_env_float("LONG_POLL_MAX_SECONDS", cls.long_poll_max_seconds),
             trusted_proxy_hops=env_int("TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops),
             worker_grace_seconds=_env_float("WORKER_GRACE_SECONDS", cls.worker_grace_seconds),
+            step_pause_seconds=_env_float("STEP_PAUSE_SECONDS", cls.step_pause_seconds),
             claim_ttl_seconds=_env_float("CLAIM_TTL_SECONDS", cls.claim_ttl_seconds, above=True),
             heartbeat_seconds=_env_float("HEARTBEAT_SECONDS", cls.heartbeat_seconds, above=True),
             worker_schedulers=env_int("WORKER_SCHEDULERS", cls.worker_schedulers),
