@@ -3,15 +3,19 @@ CLI as the subprocess a script runs (exit codes, --json, env configuration, erro
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import pty
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -292,8 +296,23 @@ def test_cli_errors_are_a_line_with_the_api_code_not_a_traceback(stack, nonce):
         assert refused.returncode == 64, (not_json, refused.stdout)
         assert "Usage:" in refused.stderr and "not JSON" in refused.stderr
         assert "Traceback" not in refused.stderr
-    for failed in (missing, unreachable):
+    with page_server() as page:  # a URL that answers 200, with a page: not the API
+        not_the_api = cli(page, "jobs")
+    assert not_the_api.returncode == 3, not_the_api.stderr
+    assert "not the API's JSON: is it an async-api gateway?" in not_the_api.stderr
+    for failed in (missing, unreachable, not_the_api):
         assert "Traceback" not in failed.stderr
+
+
+def test_cli_output_closed_early_is_no_traceback_and_no_job_failure(stack, nonce):
+    for n in range(3):
+        stack.begin(f"pipe-{nonce}-{n}", {"nonce": nonce})
+    # `true` reads nothing and is gone long before the CLI has its answer to write
+    reader = subprocess.run(f"{CLI} jobs --limit 100 | true; exit ${{PIPESTATUS[0]}}",
+                            shell=True, executable="/bin/bash", capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "ASYNC_API_URL": stack.gateway_url})
+    assert reader.returncode == 141, reader.stderr  # not 1, "the job failed"
+    assert "Traceback" not in reader.stderr
 
 
 def test_begin_sends_the_json_it_is_given_null_too(stack, nonce):
@@ -304,6 +323,28 @@ def test_begin_sends_the_json_it_is_given_null_too(stack, nonce):
         assert api.wait(job_id, timeout=20)["result"]["result"] == result
     with pytest.raises(ValueError):  # JSON has no NaN: not sent, and not "unreachable"
         api.begin({"a": float("nan")})
+
+
+@contextlib.contextmanager
+def page_server() -> Iterator[str]:
+    """A server that answers every GET with 200 and an HTML page; yields its URL."""
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", "13")
+            self.end_headers()
+            self.wfile.write(b"<p>a page</p>")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
 
 
 def test_cli_sends_the_token_from_the_option_or_the_environment(stack: Stack, nonce):
@@ -345,6 +386,7 @@ def test_an_api_errors_details_are_on_its_line(monkeypatch, capsys):
 
     monkeypatch.setattr(Client, "_call", refused)
     monkeypatch.setattr(sys, "argv", ["async-api", "status", "x"])
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # pytest keeps its SIGPIPE
     with pytest.raises(SystemExit) as exited:
         cli_main()
 

@@ -7,6 +7,7 @@ part of the interface, so that a script can branch on them: see EXIT_*.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -54,7 +55,8 @@ def cli(ctx: click.Context, url: str, token: str | None) -> None:
     """Start, watch and manage durable jobs of an async-api gateway.
 
     Exit codes: 0 done (for `wait`: succeeded), 1 the job failed or was canceled, 2 `wait`
-    timed out, 3 the API answered an error or could not be reached, 64 bad arguments.
+    timed out, 3 the API answered an error or could not be reached, 64 bad arguments, 141 its
+    output was closed before it was written (`| head`).
     """
     ctx.obj = Client(url, token)
 
@@ -250,6 +252,9 @@ def main() -> None:
     """The console script. click runs in non-standalone mode so that usage errors exit 64, not
     click's 2 (for `wait`, 2 means the job did not settle in time), and so that an API error is
     one line on stderr, not a traceback."""
+    # Output whose reader went away (`| head -1`) ends the process as it ends `cat`: a shell
+    # says 141, where click would exit 1, this CLI's "the job failed".
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         code = cli.main(standalone_mode=False)
     except click.UsageError as exc:

@@ -51,6 +51,10 @@ class Unreachable(ClientError):
     """No HTTP answer at all: connection refused, reset or timed out."""
 
 
+class NotTheApi(ClientError):
+    """A success answer that is not the API's JSON: the URL names something else."""
+
+
 class ApiError(ClientError):
     """The API answered with an error: its HTTP status and the code and message it sent."""
 
@@ -98,7 +102,7 @@ def api_error(response: requests.Response) -> ApiError:
         code, message, details = error["code"], error["message"], error.get("details")
     except (ValueError, KeyError, TypeError):
         code, message, details = f"http_{response.status_code}", (
-            response.text.strip()[:200] or response.reason), None
+            " ".join(response.text.split())[:200] or response.reason), None  # one line
     return ERRORS_BY_STATUS.get(response.status_code, ApiError)(
         response.status_code, code, message, details)
 
@@ -239,6 +243,11 @@ class Client:
         for attempt in range(UNAVAILABLE_RETRIES + 1):
             response = self._send(method, path, hold, kwargs, resent=attempt > 0)
             if response.ok:
+                content_type = response.headers.get("Content-Type", "")
+                if not content_type.startswith("application/json"):
+                    raise NotTheApi(f"{self.base_url} answered {response.status_code} "
+                                    f"{content_type or 'without a content type'}, not the API's "
+                                    "JSON: is it an async-api gateway?")
                 return response
             error = api_error(response)
             resend = isinstance(error, Overloaded) and "Retry-After" in response.headers
