@@ -117,6 +117,16 @@ def raw_exchange(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
     return int(status_line.split()[1]), {k.lower(): v for k, v in headers.items()}, body
 
 
+def test_an_http_1_1_request_without_host_is_a_400(stack):
+    """RFC 9112: a server MUST answer 400; its Location named gunicorn's bind address."""
+    status, headers, body = raw_exchange(
+        stack.gateway_url,
+        b"POST /begin?id=no-host HTTP/1.1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+
+    check_error(status, headers["content-type"], json.loads(body), 400, "bad_host")
+    assert "x-request-id" in headers
+
+
 @pytest.mark.parametrize("request_bytes", [
     b"NOT AN HTTP REQUEST\r\n\r\n",
     b"GET /healthz HTTP/1.1\r\nHost: x\r\nA header without a colon\r\n\r\n",
@@ -128,6 +138,7 @@ def test_gunicorn_answers_malformed_http_with_json_400(stack, request_bytes):
 
     check_error(status, headers["content-type"], json.loads(body), 400, "bad_request")
     assert int(headers["content-length"]) == len(body)
+    assert headers["x-request-id"] and headers["traceparent"].startswith("00-")
 
 
 

@@ -91,8 +91,11 @@ API_BLUEPRINTS = (health.blp, polling.blp, jobs.blp, status_monitor.blp, operati
 
 def _check_host() -> None:
     """A Host header that names no valid host is a 400 (RFC 9112), not a job whose answer's
-    absolute URLs read `http:///...`."""
-    if not request.host:
+    absolute URLs read `http:///...`; so is none at all in HTTP/1.1 (the URLs then named the
+    address gunicorn is bound to)."""
+    missing = ("HTTP_HOST" not in request.environ
+               and request.environ.get("SERVER_PROTOCOL") == "HTTP/1.1")
+    if missing or not request.host:
         raise ApiError(400, "bad_host", "The Host header does not name a valid host.")
 
 
