@@ -14,6 +14,8 @@ import json
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,6 +34,7 @@ ARTIFACTS = ROOT / "test-artifacts"  # ignored by git: the screenshots of the la
 TOKENS = {"alice": "alice-token", "bob": "bob-token", "carol": "carol-token"}
 TOKEN_KEY = "async-api.token"  # app.js keeps the token under this sessionStorage key
 STEP_PAUSE = 1.5  # s each business step of the module's worker takes
+REFRESH_MS = 2000  # app.js's REFRESH_MS: how often the page paints again while auto-refreshing
 JOB_MS = 20_000  # ms a job gets to reach a state on the page (the machine may be loaded)
 expect.set_options(timeout=10_000)  # ms for anything else the page shows (default 5 s)
 
@@ -180,6 +183,16 @@ def fact(page: Page, label: str) -> Locator:
     return page.locator(f'#job-facts dd[data-fact="{label}"]')
 
 
+def duration_shown(start: str, end: str) -> str:
+    """What app.js's humanDuration shows for `start` to `end` (ISO times), under a minute."""
+    ms = round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000)
+    assert ms < 60_000, (start, end)
+    if ms < 1000:
+        return f"{max(0, ms)} ms"
+    # toFixed(1) rounds a tie up (3.25 is "3.3"), Python's format to even
+    return f"{(Decimal(ms) / 1000).quantize(Decimal('0.1'), ROUND_HALF_UP)} s"
+
+
 def test_the_token_is_asked_for_kept_in_session_storage_and_forgotten(gateway, page):
     page.goto(f"{gateway.url}/ui")  # redirected to /ui/
     expect(page.locator("#message")).to_have_text("This gateway needs a token.")
@@ -223,17 +236,49 @@ def test_a_job_started_on_the_page_succeeds_with_its_arguments_and_steps(gateway
     save_screenshot(page, tmp_path, "ui-job.png")
 
 
-def test_a_running_job_is_canceled_with_its_button(gateway, page, nonce):
+def test_a_running_job_is_canceled_with_its_button_and_its_sleep_abandoned(gateway, page,
+                                                                          nonce):
     held = f"ui-held-{nonce}"
     gateway.begin(held, {"sleep": 30, "nonce": nonce})  # waits durably for 30 s
     open_dashboard(page, gateway, at=f"#/jobs/{held}")
     expect(title_status(page)).to_have_text("running")
     expect(page.locator("#timeline li .step-kind")).to_have_text(["sleep"])
+    expect(page.locator("#timeline li .status")).to_have_text(["running"])
     page.click("#cancel")
     expect(page.locator("#message")).to_have_text(f"Canceled {held}.")
     expect(title_status(page)).to_have_text("canceled")
     expect(page.locator("#cancel")).to_be_hidden()
-    assert gateway.job(held)["status"] == "canceled"
+    job = gateway.job(held)
+    assert job["status"] == "canceled"
+
+    # the engine keeps the sleep pending; the page shows it will never run on, and stops its
+    # clock at the cancel: after a refresh or two it still shows the sleep's time until then
+    sleep = page.locator("#timeline li")
+    expect(sleep).to_have_attribute("data-status", "abandoned")
+    expect(sleep.locator(".status")).to_have_text("abandoned")
+    [step] = gateway.request("GET", f"/jobs/{held}/steps")["steps"]
+    assert step["status"] == "pending"
+    page.wait_for_timeout(REFRESH_MS + 500)  # a clock still running to now has moved on
+    expect(sleep.locator(".step-duration")).to_have_text(
+        duration_shown(step["created_at"], job["completed_at"]))
+
+
+def test_an_id_with_a_slash_is_not_asked_for(gateway, page, nonce):
+    """The gateway decodes %2F: /jobs/ID%2Fsteps would answer ID's steps, painted as a job."""
+    job_id = f"ui-slash-{nonce}"
+    gateway.begin(job_id, {"nonce": nonce})
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    open_dashboard(page, gateway)  # the token first: the page below asks the gateway nothing
+    page.goto(f"{gateway.url}/ui/#/jobs/{job_id}/steps")
+    expect(page.locator("#message")).to_contain_text("No job has this id.")
+    expect(page.locator("#job-title")).to_have_text(f"{job_id}/steps")
+    expect(page.locator("#job-facts")).to_be_empty()
+    expect(page.locator("#timeline")).to_be_empty()
+    page.goto(f"{gateway.url}/ui/#/jobs/{quote(job_id + '/steps', safe='')}")  # escaped alike
+    expect(page.locator("#job-title")).to_have_text(f"{job_id}/steps")
+    expect(page.locator("#message")).to_contain_text("No job has this id.")
+    assert not [url for url in asked if job_id in url], asked
 
 
 def test_a_failed_job_shows_its_reason_and_is_retried_with_its_button(gateway, page, nonce):

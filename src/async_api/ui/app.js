@@ -9,6 +9,7 @@ const REFRESH_MS = 2000;
 const LABELS = {
   pending: "running", waiting_for_approval: "waiting for approval", resolved: "succeeded",
   rejected: "failed", canceled: "canceled", timedout: "timed out",
+  abandoned: "abandoned", // the page's own, for a step its ended job never finished (asEnded)
 };
 const RUNNING = new Set(["pending", "waiting_for_approval"]);
 const RETRYABLE = new Set(["rejected", "canceled", "timedout"]);
@@ -219,7 +220,13 @@ async function loadSteps(job) {
   return offers(job, "steps") ? (await api("GET", jobPath(job.job_id, "steps"))).steps : null;
 }
 
+// What the gateway answers for an id that names no job.
+const NO_SUCH_JOB = {error: {code: "not_found", message: "No job has this id."}};
+
 async function loadJob(jobId) {
+  // No id holds "/", and the gateway decodes the %2F of one into another route's path
+  // (order:A1/steps is order:A1's steps), whose answer would be painted as a job: not asked.
+  if (jobId.includes("/")) throw new ApiError(404, NO_SUCH_JOB);
   const job = await api("GET", jobPath(jobId));
   return {job, steps: await loadSteps(job)};
 }
@@ -282,8 +289,15 @@ function stepItem(step) {
       span(step.created_at, step.completed_at, step.status === "pending")));
 }
 
-function paintSteps(steps) {
-  $("timeline").replaceChildren(...(steps || []).map(stepItem));
+// A job that ended (canceled, timed out) leaves the steps it was in stored as pending: they
+// will never go on, so they are shown abandoned, timed to the job's end rather than to now.
+function asEnded(step, job) {
+  if (step.status !== "pending" || RUNNING.has(job.status)) return step;
+  return {...step, status: "abandoned", completed_at: job.completed_at};
+}
+
+function paintSteps(steps, job) {
+  $("timeline").replaceChildren(...(steps || []).map((step) => stepItem(asEnded(step, job))));
   const none = steps === null ? "This gateway does not list a job's steps."
     : steps.length === 0 ? "No steps yet." : "";
   $("no-steps").textContent = none;
@@ -302,7 +316,7 @@ function paintJob({job, steps}) {
   $("job-progress").replaceChildren(...progressDetail(job.progress));
   paintBlock("job-outcome", ...outcome(job));
   paintBlock("job-args", null, job.args);
-  paintSteps(steps);
+  paintSteps(steps, job);
   $("cancel").hidden = !RUNNING.has(job.status);
   $("retry").hidden = !canRetry(job);
 }
