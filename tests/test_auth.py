@@ -90,6 +90,15 @@ def test_openapi_declares_the_bearer_scheme_only_when_on(client, offline):
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert spec["security"] == [{"bearerAuth": []}]
     assert "security" not in offline.get("/openapi.json").get_json()
+    # what needs no token says so, and what needs one documents its 401
+    paths = spec["paths"]
+    for open_path, method in (("/healthz", "get"), ("/readyz", "get"),
+                              ("/webhooks/approval/{order_id}", "post")):  # signed instead
+        assert paths[open_path][method]["security"] == [], open_path
+    for guarded, method in (("/begin", "post"), ("/jobs/{job_id}", "get"),
+                            ("/v1/operations", "get")):
+        assert "security" not in paths[guarded][method]
+        assert "401" in paths[guarded][method]["responses"], guarded
 
 
 def test_gunicorn_gateway_enforces_tokens_end_to_end(stack, nonce):

@@ -125,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                                                 poll_url=settings.resonate_poll_url)
     auth.install(app, settings)
     app.url_map.converters.update(id=ids.IdConverter, new_id=ids.NewIdConverter)
-    api = DocumentedApi(app)
+    api = DocumentedApi(app, spec_kwargs={"extra_plugins": [auth.SecurityDoc(settings)]})
     api.register_converter(ids.IdConverter, lambda _: {"type": "string", **ID_RULES})
     api.register_converter(ids.NewIdConverter, lambda _: {"type": "string", **NEW_ID_RULES})
     for blueprint in API_BLUEPRINTS:

@@ -17,6 +17,7 @@ import hmac
 import re
 from typing import Any
 
+from apispec import BasePlugin
 from flask import Flask, Response, g, request
 
 from async_api.errors import error_response
@@ -81,6 +82,32 @@ def may_change(principal: str | None, owner: str | None, admins: tuple[str, ...]
     a shared quote canceled by one principal would be canceled for every other."""
     only = owner_filter(principal, admins)
     return only is None or owner == only
+
+
+class SecurityDoc(BasePlugin):
+    """With auth on, the OpenAPI document says which operations need no token (the probes;
+    the webhooks when signed: `security: []`) and that the others answer 401, in the error
+    shape of their route (its `default` response)."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.auth_on, self.webhooks_signed = bool(settings.api_tokens), bool(
+            settings.webhook_secret)
+
+    def operation_helper(self, path: str | None = None,
+                         operations: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        if not self.auth_on or path is None:
+            return
+        for operation in (operations or {}).values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue  # path-level parameters
+            responses = operation["responses"]
+            if is_open(path, self.webhooks_signed):
+                operation["security"] = []
+            elif "default" in responses:  # a component's name, or the response itself
+                default = responses["default"]
+                responses.setdefault("401", {**default, "description": "No valid bearer token."}
+                                     if isinstance(default, dict) else default)
 
 
 def spec_options(settings: Settings) -> dict[str, Any]:
