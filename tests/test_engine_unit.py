@@ -6,7 +6,10 @@ import threading
 from queue import Queue
 
 import pytest
+from resonate.actions import RFI
+from resonate.dataclasses import Invocation
 from resonate.encoders import JsonEncoder
+from resonate.record import Record
 from resonate.stores.record import DurablePromiseRecord, Param, TaskRecord, Value
 
 from async_api.engine import JobSettledElsewhere, Promise
@@ -199,3 +202,46 @@ def test_a_dropped_runs_unwritten_step_is_forgotten():
     promises.forget("job-1.1")
 
     assert promises._unwritten == {}
+
+
+def test_forgetting_a_started_workflow_forgets_its_starter():
+    """A fan-out holds its squares' records among its children. A square dropped here (its
+    claim lost in an engine outage) and run again got a new record; the fan-out, resumed, still
+    waited on the old one, and once the others were done the SDK's AssertionError became its
+    result: the job rejected. Forgetting the square forgets the fan-out too, which replays."""
+    (worker,) = run_worker("worker", [], "http://127.0.0.1:1", "http://127.0.0.1:1")
+    scheduler = worker.hand_back_held.__self__  # type: ignore[attr-defined]
+    try:
+        fan_out = Record("fan", RFI(Invocation("fan_out_workflow", 2)), None, ctx=None)
+        squares = [Record(f"fan.{n}", RFI(Invocation("square", n)), fan_out, ctx=None)
+                   for n in (1, 2)]
+        for square in squares:
+            fan_out.add_child(square)
+        scheduler._records.update({record.id: record for record in (fan_out, *squares)})
+
+        scheduler._forget("fan.2")
+
+        assert scheduler._records == {}  # the square, and the fan-out that started it
+    finally:
+        worker.drain(0)
+
+
+def test_a_callback_registered_before_is_awaited():
+    """The server answers a callback it holds already (a replay's, same id) with none and the
+    promise pending; SDK 0.4.10 asserted the promise was settled, and the replay was dropped
+    at every claim until it was."""
+    pending = {"id": "fan.3", "state": "PENDING", "timeout": 1, "param": {}, "value": {},
+               "createdOn": 1, "tags": None}
+
+    class Answer:
+        def json(self) -> dict:
+            return {"callback": None, "promise": pending}
+
+    callbacks = FencedStore("http://127.0.0.1:1", timeout_seconds=0.2).callbacks
+    callbacks._call = lambda request: Answer()
+
+    promise, callback = callbacks.create(id="cb-1", promise_id="fan.3", root_promise_id="fan",
+                                         timeout=9, recv="poll://any@worker")
+
+    assert promise.state == "PENDING"
+    assert (callback.callback_id, callback.id) == ("cb-1", "fan.3")  # awaited, not "settled"

@@ -362,6 +362,18 @@ class _Scheduler(Scheduler):
         for awaiting in (self._awaiting_lfi, self._awaiting_rfi):
             for blocked in awaiting.values():
                 blocked[:] = [record_id for record_id in blocked if record_id not in doomed]
+        started_by = root.parent.root() if root.parent is not None else None
+        if (started_by is not None and started_by.id not in doomed
+                and self._records.get(started_by.id) is started_by):
+            # The workflow that started this one (a fan-out, its square) keeps its record among
+            # its children: a later run here makes a new record, so the kept one is never done,
+            # and once the rest was, the SDK's own assertion became the fan-out's result (the
+            # job rejected). That workflow replays from the server instead
+            # (tests/test_engine_unit.py::test_forgetting_a_started_workflow_forgets_its_starter).
+            if started_by.has_task():
+                self._drop(started_by.id, f"{root_id}, which it started, was dropped here")
+            else:
+                self._forget(started_by.id)
 
     # --- heartbeats -----------------------------------------------------------------------
 
