@@ -395,6 +395,25 @@ def test_an_api_errors_details_are_on_its_line(monkeypatch, capsys):
         'error: conflict: Taken. (HTTP 409) {"json": {"items": ["Not a list."]}}\n'
 
 
+def test_a_failed_begin_says_the_id_it_sent(monkeypatch, capsys):
+    """Without --id the client mints one: a begin whose answer was lost (a 503 after the
+    engine stored it, no answer at all) ran a job the user could neither find nor resend."""
+    def lost(client, *args, **kwargs):
+        raise client_module.Unreachable("cannot reach http://gateway (ReadTimeout)")
+
+    monkeypatch.setattr(Client, "_call", lost)
+    monkeypatch.setattr(sys, "argv", ["async-api", "begin", '{"n": 1}'])
+    monkeypatch.setattr(signal, "signal", lambda *_: None)
+    with pytest.raises(SystemExit) as exited:
+        cli_main()
+
+    assert exited.value.code == 3
+    error, said = capsys.readouterr().err.splitlines()
+    assert error == "error: cannot reach http://gateway (ReadTimeout)"
+    minted = said.split()[2]
+    assert uuid.UUID(minted) and f"`begin --id {minted}` again" in said
+
+
 def test_a_resend_whose_kept_alive_connection_was_closed_goes_on_a_new_one():
     """gunicorn closes a connection idle for its keepalive (2 s): a resend after Retry-After: 2
     could find its connection closing under it. Played here by a server that answers a 503 on a
@@ -426,3 +445,18 @@ def test_a_resend_whose_kept_alive_connection_was_closed_goes_on_a_new_one():
         listener.close()
     assert answer == {"job_id": "x", "status": "pending"}
     assert connections == [0, 1]
+
+
+def test_wait_rides_out_an_engine_restart(make_stack, nonce):
+    """`wait --timeout 60` gave up 3 s into an engine restart (its 503s), the job resolving
+    later."""
+    stack = make_stack()
+    stack.start(["worker"])
+    job_id = f"restart-{nonce}"
+    assert stack.begin(job_id, {"sleep": 4, "nonce": nonce}).status_code == 202
+    with ThreadPoolExecutor(1) as pool:
+        waited = pool.submit(Client(stack.gateway_url).wait, job_id, 60)
+        stack.engine.kill()
+        time.sleep(6)  # the client's three resends of a 503 take about 3 s
+        stack.engine.start()
+        assert waited.result(timeout=60)["status"] == "resolved"

@@ -263,12 +263,16 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
-    except ApiError as exc:
-        details = f" {json.dumps(exc.details)}" if exc.details else ""  # which fields, why
-        click.echo(f"error: {exc.code}: {exc.message} (HTTP {exc.status}){details}", err=True)
-        code = EXIT_API_ERROR
     except ClientError as exc:
-        click.echo(f"error: {exc}", err=True)
+        if isinstance(exc, ApiError):
+            details = f" {json.dumps(exc.details)}" if exc.details else ""  # which fields, why
+            click.echo(f"error: {exc.code}: {exc.message} (HTTP {exc.status}){details}",
+                       err=True)
+        else:
+            click.echo(f"error: {exc}", err=True)
+        if exc.job_id is not None:  # `begin`'s, minted or given: the job may have started
+            click.echo(f"job id: {exc.job_id} (sending `begin --id {exc.job_id}` again with "
+                       "the same JSON is safe)", err=True)
         code = EXIT_API_ERROR
     except (click.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)

@@ -205,7 +205,8 @@ class Client:
 
         Long-polls the status monitor (`Prefer: wait=S`), so the answer comes as soon as the job
         settles. An answer the server did not hold (no long-poll there, or a gateway shutting
-        down) is followed by a pause: at least its Retry-After, growing to MAX_BACKOFF_SECONDS.
+        down) is followed by a pause: at least its Retry-After, growing to MAX_BACKOFF_SECONDS;
+        so is a 503 or no answer at all (an engine restarting), until `timeout`.
         With `on_pending`, holds last at most `pending_interval` and the job's view (with its
         `progress`, when the job reports one) is passed to it after each of them.
         """
@@ -216,8 +217,17 @@ class Client:
         while True:
             hold = max(min(deadline - time.monotonic(), max_hold), 0.0)
             sent = time.monotonic()
-            monitor = self._call("GET", job_path(job_id, "operation"),
-                                 headers={"Prefer": f"wait={hold:.3f}"}, hold=hold)
+            try:
+                monitor = self._call("GET", job_path(job_id, "operation"),
+                                     headers={"Prefer": f"wait={hold:.3f}"}, hold=hold)
+            except (Overloaded, Unreachable):
+                # The job runs on while the engine or the gateway restarts: asked again until
+                # `timeout`, not given up after _call's few resends (tests/test_client.py).
+                if time.monotonic() + backoff >= deadline:
+                    raise
+                time.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
             if monitor.json()["status"] not in RUNNING_STATUSES:
                 return self.status(job_id)
             granted = granted_hold(monitor)
