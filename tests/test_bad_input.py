@@ -44,6 +44,10 @@ CASES = [
     ("POST", "/begin?id=white space", {}, None, 400, "invalid_id"),
     # a client id shaped like a workflow step's ("<id>.1") or like the service's own ids
     ("POST", "/begin?id=job-1.1", {}, None, 400, "invalid_id"),
+    # a start's query knows `id` alone: a misspelt one would start a new job at every resend
+    ("POST", "/begin?ID=job-1", {}, None, 400, "bad_request"),
+    ("POST", "/fan-out-workflow?job_id=fan-1", {"Content-Type": "application/json"},
+     b'{"count": 1}', 422, "unprocessable_entity"),
     ("POST", "/begin?id=order:B7", {}, None, 400, "invalid_id"),
     ("POST", "/fan-out-workflow?id=fan.1", {}, None, 400, "invalid_id"),
     ("POST", "/orders/B7.1/approve-and-ship", {}, None, 404, "not_found"),

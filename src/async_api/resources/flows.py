@@ -8,7 +8,7 @@ import functools
 from collections.abc import Callable
 
 from flask_smorest import Blueprint
-from marshmallow import Schema
+from marshmallow import RAISE, Schema
 
 from async_api import contract, ids
 from async_api.contract import DurableFunction
@@ -31,7 +31,7 @@ def flow_route(
     """What every flow route shares: POST, an optional ?id=, a body, 202 or 409."""
     decorators = [
         blp.route(path, methods=["POST"]),
-        blp.arguments(OptionalIdQuerySchema(), location="query"),
+        blp.arguments(OptionalIdQuerySchema(), location="query", unknown=RAISE),
         blp.arguments(body_schema()),
         blp.response(202, answer_schema),
         blp.doc(**started_job_links()),

@@ -2,6 +2,7 @@
 
 from flask import Flask, Response, current_app, request, url_for
 from flask_smorest import Blueprint
+from marshmallow import RAISE
 
 from async_api import body, contract, ids, plain
 from async_api.resources import (
@@ -40,7 +41,8 @@ def answers() -> plain.Answers:
 
 
 @blp.route(plain.BEGIN_ROUTE, methods=["POST"])
-@blp.arguments(OptionalIdQuerySchema(), location="query", error_status_code=400)
+@blp.arguments(OptionalIdQuerySchema(), location="query", unknown=RAISE,
+               error_status_code=400)
 @blp.response(202, BeginResponseSchema)
 @blp.doc(**started_job_links("promise"))
 @blp.alt_response(409, schema=ErrorResponseSchema, description="Id reused with another body.")

@@ -35,6 +35,10 @@ class QuerySchema(Schema):
 
 
 class OptionalIdQuerySchema(QuerySchema):
+    """The query of a request that starts a job, read with `unknown=RAISE` (the routes say
+    so: webargs reads a query's unknown parameters as its own default says): a misspelt id
+    (`ID=`, `job_id=`) would otherwise start a new job at every resend."""
+
     id = fields.String(metadata={"description": "Client-chosen job id; re-sending it reconnects "
                                                 "to the same run.", **NEW_ID_RULES})
 
