@@ -217,6 +217,19 @@ def test_cli_shows_jobs_as_lines_or_json(stack, nonce):
     assert len(rows) > 1  # the other tests' jobs too
 
 
+def test_the_client_and_the_cli_list_the_jobs_waiting_for_approval(stack, nonce):
+    job_id = f"order:CW-{nonce}"
+    assert stack.post(f"/orders/CW-{nonce}/approve-and-ship").status_code == 202
+    client = Client(stack.gateway_url)
+    assert [job["status"] for job in client.jobs(status=["waiting_for_approval"])
+            if job["job_id"] == job_id] == ["waiting_for_approval"]
+    table = cli(stack.gateway_url, "jobs", "--status", "waiting_for_approval", "--limit", "500")
+    assert table.returncode == 0, table.stderr
+    assert [job_id, "waiting_for_approval"] in [line.split()[:2]
+                                                for line in table.stdout.splitlines()]
+    assert stack.post(f"/jobs/{job_id}/cancel").status_code == 200
+
+
 def test_retry_and_steps_through_the_client_and_the_cli(stack, nonce):
     client, url = Client(stack.gateway_url), stack.gateway_url
     failed = client.begin({"fail": "not today", "n": nonce})["promise"]

@@ -76,7 +76,7 @@ def test_listing_takes_the_state_words_of_wait_and_reads_the_old_ones(offline):
                  "unprocessable_entity")
     # a state it takes gets as far as the (absent) engine
     for state in ("pending", "resolved", "rejected", "canceled", "timedout",
-                  "running", "done", "failed", "cancelled", "timed_out"):
+                  "waiting_for_approval", "running", "done", "failed", "cancelled", "timed_out"):
         assert_error(offline.get("/jobs", query_string={"state": state}), 503,
                      "engine_unavailable")
 

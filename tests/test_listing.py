@@ -7,10 +7,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 
 from async_api import listing
 from async_api.engine import CANCELED, PENDING, REJECTED, RESOLVED, TIMEDOUT
-from async_api.jobs import STATES
+from async_api.jobs import STATES, WAITING_FOR_APPROVAL
+from tests.conftest import GATEWAY_ENV
+from tests.support.http import approval_webhook
+from tests.support.processes import wait_until
 from tests.support.stack import Stack
 
 
@@ -107,8 +111,73 @@ def test_filters_by_several_states_function_and_creation_time(stack, nonce):
     assert listed(created_after=later) == set()
 
 
+def test_waiting_for_approval_lists_exactly_the_jobs_a_job_view_calls_so(stack, nonce):
+    """The job view's state is a filter too: the orders whose approval is pending, shown as
+    waiting, not a plain pending job; paged, its cursor keeps the filter; `pending` lists them
+    all, as pending."""
+    since = datetime.now(UTC).isoformat()  # server and test share the clock
+    orders = [f"LW-{nonce}-{n}" for n in range(3)]
+    waiting = [f"order:{order_id}" for order_id in orders]
+    for order_id in orders:
+        assert stack.post(f"/orders/{order_id}/approve-and-ship").status_code == 202
+    sleeping, failed = f"lw-sleep-{nonce}", f"lw-fail-{nonce}"
+    assert stack.begin(sleeping, {"sleep": 30}).status_code == 202
+    assert stack.begin(failed, {"fail": "no"}).status_code == 202
+    stack.wait_settled(failed)
+    for job_id in waiting:
+        wait_until(lambda job_id=job_id: stack.get(f"/jobs/{job_id}").json()["status"]
+                   == WAITING_FOR_APPROVAL, 15, f"{job_id} to wait for approval")
+
+    ours = {*waiting, sleeping, failed}
+
+    def listed(*states: str, limit: int = 100) -> dict[str, dict]:
+        """The jobs of this test a listing shows (a slow machine may start others meanwhile)."""
+        found = pages(stack, "/jobs", {"state": list(states), "created_after": since,
+                                       "limit": limit}, "jobs", "cursor", "next_cursor")
+        return {job["job_id"]: job for page in found for job in page if job["job_id"] in ours}
+
+    alone = listed(WAITING_FOR_APPROVAL)
+    assert set(alone) == set(waiting)
+    assert {job["status"] for job in alone.values()} == {WAITING_FOR_APPROVAL}
+    assert alone[waiting[0]]["waiting_for"] == f"approval:{orders[0]}"
+    assert listed(WAITING_FOR_APPROVAL, limit=1) == alone  # pages of one, the same filter
+    with_failed = listed(WAITING_FOR_APPROVAL, REJECTED)
+    assert set(with_failed) == {*waiting, failed}
+    assert with_failed[failed]["status"] == REJECTED
+    pending = listed(PENDING)
+    assert set(pending) == {*waiting, sleeping}
+    assert {job["status"] for job in pending.values()} == {PENDING}
+
+    cursor = stack.get("/jobs", params={"state": WAITING_FOR_APPROVAL, "created_after": since,
+                                        "limit": 1}).json()["next_cursor"]
+    other = stack.get("/jobs", params={"state": PENDING, "created_after": since, "limit": 1,
+                                       "cursor": cursor})
+    assert other.status_code == 400, other.text
+
+    approved = requests.post(f"{stack.gateway_url}/webhooks/approval/{orders[0]}", timeout=10,
+                             **approval_webhook({"approved": True},
+                                                GATEWAY_ENV["WEBHOOK_SECRET"]))
+    assert approved.status_code == 200, approved.text
+    assert set(listed(WAITING_FOR_APPROVAL)) == set(waiting[1:])
+    for job_id in (sleeping, *waiting[1:]):
+        assert stack.post(f"/jobs/{job_id}/cancel").status_code == 200
+    assert listed(WAITING_FOR_APPROVAL) == {}
+
+
+def test_a_cursor_knows_waiting_for_approval_from_pending():
+    """Both filter the engine's pending jobs: the fingerprint alone tells their cursors apart."""
+    waiting = listing.JobFilter(frozenset({WAITING_FOR_APPROVAL}))
+    cursor = listing.encode_cursor("engine-cursor", None, waiting)
+    assert listing.decode_cursor(cursor, waiting) == ("engine-cursor", None)
+    assert listing.engine_state(waiting.states) == PENDING
+    for other in ({PENDING}, {PENDING, WAITING_FOR_APPROVAL}):
+        with pytest.raises(listing.OtherFilters):
+            listing.decode_cursor(cursor, listing.JobFilter(frozenset(other)))
+
+
 @pytest.mark.parametrize("query", [{"state": "lost"}, {"state": ""}, {"function": "rm"},
                                    {"state": "canceled,timedout"},
+                                   {"state": "waiting"},
                                    {"created_after": "yesterday"}])
 def test_bad_listing_filters_are_422(offline, query):
     answer = offline.get("/jobs", query_string=query)

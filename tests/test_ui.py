@@ -346,6 +346,20 @@ def test_the_list_filters_by_status_and_pages_with_next_cursor(gateway, page, no
     expect(page.locator("#jobs tbody tr")).to_have_count(5)
 
 
+def test_the_list_filters_the_jobs_waiting_for_approval(gateway, page, nonce):
+    order_id = f"UIW-{nonce}"
+    gateway.request("POST", f"/orders/{order_id}/approve-and-ship")
+    running = f"ui-sleep-{nonce}"
+    gateway.begin(running, {"sleep": 30})
+    open_dashboard(page, gateway)
+    expect(row(page, running)).to_be_visible()
+    page.select_option("#state", "waiting_for_approval")
+    expect(row(page, f"order:{order_id}")).to_contain_text("waiting for approval")
+    expect(row(page, running)).to_have_count(0)
+    for job_id in (f"order:{order_id}", running):
+        gateway.request("POST", f"/jobs/{job_id}/cancel")
+
+
 def test_another_principals_jobs_are_neither_listed_nor_shown(gateway, page, nonce):
     bobs = f"ui-bob-{nonce}"
     gateway.begin(bobs, {"nonce": nonce}, who="bob")

@@ -117,7 +117,7 @@ def steps(client: Client, job_id: str, as_json: bool) -> None:
 @cli.command()
 @click.option("--status", "statuses", multiple=True, metavar="STATE",
               help="Only jobs in this state (repeatable: any of them): pending, resolved, "
-                   "rejected, canceled, timedout.")
+                   "rejected, canceled, timedout, waiting_for_approval.")
 @click.option("--function", help="Only jobs that run this durable function (e.g. foo).")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True,
               help="Show at most this many jobs, newest first (pages are followed).")

@@ -182,7 +182,8 @@ class Client:
     def jobs(self, status: str | list[str] | None = None, function: str | None = None,
              limit: int | None = None, page_size: int = PAGE_SIZE) -> Iterator[JobView]:
         """Jobs newest first, following next_cursor page after page: every job that matches,
-        or the first `limit` of them. `status` is one job state or several (any of them)."""
+        or the first `limit` of them. `status` is one job state or several (any of them), or
+        waiting_for_approval."""
         params: dict[str, Any] = {"state": [status] if isinstance(status, str) else status,
                                   "function": function,
                                   "limit": min(limit or page_size, page_size)}

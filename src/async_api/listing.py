@@ -5,7 +5,9 @@ canceled and timed-out jobs too) and by no set of states, so the gateway filters
 further. Returning what one engine page held after filtering gave short or empty pages while
 more jobs matched; instead the gateway reads engine pages until the client's page is full, and
 its cursor says where to go on: an engine cursor (the engine's next page, signed by it) and the
-last job returned from within that page. Pure: the route (resources.jobs_page) does the reads.
+last job returned from within that page. Pure: the route (resources.jobs_page) does the reads,
+and asks the engine whether a job awaits its approval where the filter names
+waiting_for_approval (`JobFilter.asks_approval_of`).
 """
 
 from __future__ import annotations
@@ -17,14 +19,17 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from async_api.engine import CANCELED, REJECTED, TIMEDOUT, Promise
-from async_api.jobs import STATES
+from async_api.engine import CANCELED, PENDING, REJECTED, TIMEDOUT, Promise
+from async_api.jobs import APPROVAL_TAG, STATES, WAITING_FOR_APPROVAL
 
 # Engine pages read per client page at most: a filter that matches few of many jobs answers a
 # short page (with a cursor) rather than reading the whole store in one request.
 MAX_ENGINE_PAGES = 20
 ENGINE_PAGE_SIZE = 100
 _PREFIX = "p1."
+# What the engine's filter knows a state by: it tells no kind of rejection, and knows nothing
+# of approvals.
+_SERVER_STATES = {CANCELED: REJECTED, TIMEDOUT: REJECTED, WAITING_FOR_APPROVAL: PENDING}
 
 
 class CursorError(ValueError):
@@ -37,17 +42,20 @@ class OtherFilters(CursorError):
 
 @dataclass(frozen=True)
 class JobFilter:
-    """Which jobs a listing shows: their states, function and creation time (ms, inclusive
-    after, exclusive before)."""
+    """Which jobs a listing shows: their states (WAITING_FOR_APPROVAL among them, if wanted),
+    function and creation time (ms, inclusive after, exclusive before)."""
 
     states: frozenset[str]
     function: str | None = None
     created_after: int | None = None
     created_before: int | None = None
 
-    def matches(self, job: Promise) -> bool:
+    def matches(self, job: Promise, awaits_approval: bool = False) -> bool:
+        """Whether the listing shows `job`; `awaits_approval`: the engine said it waits for
+        its approval (asked only where `asks_approval_of(job)`)."""
         created = job.created_on or 0
-        return (job.state in self.states
+        return ((job.state in self.states
+                 or (awaits_approval and WAITING_FOR_APPROVAL in self.states))
                 and self.function in (None, job.function)
                 and (self.created_after is None or created >= self.created_after)
                 and (self.created_before is None or created < self.created_before))
@@ -57,10 +65,18 @@ class JobFilter:
         created before the window: the listing can stop."""
         return self.created_after is not None and (job.created_on or 0) < self.created_after
 
+    def asks_approval_of(self, job: Promise) -> bool:
+        """Whether the listing must know if `job` still awaits its approval, which costs an
+        engine read: a pending job of approve-and-ship, when the filter names
+        waiting_for_approval and would show the job if it waits (it then shows as waiting,
+        and, unless every pending job is wanted, only then)."""
+        return (WAITING_FOR_APPROVAL in self.states and job.state == PENDING
+                and APPROVAL_TAG in job.tags and self.matches(job, awaits_approval=True))
+
 
 def _server_state(state: str) -> str:
-    """The state the engine's filter knows a job's state by: it tells no kind of rejection."""
-    return REJECTED if state in (CANCELED, TIMEDOUT) else state
+    """The state the engine's filter knows a job's state by."""
+    return _SERVER_STATES.get(state, state)
 
 
 def engine_state(states: frozenset[str]) -> str | None:
@@ -83,7 +99,9 @@ def engine_page_size(wanted: JobFilter, limit: int) -> int:
 
 def _filters_of(wanted: JobFilter) -> str:
     """What a cursor remembers of the filters it was issued for: the engine's cursor holds
-    its own state filter, so the same cursor sent with other filters would list wrongly."""
+    its own state filter, so the same cursor sent with other filters would list wrongly
+    (waiting_for_approval too, whose engine filter is pending's: its cursor, sent with
+    state=pending, would skip the pending jobs the first pages left out)."""
     seen = json.dumps([sorted(wanted.states), wanted.function, wanted.created_after,
                        wanted.created_before]).encode()
     return hashlib.sha256(seen).hexdigest()[:16]

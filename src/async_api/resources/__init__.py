@@ -3,7 +3,9 @@ settings, and how a job is started, found and shown over HTTP."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Any, NamedTuple
 
 from flask import current_app, g, request, url_for
 
@@ -163,11 +165,13 @@ def job_progress(promise: Promise, detailed: bool) -> Progress | None:
 
 
 def job_view(
-    promise: Promise, detailed: bool = False, with_progress: bool = True
+    promise: Promise, detailed: bool = False, with_progress: bool = True,
+    waiting_for: str | None = None,
 ) -> dict[str, Any]:
     """The JSON for one job. `detailed` (the view of one job, not a list) adds what costs an
     engine call more: whether a pending job awaits its approval, its arguments, the progress
-    of a finished job, and the attempt that retried it."""
+    of a finished job, and the attempt that retried it. `waiting_for`: the approval a listing
+    found the job awaits (it asked the engine already)."""
     progress = job_progress(promise, detailed) if with_progress else None
     answer: dict[str, Any] = {
         "job_id": promise.id,
@@ -188,6 +192,7 @@ def job_view(
                               "reported_at": lro.timestamp(progress.reported_on)}
     if detailed:
         answer["args"] = promise.args
+        waiting_for = awaited_approval(promise)
     if promise.state == RESOLVED:
         answer["result"] = promise.value
     elif promise.state != PENDING:
@@ -195,12 +200,19 @@ def job_view(
         if detailed:
             retried_by = _retry_of(promise)
             answer["retried_by"] = retried_by and retried_by.id
-    elif detailed and APPROVAL_TAG in promise.tags:
-        approval_id = promise.tags[APPROVAL_TAG]
-        if engine().get(approval_id).pending:
-            answer["status"] = WAITING_FOR_APPROVAL
-            answer["waiting_for"] = approval_id
+    elif waiting_for:
+        answer["status"] = WAITING_FOR_APPROVAL
+        answer["waiting_for"] = waiting_for
     return answer
+
+
+def awaited_approval(job: Promise) -> str | None:
+    """The id of the approval `job` waits for: that of a pending job of approve-and-ship while
+    the approval is pending (one engine read), else None."""
+    approval_id = job.tags.get(APPROVAL_TAG)
+    if job.state != PENDING or approval_id is None or not engine().get(approval_id).pending:
+        return None
+    return approval_id
 
 
 def _retry_of(job: Promise) -> Promise | None:
@@ -220,11 +232,18 @@ def newest_attempt(job: Promise) -> Promise:
     return job
 
 
-def jobs_page(
-    wanted: listing.JobFilter, limit: int, cursor: str | None
-) -> tuple[list[Promise], str | None]:
+class JobsPage(NamedTuple):
+    """A page of jobs, newest first, the next page's cursor (None on the last), and the
+    approval each listed job awaits, for those the listing asked about (`waiting_for`)."""
+
+    jobs: list[Promise]
+    next_cursor: str | None
+    waiting_for: dict[str, str]
+
+
+def jobs_page(wanted: listing.JobFilter, limit: int, cursor: str | None) -> JobsPage:
     """One full page of the jobs `wanted`, newest first, unless it is the last, and the next
-    page's cursor (None on the last). See async_api.listing."""
+    page's cursor. See async_api.listing."""
     try:
         engine_cursor, after = listing.decode_cursor(cursor, wanted) if cursor else (None, None)
     except listing.OtherFilters as exc:
@@ -234,6 +253,7 @@ def jobs_page(
     except listing.CursorError as exc:
         raise ApiError(400, "invalid_cursor", "Pass back a cursor as it was given.") from exc
     found: list[Promise] = []
+    waiting_for: dict[str, str] = {}
     owner = owner_filter()
     for _ in range(listing.MAX_ENGINE_PAGES):
         try:
@@ -245,17 +265,33 @@ def jobs_page(
             raise ApiError(400, "invalid_cursor", "Pass back a cursor as it was given.") from exc
         rest = listing.after_last(page, after)
         older = next((n for n, p in enumerate(rest) if wanted.past(p)), None)
-        matches = [p for p in rest[:older] if wanted.matches(p)]
         room = limit - len(found)
+        # One more than there is room for: whether this engine page holds more.
+        matches = list(islice(_matching(wanted, rest[:older], waiting_for), room + 1))
         found += matches[:room]
         if len(matches) > room:  # this engine page holds more: go on after the last shown
-            return found, listing.encode_cursor(engine_cursor, found[-1].id, wanted)
+            return JobsPage(found, listing.encode_cursor(engine_cursor, found[-1].id, wanted),
+                            waiting_for)
         if older is not None or next_engine_cursor is None:
-            return found, None
+            return JobsPage(found, None, waiting_for)
         engine_cursor, after = next_engine_cursor, None
         if len(found) == limit:
             break
-    return found, listing.encode_cursor(engine_cursor, None, wanted)
+    return JobsPage(found, listing.encode_cursor(engine_cursor, None, wanted), waiting_for)
+
+
+def _matching(
+    wanted: listing.JobFilter, jobs: Iterable[Promise], waiting_for: dict[str, str]
+) -> Iterator[Promise]:
+    """The jobs of `jobs` that `wanted` shows, noting in `waiting_for` the approval each
+    awaits where the filter asks. Lazy: the engine is asked about the orders up to the page's
+    end (a page shows at most 100 jobs), not about every pending order of the engine pages
+    read."""
+    for job in jobs:
+        if wanted.asks_approval_of(job) and (approval_id := awaited_approval(job)):
+            waiting_for[job.id] = approval_id
+        if wanted.matches(job, awaits_approval=job.id in waiting_for):
+            yield job
 
 
 def cancel_pending(job_id: str) -> Promise:

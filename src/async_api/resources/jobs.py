@@ -54,8 +54,9 @@ def list_jobs(query: dict) -> dict:
         states=frozenset(query.get("state") or jobs.STATES), function=query.get("function"),
         created_after=_ms(query.get("created_after")),
         created_before=_ms(query.get("created_before")))
-    found, cursor = jobs_page(wanted, query["limit"], query.get("cursor"))
-    return {"jobs": [job_view(p) for p in found], "next_cursor": cursor}
+    page = jobs_page(wanted, query["limit"], query.get("cursor"))
+    return {"jobs": [job_view(p, waiting_for=page.waiting_for.get(p.id)) for p in page.jobs],
+            "next_cursor": page.next_cursor}
 
 
 def _ms(moment: datetime | None) -> int | None:

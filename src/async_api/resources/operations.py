@@ -78,9 +78,9 @@ def list_operations(query: dict) -> dict:
     except lro.FilterError as exc:
         raise ApiError(400, "invalid_filter", str(exc)) from exc
     size = min(query["pageSize"] or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    found, cursor = jobs_page(listing.JobFilter(states), size, query["pageToken"] or None)
-    return {"operations": [lro.operation(p, job_progress(p, detailed=False)) for p in found],
-            "nextPageToken": cursor or ""}
+    page = jobs_page(listing.JobFilter(states), size, query["pageToken"] or None)
+    return {"operations": [lro.operation(p, job_progress(p, detailed=False)) for p in page.jobs],
+            "nextPageToken": page.next_cursor or ""}
 
 
 @blp.route("/operations/<id:job_id>")

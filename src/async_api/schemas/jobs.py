@@ -80,9 +80,12 @@ class StateFilter(fields.String):
 class JobListQuerySchema(QuerySchema):
     # Repeated (state=canceled&state=timedout), not comma-separated: a comma inside one value
     # would read as two states where it should be a 422.
-    state = fields.List(StateFilter(validate=validate.OneOf(STATES)),
+    state = fields.List(StateFilter(validate=validate.OneOf(JOB_STATUSES)),
                         validate=validate.Length(min=1), metadata={
-                            "description": "job states, repeatable: jobs in any of them"})
+                            "description": "job states, repeatable: jobs in any of them. "
+                                           f"{WAITING_FOR_APPROVAL}: the pending jobs that "
+                                           "wait for their approval, shown so; pending alone "
+                                           "shows every pending job as pending"})
     function = fields.String(validate=validate.OneOf([f.name for f in FUNCTIONS]), metadata={
         "description": "only jobs running this durable function"})
     created_after = fields.AwareDateTime(default_timezone=UTC, metadata={
