@@ -23,6 +23,7 @@ from async_api.client import (
     JobView,
     WaitTimeout,
 )
+from async_api.field_messages import flattened
 from async_api.strict_json import parse_strict
 
 DEFAULT_URL = "http://127.0.0.1:5001"
@@ -132,18 +133,11 @@ def jobs(client: Client, statuses: tuple[str, ...], function: str | None, limit:
         query = exc.details.get("query", {}) if isinstance(exc.details, dict) else {}
         for field, option in (("state", "--status"), ("function", "--function")):
             if exc.status == 422 and field in query:
-                raise click.BadParameter(_messages(query[field]),
+                raise click.BadParameter(" ".join(text for _, text in flattened(query[field])),
                                          param_hint=f"'{option}'") from exc
         raise
     show(found, as_json, lambda: show_table(
         found, ("job_id", "status", "function", "created_at")))
-
-
-def _messages(found: Any) -> str:
-    """The messages of a field's validation errors (per item when the field is a list)."""
-    if isinstance(found, dict):
-        return " ".join(_messages(inner) for inner in found.values())
-    return " ".join(map(str, found)) if isinstance(found, list) else str(found)
 
 
 @cli.command()

@@ -17,6 +17,7 @@ from async_api.engine import (
     PromiseNotFound,
     ReservedKey,
 )
+from async_api.field_messages import field_messages
 
 # The engine's refusal (EngineBusy) and the admission gate's (admission.py): one shape for both.
 OVERLOADED = "overloaded"
@@ -69,7 +70,7 @@ def as_google_status(response: Response) -> Response:
     if response.status_code < 400 or not isinstance(error, dict):
         return response
     status = google_status(response.status_code, error["code"], error["message"],
-                           _field_messages(error.get("details")))
+                           field_messages(error.get("details")))
     response.set_data(current_app.json.dumps(status, separators=(",", ":")))
     return response
 
@@ -85,23 +86,6 @@ def google_status(status: int, code: str, message: str,
             {"field": field, "description": text} for field, text in violations]})
     return {"error": {"code": status, "message": message,
                       "status": GOOGLE_STATUS.get(status, "UNKNOWN"), "details": details}}
-
-
-def _field_messages(details: Any) -> list[tuple[str, str]]:
-    """(field, message) of webargs' messages, {location: {field: [message, ...]}}; nested
-    fields are joined with dots."""
-    if not isinstance(details, dict):
-        return []
-    return [pair for fields in details.values() for pair in _flattened(fields, "")]
-
-
-def _flattened(messages: Any, path: str) -> list[tuple[str, str]]:
-    if isinstance(messages, dict):
-        return [pair for key, inner in messages.items()
-                for pair in _flattened(inner, f"{path}.{key}" if path else str(key))]
-    if isinstance(messages, list):
-        return [(path, str(message)) for message in messages]
-    return [(path, str(messages))]
 
 
 def error_code(name: str) -> str:
