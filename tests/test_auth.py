@@ -195,11 +195,14 @@ def test_a_job_nobody_owns_is_canceled_or_retried_by_an_admin_alone(stack, nonce
     assert quote.status_code == 202, quote.text
 
     for token in ("tokA", "tokB"):
-        assert call("GET", f"/jobs/{open_id}", token).status_code == 200  # seen by all
+        seen = call("GET", f"/jobs/{open_id}", token)
+        assert seen.status_code == 200  # seen by all
+        assert set(seen.json()["links"]) == {"self", "steps", "status_monitor"}  # no 403 linked
         for path in (f"/jobs/{open_id}/cancel", f"/jobs/{quote.json()['job_id']}/cancel",
                      f"/jobs/{failed_id}/retry"):
             assert_error(call("POST", path, token), 403, "forbidden")
         assert_error(call("POST", f"/v1/operations/{open_id}:cancel", token), 403, "forbidden")
+    assert {"cancel", "retry"} <= set(call("GET", f"/jobs/{open_id}", "tokO").json()["links"])
     assert call("POST", f"/jobs/{failed_id}/retry", "tokO").status_code == 202
     assert call("POST", f"/jobs/{open_id}/cancel", "tokO").json()["status"] == "canceled"
 

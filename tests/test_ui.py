@@ -107,7 +107,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         stack.engine.start()
         stack.start_worker("worker", env={"STEP_PAUSE_SECONDS": str(STEP_PAUSE)})
         tokens = ",".join(f"{name}:{token}" for name, token in TOKENS.items())
-        yield Gateway(stack.start_gateway({"API_TOKENS": tokens}, workers=1).url)
+        # a quote answers 202 at once: no worker of group pricing runs here
+        yield Gateway(stack.start_gateway({"API_TOKENS": tokens, "QUOTE_TIMEOUT_SECONDS": "0.1"},
+                                          workers=1).url)
     finally:
         stack.stop()
 
@@ -261,6 +263,16 @@ def test_a_running_job_is_canceled_with_its_button_and_its_sleep_abandoned(gatew
     page.wait_for_timeout(REFRESH_MS + 500)  # a clock still running to now has moved on
     expect(sleep.locator(".step-duration")).to_have_text(
         duration_shown(step["created_at"], job["completed_at"]))
+
+
+def test_a_job_nobody_owns_offers_no_cancel(gateway, page, nonce):
+    """A quote is shared, owned by nobody: only an admin may cancel it (403 to others), so
+    the page offers alice no button that can only fail."""
+    quote_job = gateway.request("POST", "/price-quote", json={"sku": f"ui-{nonce[:12]}",
+                                                              "qty": 1})["job_id"]
+    open_dashboard(page, gateway, at=f"#/jobs/{quote(quote_job, safe='')}")
+    expect(title_status(page)).to_have_text("running")
+    expect(page.locator("#cancel")).to_be_hidden()
 
 
 def test_an_id_with_a_slash_is_not_asked_for(gateway, page, nonce):

@@ -141,21 +141,28 @@ def job_to_change(job_id: str) -> Promise:
     """`find_job` for a cancel or a retry: a job this request may see but not change (one
     nobody owns, and the principal is no admin) is a 403."""
     job = find_job(job_id)
-    if not auth.may_change(principal(), job.tags.get(OWNER_TAG), settings().admin_principals):
+    if not may_change(job):
         raise ApiError(403, "forbidden",
                        "Only an admin principal may cancel or retry a job nobody owns (a "
                        "shared quote, or a job started while auth was off).")
     return job
 
 
-def job_links(job_id: str) -> dict[str, str]:
-    return {
-        "self": url_for("jobs.get_job", job_id=job_id),
-        "cancel": url_for("jobs.cancel_job", job_id=job_id),
-        "retry": url_for("jobs.retry_job", job_id=job_id),
-        "steps": url_for("jobs.job_steps", job_id=job_id),
-        "status_monitor": url_for("status_monitor.get_status", job_id=job_id),
-    }
+def may_change(job: Promise) -> bool:
+    """Whether this request's principal may cancel or retry `job` (auth.may_change)."""
+    return auth.may_change(principal(), job.tags.get(OWNER_TAG), settings().admin_principals)
+
+
+def job_links(job: Promise) -> dict[str, str]:
+    """What the caller may do with the job: no cancel nor retry where it would get a 403, so
+    the dashboard offers no button that can only fail."""
+    links = {"self": url_for("jobs.get_job", job_id=job.id)}
+    if may_change(job):
+        links["cancel"] = url_for("jobs.cancel_job", job_id=job.id)
+        links["retry"] = url_for("jobs.retry_job", job_id=job.id)
+    links["steps"] = url_for("jobs.job_steps", job_id=job.id)
+    links["status_monitor"] = url_for("status_monitor.get_status", job_id=job.id)
+    return links
 
 
 def job_progress(promise: Promise, detailed: bool) -> Progress | None:
@@ -182,7 +189,7 @@ def job_view(
         "updated_at": lro.timestamp(lro.last_updated(promise, progress)),
         "completed_at": lro.timestamp(promise.completed_on),
         "attempt": attempt(promise),
-        "links": job_links(promise.id),
+        "links": job_links(promise),
     }
     if RETRY_OF_TAG in promise.tags:
         answer["retry_of"] = promise.tags[RETRY_OF_TAG]

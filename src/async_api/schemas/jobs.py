@@ -24,8 +24,10 @@ class OrderJobSchema(Schema):
 
 class JobLinksSchema(Schema):
     self = fields.String(required=True)
-    cancel = fields.String(required=True)
-    retry = fields.String(required=True)
+    cancel = fields.String(metadata={"description": "absent when the caller may not cancel "
+                                     "the job (one nobody owns, to a principal that is no admin)"})
+    retry = fields.String(metadata={"description": "absent when the caller may not retry "
+                                    "the job (as for cancel)"})
     steps = fields.String(required=True)
     status_monitor = fields.String(required=True)
 

@@ -59,7 +59,8 @@ function jobPath(jobId, action) {
   return `/jobs/${encodeURIComponent(jobId)}` + (action ? `/${action}` : "");
 }
 
-// Whether the job view links the route `name` (retry, steps): a gateway without it does not.
+// Whether the job view links the route `name` (cancel, retry, steps): an older gateway has no
+// steps, and no gateway links a cancel or retry the caller may not make.
 function offers(job, name) {
   return Boolean(job.links && job.links[name]);
 }
@@ -317,7 +318,7 @@ function paintJob({job, steps}) {
   paintBlock("job-outcome", ...outcome(job));
   paintBlock("job-args", null, job.args);
   paintSteps(steps, job);
-  $("cancel").hidden = !RUNNING.has(job.status);
+  $("cancel").hidden = !(RUNNING.has(job.status) && offers(job, "cancel"));
   $("retry").hidden = !canRetry(job);
 }
 
