@@ -66,6 +66,11 @@ CASES = [
     # a Host that names no host (RFC 9112: 400), not a job answered with "http:///wait?id=..."
     ("POST", "/begin?id=host", {"Host": "a b"}, None, 400, "bad_host"),
     ("GET", "/jobs", {"Host": "[::1"}, None, 400, "bad_host"),
+    # numbers in a query are ASCII decimal: int() and float() alone read these as 10
+    ("GET", "/wait?id=x&timeout=1_0", {}, None, 400, "bad_request"),
+    ("GET", "/wait?id=x&timeout=%EF%BC%91%EF%BC%90", {}, None, 400, "bad_request"),
+    ("GET", "/jobs?limit=%2010", {}, None, 422, "unprocessable_entity"),
+    ("GET", "/v1/operations?pageSize=1_0", {}, None, 400, 400),
     # "//" in a path: werkzeug answered an HTML 308 to the path with one "/"
     ("POST", "/jobs/x//cancel", {}, None, 404, "not_found"),
     ("GET", "/jobs/x//steps", {}, None, 404, "not_found"),

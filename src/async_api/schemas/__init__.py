@@ -1,6 +1,8 @@
 """Marshmallow schemas, one module per resource; they also feed the OpenAPI document."""
 
+import re
 from collections.abc import Sequence
+from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
@@ -41,6 +43,26 @@ class OptionalIdQuerySchema(QuerySchema):
 
     id = fields.String(metadata={"description": "Client-chosen job id; re-sending it reconnects "
                                                 "to the same run.", **NEW_ID_RULES})
+
+
+class _Plain:
+    """A number in a query string as JSON writes it (ASCII digits): Python's int() and float(),
+    under marshmallow's fields, also read `1_0`, full-width digits and ` 5 `."""
+
+    plain: re.Pattern[str]
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str) and not self.plain.fullmatch(value):
+            raise self.make_error("invalid")  # type: ignore[attr-defined]
+        return super()._deserialize(value, attr, data, **kwargs)  # type: ignore[misc]
+
+
+class QueryInteger(_Plain, fields.Integer):
+    plain = re.compile(r"-?[0-9]+")
+
+
+class QueryFloat(_Plain, fields.Float):
+    plain = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 
 
 def state_field(states: Sequence[str], **metadata: str) -> fields.String:

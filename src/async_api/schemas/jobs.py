@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 
 from async_api.contract import FUNCTIONS
 from async_api.jobs import STATE_ALIASES, STATES, WAITING_FOR_APPROVAL
-from async_api.schemas import NEW_ID_CHARACTERS, QuerySchema, state_field
+from async_api.schemas import NEW_ID_CHARACTERS, QueryInteger, QuerySchema, state_field
 
 JOB_STATUSES = (*STATES, WAITING_FOR_APPROVAL)
 
@@ -94,7 +94,7 @@ class JobListQuerySchema(QuerySchema):
         "description": "only jobs created at or after this time (RFC 3339; UTC if no offset)"})
     created_before = fields.AwareDateTime(default_timezone=UTC, metadata={
         "description": "only jobs created before this time"})
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, 100))
+    limit = QueryInteger(load_default=50, validate=validate.Range(1, 100))
     cursor = fields.String(validate=validate.Length(max=2000))
 
 

@@ -3,14 +3,14 @@
 from marshmallow import Schema, fields, validate
 
 from async_api.lro import DURATION_REGEX, FILTER_REGEX
-from async_api.schemas import QuerySchema
+from async_api.schemas import QueryInteger, QuerySchema
 
 
 class ListOperationsQuerySchema(QuerySchema):
     filter = fields.String(load_default="", validate=validate.Length(max=500), metadata={
         "description": 'AIP-160: `done = true|false`, `metadata.state = "<job state>"`, '
                        "joined by AND; empty lists every job", "pattern": FILTER_REGEX})
-    pageSize = fields.Integer(load_default=0, validate=validate.Range(min=0), metadata={
+    pageSize = QueryInteger(load_default=0, validate=validate.Range(min=0), metadata={
         "description": "0: 50; above 100: 100"})
     pageToken = fields.String(load_default="", validate=validate.Length(max=2000))
 

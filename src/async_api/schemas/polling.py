@@ -3,7 +3,7 @@
 from marshmallow import Schema, fields, validate
 
 from async_api.jobs import STATES
-from async_api.schemas import ID_RULES, QuerySchema, state_field
+from async_api.schemas import ID_RULES, QueryFloat, QuerySchema, state_field
 
 
 class BeginResponseSchema(Schema):
@@ -14,7 +14,7 @@ class BeginResponseSchema(Schema):
 
 class WaitQuerySchema(QuerySchema):
     id = fields.String(required=True, metadata=ID_RULES)
-    timeout = fields.Float(validate=validate.Range(min=0), metadata={
+    timeout = QueryFloat(validate=validate.Range(min=0), metadata={
         "description": "Long-poll: hold the request until the job settles or this many "
                        "seconds pass (at most LONG_POLL_MAX_SECONDS); absent or 0, answer at "
                        "once."})
