@@ -74,6 +74,9 @@ CASES = [
     # "//" in a path: werkzeug answered an HTML 308 to the path with one "/"
     ("POST", "/jobs/x//cancel", {}, None, 404, "not_found"),
     ("GET", "/jobs/x//steps", {}, None, 404, "not_found"),
+    # an id holding "/", quoted: decoded before routing, it was answered as x's steps
+    ("GET", "/jobs/x%2Fsteps", {}, None, 404, "not_found"),
+    ("POST", "/jobs/x%2fcancel", {}, None, 404, "not_found"),
 ]
 # Past gunicorn's limits: gunicorn answers before the app, in JSON too (gunicorn_wire).
 GUNICORN_CASES = [

@@ -120,6 +120,21 @@ def test_the_client_raises_typed_errors_with_the_api_code_and_message(stack, non
     assert settled.value.code == "already_settled"
 
 
+def test_an_id_holding_a_slash_is_no_job_not_another_route(stack, nonce):
+    """The client quotes "/" in an id (%2F); the gateway decoded it before routing, so
+    `status("ID/steps")` got ID's steps and the CLI died on a KeyError."""
+    job_id = Client(stack.gateway_url).begin({"nonce": nonce})["promise"]
+    stack.wait_settled(job_id)
+
+    for call, tail in ((Client.status, "steps"), (Client.status, "operation"),
+                       (Client.steps, "x")):
+        with pytest.raises(NotFound):
+            call(Client(stack.gateway_url), f"{job_id}/{tail}")
+    shown = cli(stack.gateway_url, "status", f"{job_id}/steps")
+    assert shown.returncode == 3, shown.stderr
+    assert shown.stderr.startswith("error: not_found: ") and "Traceback" not in shown.stderr
+
+
 def test_jobs_follows_next_cursor_through_every_page(stack, nonce):
     client = Client(stack.gateway_url)
     failed = [client.begin({"fail": nonce, "n": n})["promise"] for n in range(5)]

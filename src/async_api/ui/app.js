@@ -225,8 +225,8 @@ async function loadSteps(job) {
 const NO_SUCH_JOB = {error: {code: "not_found", message: "No job has this id."}};
 
 async function loadJob(jobId) {
-  // No id holds "/", and the gateway decodes the %2F of one into another route's path
-  // (order:A1/steps is order:A1's steps), whose answer would be painted as a job: not asked.
+  // No id holds "/": not asked. The gateway answers a path holding %2F 404; an older one
+  // decoded it into another route's path (order:A1/steps was order:A1's steps).
   if (jobId.includes("/")) throw new ApiError(404, NO_SUCH_JOB);
   const job = await api("GET", jobPath(jobId));
   return {job, steps: await loadSteps(job)};
