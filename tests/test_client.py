@@ -424,6 +424,21 @@ def test_an_api_errors_details_are_on_its_line(monkeypatch, capsys):
         'error: conflict: Taken. (HTTP 409) {"json": {"items": ["Not a list."]}}\n'
 
 
+@pytest.mark.parametrize("timeout", ["nan", "NaN", "-1"])
+def test_a_wait_timeout_that_is_no_number_of_seconds_is_a_usage_error(monkeypatch, capsys,
+                                                                     timeout):
+    """click's FloatRange lets `nan` by: the request's timeout then died in urllib3, a
+    traceback instead of exit 64."""
+    monkeypatch.setattr(Client, "_call", lambda *args, **kwargs: pytest.fail("called the API"))
+    monkeypatch.setattr(sys, "argv", ["async-api", "wait", "job-1", "--timeout", timeout])
+    monkeypatch.setattr(signal, "signal", lambda *_: None)
+    with pytest.raises(SystemExit) as exited:
+        cli_main()
+
+    assert exited.value.code == 64
+    assert "Invalid value for '--timeout'" in capsys.readouterr().err
+
+
 def test_a_failed_begin_says_the_id_it_sent(monkeypatch, capsys):
     """Without --id the client mints one: a begin whose answer was lost (a 503 after the
     engine stored it, no answer at all) ran a job the user could neither find nor resend."""

@@ -7,6 +7,7 @@ part of the interface, so that a script can branch on them: see EXIT_*.
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
 from collections.abc import Callable
@@ -140,9 +141,18 @@ def jobs(client: Client, statuses: tuple[str, ...], function: str | None, limit:
         found, ("job_id", "status", "function", "created_at")))
 
 
+def seconds_not_nan(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    """FloatRange lets `nan` by (no comparison with it holds), and the request's timeout then
+    died in urllib3 with a traceback; `inf` stays: wait until the job settles."""
+    if math.isnan(value):
+        raise click.BadParameter(f"{value} is not a number of seconds.", ctx, param)
+    return value
+
+
 @cli.command()
 @job_id_argument
-@click.option("--timeout", type=click.FloatRange(min=0), default=60, show_default=True,
+@click.option("--timeout", type=click.FloatRange(min=0), callback=seconds_not_nan, default=60,
+              show_default=True,
               help="Seconds to wait before giving up (exit 2); the job goes on.")
 @json_option
 @click.pass_obj
