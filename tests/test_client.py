@@ -458,6 +458,14 @@ def test_a_failed_begin_says_the_id_it_sent(monkeypatch, capsys):
     assert uuid.UUID(minted) and f"`begin --id {minted}` again" in said
 
 
+def test_a_begin_refused_for_its_request_offers_no_resend(stack, nonce):
+    """A 4xx started nothing, and the same request meets the same answer: no "again"."""
+    refused = cli(stack.gateway_url, "begin", "--id", f"bad.{nonce}", "{}")
+    assert refused.returncode == 3
+    assert refused.stderr.startswith("error: invalid_id: ")
+    assert "again" not in refused.stderr and len(refused.stderr.splitlines()) == 1
+
+
 def test_a_resend_whose_kept_alive_connection_was_closed_goes_on_a_new_one():
     """gunicorn closes a connection idle for its keepalive (2 s): a resend after Retry-After: 2
     could find its connection closing under it. Played here by a server that answers a 503 on a

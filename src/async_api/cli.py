@@ -274,7 +274,9 @@ def main() -> None:
                        err=True)
         else:
             click.echo(f"error: {exc}", err=True)
-        if exc.job_id is not None:  # `begin`'s, minted or given: the job may have started
+        # `begin`'s id, minted or given, when the job may have started: not after a 4xx,
+        # which started nothing and which the same request meets again
+        if exc.job_id is not None and not (isinstance(exc, ApiError) and exc.status < 500):
             click.echo(f"job id: {exc.job_id} (sending `begin --id {exc.job_id}` again with "
                        "the same JSON is safe)", err=True)
         code = EXIT_API_ERROR
