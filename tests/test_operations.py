@@ -110,6 +110,14 @@ def test_list_operations_filters_and_pages(stack, nonce):
     first = stack.get("/v1/operations", params={"pageSize": 2, "filter": "done = false"})
     assert first.status_code == 200
     assert all(not op["done"] for op in first.json()["operations"])
+    # the proto names, as AIP-158 writes them, page alike
+    by_proto = stack.get("/v1/operations", params={"page_size": 1, "filter": "done = true"})
+    assert len(by_proto.json()["operations"]) == 1
+    token = by_proto.json()["nextPageToken"]
+    following = stack.get("/v1/operations", params={"page_size": 1, "page_token": token,
+                                                    "filter": "done = true"})
+    assert following.status_code == 200, following.text
+    assert following.json()["operations"] != by_proto.json()["operations"]
     resolved = stack.get("/v1/operations", params={"filter": 'metadata.state = "resolved"'})
     assert all(op["metadata"]["value"]["state"] == "resolved"
                for op in resolved.json()["operations"])

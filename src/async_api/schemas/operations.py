@@ -1,6 +1,9 @@
 """Schemas of the AIP-151 operations API (google.longrunning.Operations over HTTP/JSON)."""
 
-from marshmallow import Schema, fields, validate
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import Schema, fields, pre_load, validate
 
 from async_api.lro import DURATION_REGEX, FILTER_REGEX
 from async_api.schemas import QueryInteger, QuerySchema
@@ -13,6 +16,16 @@ class ListOperationsQuerySchema(QuerySchema):
     pageSize = QueryInteger(load_default=0, validate=validate.Range(min=0), metadata={
         "description": "0: 50; above 100: 100"})
     pageToken = fields.String(load_default="", validate=validate.Length(max=2000))
+
+    @pre_load
+    def _proto_names(self, data: Mapping[str, Any], **_: Any) -> Mapping[str, Any]:
+        """Google's HTTP transcoding reads a query parameter by its proto name too
+        (`page_size`, as AIP-158 writes it): ignored, it listed 50 for `page_size=2`."""
+        aliases = {"page_size": "pageSize", "page_token": "pageToken"}
+        if not any(name in data for name in aliases):
+            return data
+        read = {aliases.get(name, name): data[name] for name in data}
+        return {**read, **{name: data[name] for name in data if name not in aliases}}
 
 
 class WaitOperationSchema(Schema):
