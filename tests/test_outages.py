@@ -143,3 +143,32 @@ def test_a_fan_out_resumes_after_its_squares_were_dropped(make_stack, nonce):
     done = stack.job_settled(job_id, timeout=30)
     assert done["result"] == {"results": [0, 1, 4], "total": 5}
     assert '"level": "ERROR"' not in worker.log()
+
+
+def test_a_fan_out_resumed_while_its_square_runs_stale_here(make_stack, nonce):
+    """Worker A holds the fan-out, suspended, and runs its square (a 20 s step). A freezes past
+    the square's claim; B takes the square over and finishes it, and the fan-out's resume is
+    offered to A, which holds it in memory. A wakes with the stale square still running: the
+    resume must replay the fan-out, not set B's result on A's unfinished square (the SDK's
+    assertion dropped the fan-out, whose task then waited out its claim)."""
+    stack = make_stack()
+    stack.engine.start()
+    frozen = stack.start_worker("worker", {"STEP_PAUSE_SECONDS": "20", "WORKER_SCHEDULERS": "1"})
+    stack.start_gateway()
+    job_id = f"fan-{nonce}"
+    assert stack.post(f"/fan-out-workflow?id={job_id}", {"count": 1}).status_code == 202
+    wait_until(lambda: ledger.count("square:started", "0", stack.ledger_path), 15,
+               "the square to be inside its step")
+    stack.start_worker("worker", {"WORKER_SCHEDULERS": "1"})
+    os.kill(frozen.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: stack.promise_state(f"{job_id}.1") == "RESOLVED", 30,
+                   "the other worker to finish the square")
+    finally:
+        os.kill(frozen.pid, signal.SIGCONT)
+
+    done = stack.job_settled(job_id, timeout=30)
+    assert done["result"] == {"results": [0], "total": 0}
+    assert '"level": "ERROR"' not in frozen.log(), frozen.log()[-3000:]
+    assert f"workflow {job_id} dropped" not in frozen.log()
+    assert frozen.alive()

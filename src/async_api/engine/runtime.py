@@ -200,6 +200,8 @@ class _Scheduler(Scheduler):
         if message.root_durable_promise.is_completed():
             self._complete_unrun(task, root_id, message.root_durable_promise.state)
             return []
+        if isinstance(message, ResumeMsg):
+            self._drop_stale_run(message.leaf_durable_promise.id)
         root = self._records.get(root_id)
         if root is not None and root.has_task():  # a stale run of the same workflow
             self._drop(root_id, f"task {task.task_id} replaces the one it held")
@@ -225,6 +227,17 @@ class _Scheduler(Scheduler):
             commands = self._process_resume_msg(message, task)
         self._task_started(root_id, task.task_id)
         return commands
+
+    def _drop_stale_run(self, leaf_id: str) -> None:
+        """A resume says `leaf_id` settled, yet it may still run here as a workflow of its own
+        (a square whose claim lapsed while this worker was frozen, finished by another worker):
+        that run is stale. SDK 0.4.10 set the server's result on its record, whose step was not
+        done, and its assertion dropped the resumed workflow, whose task then waited out a claim
+        ttl. The stale run is dropped first, and its starter replays from the server
+        (tests/test_outages.py::test_a_fan_out_resumed_while_its_square_runs_stale_here)."""
+        leaf = self._records.get(leaf_id)
+        if isinstance(leaf, Record) and leaf.is_root and leaf.has_coro() and not leaf.done():
+            self._drop(leaf_id, "another worker settled it meanwhile")
 
     def _awaits(self, root_id: str, promise_id: str) -> bool:
         """Whether the workflow `root_id`, as held here, waits for the promise `promise_id`."""
