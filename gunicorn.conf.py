@@ -124,14 +124,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def child_exit(server: Any, worker: Any) -> None:
-    """A worker process is gone: its live gauges go with it (counters and histograms stay)."""
-    if os.environ.get(MULTIPROC_DIR):  # set by on_starting, unless a hook failed before
-        from prometheus_client import multiprocess  # here, after on_starting set the directory
-
-        multiprocess.mark_process_dead(worker.pid)
-
-
 def on_exit(server: Any) -> None:
     made = os.environ.pop(MADE_MULTIPROC_DIR, None)
     if made:
