@@ -62,7 +62,7 @@ def test_a_restarted_server_keeps_results_and_finishes_pending_work(make_stack, 
     assert stack.ran([held]).total() == 1
 
 
-def begin_all(stack: Stack, client: Client, nonce: str, count: int, threads: int = 3) -> dict:
+def begin_all(client: Client, nonce: str, count: int, threads: int = 3) -> dict:
     """Begins `count` jobs from `threads` client threads; returns {job_id: (body, answer)}."""
     jobs = {f"load-{nonce}-{n}": {"nonce": nonce, "n": n} for n in range(count)}
 
@@ -115,7 +115,7 @@ def test_a_killed_gateway_loses_no_accepted_job(make_stack, nonce, target):
 
     with ThreadPoolExecutor(1) as in_flight, ThreadPoolExecutor(1) as side:
         killer = side.submit(kill_when_busy)
-        jobs = begin_all(stack, client, nonce, 60)
+        jobs = begin_all(client, nonce, 60)
         quote = killer.result()
         with pytest.raises(requests.ConnectionError):
             quote.result()  # the kill took effect: it dropped the request it cut
@@ -152,7 +152,7 @@ def test_an_engine_outage_under_load_answers_503_and_loses_nothing(make_stack, n
     with ThreadPoolExecutor(2) as side:
         side.submit(poll_while_loaded)
         restart = side.submit(outage)
-        jobs = begin_all(stack, client, nonce, 45)
+        jobs = begin_all(client, nonce, 45)
         restart.result()
 
     statuses = {answer.status_code for answer in client.answers}
@@ -175,7 +175,7 @@ def test_two_gateways_and_three_workers_share_the_work(make_stack, nonce):
     turn = iter(range(10**6))
     client = Client(lambda: gateways[next(turn) % 2].url)
 
-    jobs = begin_all(stack, client, nonce, 60, threads=6)
+    jobs = begin_all(client, nonce, 60, threads=6)
 
     assert_all_ran_once(stack, jobs)
     assert {a.url.split("/begin")[0] for a in client.answers} == {g.url for g in gateways}
