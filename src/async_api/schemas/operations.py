@@ -50,7 +50,8 @@ class OperationSchema(Schema):
     name = fields.String(required=True, metadata={"example": "operations/order:A1"})
     done = fields.Boolean(required=True)
     metadata = fields.Nested(AnySchema, required=True, metadata={
-        "description": "google.protobuf.Struct: jobId, state, createTime, endTime"})
+        "description": "google.protobuf.Struct: jobId, state, function, createTime, updateTime, "
+                       "endTime once done, progressPercent and progressMessage once reported"})
     response = fields.Nested(AnySchema, metadata={
         "description": "when done and resolved: the result, a google.protobuf.Value"})
     error = fields.Nested(StatusSchema, metadata={"description": "when done otherwise"})
