@@ -628,11 +628,10 @@ class Engine:
     ) -> tuple[list[Promise], str | None]:
         """Jobs newest first, one page, only those with `tags` if given.
 
-        The server filters by pending, resolved or rejected only: canceled and timed out jobs
-        are in `rejected` pages, so callers filter those pages further.
+        The server filters by pending, resolved or rejected only (`state`, as
+        listing.engine_state names it): canceled and timed out jobs are in `rejected` pages,
+        so callers filter those pages further.
         """
-        if state:
-            state = {CANCELED: REJECTED, TIMEDOUT: REJECTED}.get(state, state)
         tags = {**(tags or {}), JOB_TAG: "true"}
         if cursor is not None:
             _check_cursor(cursor, "*", tags)
