@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.conftest import GATEWAY_ENV
-from tests.support.http import Client, approval_webhook, assert_error
+from tests.support.http import Client, approval_path, approval_webhook, assert_error
 from tests.support.processes import wait_until
 from tests.support.stack import Stack
 from workers import ledger
@@ -241,8 +241,8 @@ def test_a_frozen_worker_does_not_hold_up_the_resumes_of_its_jobs(make_stack, no
     stack.start_worker("worker")
     os.kill(frozen.pid, signal.SIGSTOP)
     try:
-        approved = requests.post(f"{stack.gateway_url}/webhooks/approval/{order_id}",
-                                 timeout=10, **approval_webhook({"approved": True}, SECRET))
+        approved = requests.post(f"{stack.gateway_url}{approval_path(order_id)}", timeout=10,
+                                 **approval_webhook(order_id, {"approved": True}, SECRET))
         assert approved.status_code == 200, approved.text
         for job_id in (napping, f"order:{order_id}"):
             assert stack.job_settled(job_id, timeout=20)["status"] == "resolved"

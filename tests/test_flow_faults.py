@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.support.http import approval_webhook
+from tests.support.http import approval_path, approval_webhook
 from tests.support.processes import wait_until
 from workers import ledger
 
@@ -68,8 +68,8 @@ def test_an_approval_wait_survives_a_worker_restart(make_stack, nonce):
                == "waiting_for_approval", 15, "the job to wait for approval")
 
     workers["worker"].kill()
-    approved = requests.post(f"{stack.gateway_url}/webhooks/approval/{order_id}", timeout=10,
-                             **approval_webhook({"approved": True}, "s3cret"))
+    approved = requests.post(f"{stack.gateway_url}{approval_path(order_id)}", timeout=10,
+                             **approval_webhook(order_id, {"approved": True}, "s3cret"))
     assert approved.status_code == 200  # accepted while no worker runs at all
     stack.start_worker("worker")
 

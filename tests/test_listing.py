@@ -13,7 +13,7 @@ from async_api import listing
 from async_api.engine import CANCELED, PENDING, REJECTED, RESOLVED, TIMEDOUT
 from async_api.jobs import STATES, WAITING_FOR_APPROVAL
 from tests.conftest import GATEWAY_ENV
-from tests.support.http import approval_webhook
+from tests.support.http import approval_path, approval_webhook
 from tests.support.processes import wait_until
 from tests.support.stack import Stack
 
@@ -154,8 +154,8 @@ def test_waiting_for_approval_lists_exactly_the_jobs_a_job_view_calls_so(stack, 
                                        "cursor": cursor})
     assert other.status_code == 400, other.text
 
-    approved = requests.post(f"{stack.gateway_url}/webhooks/approval/{orders[0]}", timeout=10,
-                             **approval_webhook({"approved": True},
+    approved = requests.post(f"{stack.gateway_url}{approval_path(orders[0])}", timeout=10,
+                             **approval_webhook(orders[0], {"approved": True},
                                                 GATEWAY_ENV["WEBHOOK_SECRET"]))
     assert approved.status_code == 200, approved.text
     assert set(listed(WAITING_FOR_APPROVAL)) == set(waiting[1:])

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from tests.conftest import GATEWAY_ENV
-from tests.support.http import approval_webhook, assert_error
+from tests.support.http import approval_path, approval_webhook, assert_error
 from tests.support.processes import wait_until
 from tests.support.servers import TASK_ENQUEUE_DELAY_SECONDS
 from workers import ledger
@@ -47,8 +47,8 @@ def test_wait_answers_pending_with_retry_after_while_a_job_cannot_finish(stack, 
     assert pending.json() == {"status": "pending", "promise_id": job_id,
                               "message": "Processing in progress"}
     assert pending.headers["Retry-After"] == "1"
-    approved = requests.post(f"{stack.gateway_url}/webhooks/approval/{order_id}", timeout=10,
-                             **approval_webhook({"approved": True},
+    approved = requests.post(f"{stack.gateway_url}{approval_path(order_id)}", timeout=10,
+                             **approval_webhook(order_id, {"approved": True},
                                                 GATEWAY_ENV["WEBHOOK_SECRET"]))
     assert approved.status_code == 200
     assert stack.wait_settled(job_id)["status"] == "resolved"

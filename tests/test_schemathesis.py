@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 import pytest
 import schemathesis
@@ -39,7 +39,8 @@ def holds_reserved_key(value) -> bool:
 
 def signed(case) -> dict:
     """A webhook case as its sender makes it: the generated body, serialized here, sent with its
-    HMAC signature, so the body gets past the signature check and is itself fuzzed."""
+    HMAC signature (of the path as the gateway routes it, decoded, and the body), so the body
+    gets past the signature check and is itself fuzzed."""
     if case.body is NOT_SET:
         body = b""
     elif isinstance(case.body, bytes):  # a negative case's non-JSON body
@@ -48,7 +49,8 @@ def signed(case) -> dict:
         body = json.dumps(case.body).encode()
     return {"data": body,
             "headers": {"Content-Type": "application/json",
-                        SIGNATURE_HEADER: sign(GATEWAY_ENV["WEBHOOK_SECRET"], body)}}
+                        SIGNATURE_HEADER: sign(GATEWAY_ENV["WEBHOOK_SECRET"],
+                                               unquote(case.formatted_path), body)}}
 
 
 # A listing's filters, which a cursor must be sent with (AIP-158): issued_cursors' have none.

@@ -8,7 +8,7 @@ import time
 import requests
 
 from tests.conftest import GATEWAY_ENV
-from tests.support.http import approval_webhook, assert_error
+from tests.support.http import approval_path, approval_webhook, assert_error
 from tests.support.processes import wait_until
 from workers import ledger
 
@@ -41,8 +41,8 @@ def test_a_job_past_its_timeout_ends_timedout_and_the_worker_lives(make_stack, s
     wait_until(lambda: stack.promise_state(f"approval:{order_id}") == "REJECTED_TIMEDOUT", 15,
                "the approval to time out")
     for decision in (True, False):
-        late = requests.post(f"{stack.gateway_url}/webhooks/approval/{order_id}", timeout=10,
-                             **approval_webhook({"approved": decision}, SECRET))
+        late = requests.post(f"{stack.gateway_url}{approval_path(order_id)}", timeout=10,
+                             **approval_webhook(order_id, {"approved": decision}, SECRET))
         assert_error(late, 404, "not_found")
     # The worker was mid-job (asleep) when the job timed out; it wakes into a settled job.
     wait_until(lambda: stack.promise_state(f"{job_id}.1") not in (None, "PENDING"), 20,

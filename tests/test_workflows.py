@@ -10,7 +10,7 @@ import requests
 
 from async_api.resources.webhooks import SIGNATURE_HEADER, sign
 from tests.conftest import GATEWAY_ENV, SHARED_STACK_ON_SQLITE, store_rows
-from tests.support.http import approval_webhook, assert_error
+from tests.support.http import approval_path, approval_webhook, assert_error
 from tests.support.in_process import offline_gateway
 from tests.support.processes import wait_until
 from workers import ledger
@@ -20,8 +20,8 @@ SECRET = GATEWAY_ENV["WEBHOOK_SECRET"]
 
 
 def send_webhook(stack, order_id: str, payload: dict, secret: str | None = SECRET):
-    return requests.post(f"{stack.gateway_url}/webhooks/approval/{order_id}", timeout=10,
-                         **approval_webhook(payload, secret))
+    return requests.post(f"{stack.gateway_url}{approval_path(order_id)}", timeout=10,
+                         **approval_webhook(order_id, payload, secret))
 
 
 def test_an_order_waits_for_approval_then_ships_once(stack, nonce):
@@ -49,6 +49,27 @@ def test_an_order_waits_for_approval_then_ships_once(stack, nonce):
     assert done["status"] == "resolved"
     assert done["result"] == {"order_id": order_id, "status": "shipped"}
     assert ledger.count("ship", order_id, stack.ledger_path) == 1
+
+
+def test_a_signed_approval_decides_its_own_order_only(stack, nonce):
+    """Every approval body reads alike ({"approved": true}): signed over the body alone, one
+    approval seen once (a log, a proxy) approved any other order, whoever owns it. The
+    signature covers the path: replayed on another order, it is a 401 and that order waits."""
+    mine, other = f"SA-{nonce}", f"SB-{nonce}"
+    for order_id in (mine, other):
+        assert stack.post(f"/orders/{order_id}/approve-and-ship").status_code == 202
+    wait_until(lambda: stack.get(f"/jobs/order:{other}").json()["status"]
+               == "waiting_for_approval", 15, "the other order to wait for approval")
+    signed_for_mine = approval_webhook(mine, {"approved": True}, SECRET)
+
+    replayed = requests.post(f"{stack.gateway_url}{approval_path(other)}", timeout=10,
+                             **signed_for_mine)
+
+    assert_error(replayed, 401, "bad_signature")
+    assert stack.promise_state(f"approval:{other}") == "PENDING"
+    assert stack.get(f"/jobs/order:{other}").json()["status"] == "waiting_for_approval"
+    assert requests.post(f"{stack.gateway_url}{approval_path(mine)}", timeout=10,
+                         **signed_for_mine).status_code == 200
 
 
 def test_a_rejected_order_does_not_ship(stack, nonce):
@@ -128,7 +149,7 @@ def test_webhook_signature_and_payload_are_checked_before_the_engine():
     gateway = offline_gateway(webhook_secret=SECRET)
 
     def send(payload: dict, secret: str | None = SECRET):
-        return gateway.post("/webhooks/approval/S1", **approval_webhook(payload, secret))
+        return gateway.post(approval_path("S1"), **approval_webhook("S1", payload, secret))
 
     unsigned = send({"approved": True}, secret=None)
     assert_error(unsigned, 401, "bad_signature")
@@ -154,11 +175,12 @@ def test_the_webhook_signature_is_checked_before_the_body_is_parsed(body, code):
         headers = {"Content-Type": "application/json"}
         if signature is not None:
             headers[SIGNATURE_HEADER] = signature
-        return gateway.post("/webhooks/approval/S1", data=body, headers=headers)
+        return gateway.post(approval_path("S1"), data=body, headers=headers)
 
-    for forged in (None, "", sign("guessed", body), sign(SECRET, body + b" ")):
+    path = approval_path("S1")
+    for forged in (None, "", sign("guessed", path, body), sign(SECRET, path, body + b" ")):
         assert_error(send(forged), 401, "bad_signature")
-    assert_error(send(sign(SECRET, body)), 400, code)
+    assert_error(send(sign(SECRET, path, body)), 400, code)
 
 
 def test_webhooks_for_orders_that_await_no_approval_are_404(stack, nonce):

@@ -33,13 +33,18 @@ def assert_error(response: Any, status: int, code: str) -> dict:
     return error
 
 
-def approval_webhook(payload: dict, secret: str | None) -> dict[str, Any]:
-    """The body and headers of an approval webhook as its sender makes them, signed with
-    `secret` (None: unsigned); pass them as keyword arguments to a post."""
+def approval_path(order_id: str) -> str:
+    return f"/webhooks/approval/{order_id}"
+
+
+def approval_webhook(order_id: str, payload: dict, secret: str | None) -> dict[str, Any]:
+    """The body and headers of the approval webhook of `order_id` as its sender makes them,
+    signed with `secret` (None: unsigned); pass them as keyword arguments to a post to
+    `approval_path(order_id)`."""
     body = json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
     if secret is not None:
-        headers[SIGNATURE_HEADER] = sign(secret, body)
+        headers[SIGNATURE_HEADER] = sign(secret, approval_path(order_id), body)
     return {"data": body, "headers": headers}
 
 

@@ -1,7 +1,7 @@
 """Webhooks: outside systems settle the promises that workflows wait on.
 
-Authenticated by an HMAC-SHA256 signature of the raw body when WEBHOOK_SECRET is set:
-header `X-Signature-256: sha256=<hex digest>`.
+Authenticated by an HMAC-SHA256 signature of the request's path and raw body when
+WEBHOOK_SECRET is set: header `X-Signature-256: sha256=<hex digest>` (`signed_message`).
 """
 
 import hashlib
@@ -24,9 +24,18 @@ SIGNATURE_HEADER = "X-Signature-256"
 CHALLENGE = f'Signature header="{SIGNATURE_HEADER}", algorithm="hmac-sha256"'
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The header value a sender computes: sha256=<hex HMAC of the raw body>."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def signed_message(path: str, body: bytes) -> bytes:
+    """What a sender signs: the path it posts to (as routed, `/webhooks/approval/ID`), a
+    newline, then the raw body. The path binds a signature to the order it decides: a body
+    alone (`{"approved": true}`, the same for every order) signed once approved any order,
+    whoever owns it, for as long as the secret lasts."""
+    return path.encode() + b"\n" + body
+
+
+def sign(secret: str, path: str, body: bytes) -> str:
+    """The header value a sender computes: sha256=<hex HMAC of `signed_message`>."""
+    digest = hmac.new(secret.encode(), signed_message(path, body), hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
 
 
 def check_signature() -> None:
@@ -35,9 +44,10 @@ def check_signature() -> None:
     if not secret or request.blueprint != blp.name or request.method == "OPTIONS":
         return  # OPTIONS: what the route allows, as on every route, unsigned
     given = request.headers.get(SIGNATURE_HEADER, "")
-    if not hmac.compare_digest(given.encode(), sign(secret, request.get_data()).encode()):
+    expected = sign(secret, request.path, request.get_data())
+    if not hmac.compare_digest(given.encode(), expected.encode()):
         raise ApiError(401, "bad_signature",
-                       f"{SIGNATURE_HEADER} is missing or does not match the body.",
+                       f"{SIGNATURE_HEADER} is missing or does not match the path and body.",
                        headers={"WWW-Authenticate": CHALLENGE})  # a 401 must say how
 
 
