@@ -6,10 +6,12 @@ import sys
 from datetime import datetime
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 from resonate.encoders import JsonEncoder
 
-from async_api.engine.client import STEP_TAG
+from async_api.engine.client import MAX_STEP_PAGES, STEP_PAGE_SIZE, STEP_TAG
 from async_api.engine.sdk_fixes import FencedStore
+from tests.conftest import SHARED_STACK_ON_SQLITE
 from tests.support.http import assert_error
 from tests.support.processes import wait_until
 from workers import ledger
@@ -193,6 +195,38 @@ def test_steps_of_what_is_not_a_job_are_404(stack, nonce):
     stack.post("/jobs", {"order_id": order_id, "items": ["x"]})
     stack.job_settled(f"order:{order_id}")
     assert_error(stack.get(f"/jobs/order:{order_id}.1/steps"), 404, "not_found")
+
+
+def engine_searches(stack) -> float:
+    """The gateway's searches of the server's promises so far (its /metrics)."""
+    text = requests.get(f"{stack.gateway_url}/metrics", timeout=10).text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples
+               if sample.name == "async_api_engine_call_duration_seconds_count"
+               and sample.labels.get("call") == "GET /promises")
+
+
+@SHARED_STACK_ON_SQLITE
+def test_an_id_holding_underscores_reads_a_bounded_number_of_pages_for_its_steps(stack, nonce):
+    """"_" is a wildcard in the server's id pattern: the steps of `w<tag>_____` are searched
+    with a pattern every `w<tag>NNNNN.1` matches too. They are not shown, and however many
+    there are, one request reads at most MAX_STEP_PAGES pages of them (it read them all)."""
+    tag = nonce[:8]
+    with requests.Session() as engine:
+        for n in range(MAX_STEP_PAGES * STEP_PAGE_SIZE + 150):  # another page and a half
+            created = engine.post(f"{stack.engine_url}/promises", timeout=10, json={
+                "id": f"w{tag}{n:05d}.1", "timeout": 2**62})
+            assert created.status_code == 201, created.text
+    job_id = f"w{tag}_____"
+    assert stack.begin(job_id).status_code == 202
+    stack.wait_settled(job_id)
+    before = engine_searches(stack)
+
+    steps = stack.get(f"/jobs/{job_id}/steps")
+
+    assert steps.status_code == 200, steps.text
+    assert all(step["id"].startswith(f"{job_id}.") for step in steps.json()["steps"])
+    assert engine_searches(stack) - before <= MAX_STEP_PAGES
 
 
 def test_a_failed_job_is_retried_once_per_attempt_and_linked_both_ways(stack, nonce):

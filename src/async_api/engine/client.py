@@ -226,6 +226,13 @@ def _call(record: DurablePromiseRecord) -> dict[str, Any]:
 
 # The most steps GET /jobs/{id}/steps lists (a fan-out's children count as steps).
 MAX_STEPS = 1000
+STEP_PAGE_SIZE = 100
+# The most pages of the server's search a job's steps are read from. The id pattern `<id>.*`
+# also matches what is no direct child: a child's own steps and, since "_" is a LIKE wildcard
+# there, other jobs' promises (`a_b.*` matches `a-b.1`, `aXb.2`...), skipped but read. Bounded
+# by the children found only, one GET /jobs/a___.../steps read every promise of that shape in
+# the store, 100 a call, on one request.
+MAX_STEP_PAGES = MAX_STEPS // STEP_PAGE_SIZE
 
 
 def _is_child(promise_id: str, parent_id: str) -> bool:
@@ -639,13 +646,13 @@ class Engine:
 
     def steps(self, job_id: str) -> list[Promise]:
         """The job's workflow steps and child calls (its direct children), oldest first; at
-        most MAX_STEPS."""
+        most MAX_STEPS, from at most MAX_STEP_PAGES pages of the server's search."""
         found: list[Promise] = []
         cursor: str | None = None
-        while len(found) < MAX_STEPS:
-            page, cursor = self._search(f"{job_id}.*", None, {}, 100, cursor)
+        for _ in range(MAX_STEP_PAGES):
+            page, cursor = self._search(f"{job_id}.*", None, {}, STEP_PAGE_SIZE, cursor)
             found += [p for p in page if _is_child(p.id, job_id)]
-            if cursor is None:
+            if cursor is None or len(found) >= MAX_STEPS:
                 break
         return sorted(found, key=lambda p: (p.created_on or 0, p.id))[:MAX_STEPS]
 
