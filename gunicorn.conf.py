@@ -54,6 +54,11 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 # ProxyFix): gunicorn by default takes X-Forwarded-Proto from any client on loopback, which would
 # let a client choose the scheme of the absolute URLs (Location, Operation-Location) it is sent.
 secure_scheme_headers: dict[str, str] = {}
+# Likewise its forwarder_headers: a SCRIPT_NAME header from any client on loopback (a proxy on
+# the same host passes it on unless it drops names with "_") became the path prefix of every
+# absolute URL it was sent, or a 500 when its path did not start with it. The gateway is not
+# mounted under a prefix.
+forwarder_headers = ""  # gunicorn reads a comma-separated list: none
 
 
 class Logger(glogging.Logger):

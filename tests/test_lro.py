@@ -121,3 +121,15 @@ def test_forwarded_headers_count_only_behind_a_trusted_proxy(stack, nonce):
     assert trusted.headers["Operation-Location"] == \
         f"https://api.example.com/jobs/fw-{nonce}/operation"
     behind_proxy.stop()
+
+
+@SHARED_STACK_ON_SQLITE
+def test_a_client_cannot_choose_the_path_prefix_of_the_urls_it_is_sent(stack, nonce):
+    """gunicorn takes a SCRIPT_NAME header from any client on loopback (its forwarder_headers),
+    as from a proxy on the same host: the client chose the prefix of the absolute URLs, or got
+    a 500 when the path did not start with it."""
+    prefixed = stack.post(f"/begin?id=sn-{nonce}", {}, headers={"SCRIPT_NAME": "/begin"})
+    assert prefixed.status_code == 202, prefixed.text
+    assert prefixed.headers["Location"] == f"{stack.gateway_url}/wait?id=sn-{nonce}"
+    not_a_prefix = stack.get("/healthz", headers={"SCRIPT_NAME": "/elsewhere"})
+    assert not_a_prefix.status_code == 200, not_a_prefix.text
