@@ -1,6 +1,6 @@
 """A worker process gives way on the CPU (WORKER_NICE, workers/priority.py): real worker
-processes, started as the tests and the benchmark start them (a session of their own) and as
-supervisord does (in the session of whoever started them)."""
+processes, started as the tests and the benchmark start them (a session of their own), as
+supervisord does (in the session of whoever started them) and as honcho runs a Procfile line."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from async_api.settings import Settings
 from bench import procs
+from tests.support.processes import BIN, ROOT, Process, wait_until
 from tests.support.stack import Stack
 
 NICE = Settings.worker_nice  # the default, which the tests' workers run with
@@ -61,3 +62,30 @@ def test_worker_nice_0_leaves_the_priority_as_it_was(make_stack) -> None:
     private.engine.start()
     worker = private.start_worker(env={"WORKER_NICE": "0"})
     assert (nice_value(worker.pid), session_nice_value(worker.pid)) == (nice_value(os.getpid()), 0)
+
+
+def procfile_command(name: str) -> str:
+    """The command of the Procfile's line `name`."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        key, _, command = line.partition(":")
+        if key == name:
+            return command.strip()
+    raise AssertionError(f"the Procfile has no {name} line")
+
+
+def test_a_procfile_worker_line_lowers_the_session_it_is_run_in(make_stack) -> None:
+    """honcho runs each Procfile line as `sh -c LINE` in a session of its own. A worker the
+    shell started as its child did not lead that session and left its weight alone: against
+    the gateway's session it weighed as much as with WORKER_NICE=0."""
+    private: Stack = make_stack()
+    private.engine.start()
+    line = Process("procfile-worker", ["/bin/sh", "-c", procfile_command("worker")],
+                   {**private.env(), "PATH": f"{BIN}:{os.environ['PATH']}"}, private.dir)
+    line.start()
+    try:
+        wait_until(lambda: "serving group" in line.log() or not line.alive(), 20,
+                   "the Procfile's worker to start")
+        assert line.alive(), line.log()
+        assert session_nice_value(line.pid) == NICE
+    finally:
+        line.stop(group=True)

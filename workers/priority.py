@@ -6,10 +6,11 @@ refusals waited for it).
 
 Linux shares the CPU first among sessions (autogroup: each `setsid` makes one), then among a
 session's processes by their nice value. A worker that leads its own session (the tests, the
-benchmark, `setsid python -m workers`) lowers its session's weight too; one started by
-supervisord (`make run`) or a Procfile runner shares that session, where its nice value
-decides, and must not lower the others. Under systemd or in a container, the unit's or the
-container's CPU weight decides between them instead (README, "Deploying").
+benchmark, `setsid python -m workers`, a Procfile line under honcho: hence the Procfile's
+`exec`) lowers its session's weight too; one started by supervisord (`make run`) or foreman
+shares that session, where its nice value decides, and must not lower the others. Under
+systemd or in a container, the unit's or the container's CPU weight decides between them
+instead (README, "Deploying").
 """
 
 from __future__ import annotations
