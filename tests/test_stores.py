@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import pty
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import requests
 
 from tests.conftest import store_rows
 from tests.support.make_run import start_make_run
-from tests.support.processes import ROOT, wait_until
+from tests.support.processes import ROOT, free_port, wait_until
 from tests.support.stack import Stack
 
 _spec = importlib.util.spec_from_file_location("postgres_flags",
@@ -51,6 +52,44 @@ def test_a_database_url_that_cannot_be_read_is_one_line_not_a_traceback():
     assert done.returncode == 1
     assert done.stderr.startswith("DATABASE_URL cannot be read: Port could not be cast")
     assert "Traceback" not in done.stderr
+
+
+def test_a_database_url_without_its_password_stops_the_server_at_once(postgres, tmp_path):
+    """psql, laying the schema, asked for the password the URL lacks on the terminal: `make run`
+    started from one waited there for good, its server never listening and nothing said why."""
+    url = postgres.create_database().replace(f":{postgres.password}@", "@")
+    addresses = {name: f"127.0.0.1:{free_port()}" for name in (
+        "RESONATE_HTTP_ADDR", "RESONATE_POLL_ADDR", "RESONATE_GRPC_ADDR", "RESONATE_METRICS_ADDR")}
+    primary, terminal = pty.openpty()
+    serve = subprocess.Popen(  # on a terminal of its own, which psql's prompt opens
+        [str(ROOT / "scripts" / "resonate-serve")], stdin=terminal, stdout=terminal,
+        stderr=terminal, preexec_fn=lambda: os.login_tty(0),  # stdin: the terminal
+        env={**os.environ, **addresses, "DATABASE_URL": url,
+             "RESONATE_DATA_DIR": str(tmp_path)})
+    os.close(terminal)
+    try:
+        assert serve.wait(timeout=15) != 0
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, 9)
+            serve.wait()
+        said = _read_all(primary)
+    assert "no password supplied" in said, said
+
+
+def _read_all(primary: int) -> str:
+    """What a process wrote to its terminal, read from the pty's primary side once it is gone."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:  # EIO: no process holds the terminal side any more
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def test_the_stack_keeps_promises_in_its_store(stack, nonce, request):
