@@ -6,6 +6,7 @@ The bind address is left to gunicorn: $PORT on all interfaces when set (the Proc
 
 import gc
 import glob
+import ipaddress
 import os
 import shutil
 import signal
@@ -93,10 +94,14 @@ def on_starting(server: Any) -> None:
     of a previous run would be added to this one's), an unset one is a fresh temporary
     directory, removed on exit (or, once its gateway was killed, by the next one to start)."""
     try:
-        Settings.from_env()
+        settings = Settings.from_env()
     except SettingError as exc:
         server.log.error("%s", exc)
         sys.exit(2)
+    if not settings.api_tokens and not all(map(_loopback, server.cfg.address)):
+        server.log.warning("API_TOKENS is empty: auth is off, and this gateway listens beyond "
+                           "this machine; anyone who reaches it may start, read and cancel "
+                           "every job")
     path = os.environ.get(MULTIPROC_DIR)
     if path:
         os.makedirs(path, exist_ok=True)
@@ -107,6 +112,17 @@ def on_starting(server: Any) -> None:
         path = tempfile.mkdtemp(prefix=f"{MADE_DIR_PREFIX}{os.getpid()}-")
         os.environ[MULTIPROC_DIR] = os.environ[MADE_MULTIPROC_DIR] = path
     server.log.info("metrics: multiprocess directory %s", path)
+
+
+def _loopback(address: Any) -> bool:
+    """A bound address only this machine reaches: loopback, or a unix socket (a str)."""
+    if isinstance(address, str):
+        return True
+    host = address[0]
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: where it points is the resolver's to say
 
 
 def _remove_orphaned_multiproc_dirs() -> None:

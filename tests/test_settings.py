@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from async_api.settings import SettingError, Settings
-from tests.support.processes import ROOT, wait_until
+from tests.support.processes import ROOT, free_port, wait_until
 
 BIN = ROOT / ".venv" / "bin"
 BAD = [
@@ -24,6 +24,8 @@ BAD = [
     ("EMBEDDED_WORKER_GROUPS", "worker,nope"),
     ("JOB_TIMEOUT_SECONDS", "100000000000000000"),  # past the server's int64 ms: every begin 400
     ("STEP_PAUSE_SECONDS", "abc"),  # read by each step: every step failed, retried for ever
+    ("API_TOKENS", " , "),  # auth off, silently
+    ("API_TOKENS", "ops:tokO,alice:"),  # what alice:$UNSET gives: "alice:" was a token
 ]
 
 
@@ -117,3 +119,22 @@ def test_engine_urls_swapped_are_said_not_silent(make_stack):
                "the gateway to say why it is not ready")
     wait_until(lambda: "not a task stream (is RESONATE_POLL_URL" in worker.log(), 10,
                "the worker to say why no task comes")
+
+
+@pytest.mark.parametrize(("host", "warned"), [("0.0.0.0", True), ("127.0.0.1", False)])
+def test_a_gateway_open_beyond_this_machine_without_tokens_says_so(host, warned):
+    """The Procfile binds 0.0.0.0: API_TOKENS left empty (a secret the platform did not set)
+    served every job to anyone, and nothing said so. On loopback (`make run`) it is quiet."""
+    env = {name: value for name, value in os.environ.items() if name != "API_TOKENS"}
+    gateway = subprocess.Popen([str(BIN / "gunicorn"), "wsgi:app", "--bind",
+                                f"{host}:{free_port()}"], cwd=ROOT, env=env,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        said = ""
+        while "Booting worker" not in said and gateway.poll() is None:
+            said += gateway.stderr.readline()
+    finally:
+        gateway.terminate()
+        said += gateway.communicate(timeout=30)[1]
+
+    assert ("API_TOKENS is empty: auth is off" in said) == warned, said

@@ -69,6 +69,19 @@ def _env_list(name: str, choices: tuple[str, ...] | None = None) -> tuple[str, .
     return items
 
 
+def _env_tokens(name: str) -> tuple[str, ...]:
+    """Bearer tokens: blank turns auth off, but a value that names no token (`" , "`) or an
+    entry with nothing after its name (`alice:`, what `alice:$UNSET` gives) would turn it off
+    or accept a token anyone can guess. Never says a token in its message."""
+    tokens = _env_list(name)
+    if os.environ.get(name, "").strip() and not tokens:
+        raise SettingError(f"{name} must name at least one token, or be empty to turn auth off")
+    for entry in tokens:
+        if entry.endswith(":"):
+            raise SettingError(f"{name} must give a token after {entry!r}, not nothing")
+    return tokens
+
+
 def _env_url(name: str, default: str) -> str:
     """An http(s) URL with a host; a trailing "/", written as often as not, is dropped."""
     raw = os.environ.get(name) or default
@@ -170,7 +183,7 @@ class Settings:
             worker_schedulers=env_int("WORKER_SCHEDULERS", cls.worker_schedulers),
             worker_nice=env_int("WORKER_NICE", cls.worker_nice, most=19),
             embedded_worker_groups=_env_list("EMBEDDED_WORKER_GROUPS", GROUPS),
-            api_tokens=_env_list("API_TOKENS"),
+            api_tokens=_env_tokens("API_TOKENS"),
             admin_principals=_env_list("ADMIN_PRINCIPALS"),
             metrics_token=os.environ.get("METRICS_TOKEN", "").strip(),
             worker_metrics_port=env_int("WORKER_METRICS_PORT", cls.worker_metrics_port,
