@@ -64,6 +64,8 @@ if __name__ == "__main__":
     try:
         lines = {"--flags": postgres_flags, "--libpq-env": libpq_env,
                  "--password": lambda u: [password(u)]}[mode](url)
-    except ValueError as exc:  # urllib's reading of a port that is no number, say
-        raise SystemExit(f"DATABASE_URL cannot be read: {exc}") from None
+    except ValueError:  # urllib's reading of a port that is no number, say
+        # not urllib's message: for a password holding an unescaped "/" it quotes the password
+        raise SystemExit("DATABASE_URL cannot be read: its port is no number (a '/', '@' or "
+                         "'#' in the password must be percent-encoded)") from None
     print("\n".join(lines))

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from tests.conftest import store_rows
@@ -44,14 +45,17 @@ def test_database_url_query_and_loopback_sslmode():
     assert remote[-1] == "--aio-store-postgres-query=sslmode=verify-full,connect_timeout=3"
 
 
-def test_a_database_url_that_cannot_be_read_is_one_line_not_a_traceback():
+@pytest.mark.parametrize("url", ["postgres://r:s@127.0.0.1:abc/r",
+                                 "postgres://r:se/cret@127.0.0.1/r"])  # "/" not escaped
+def test_a_database_url_that_cannot_be_read_is_one_line_not_a_traceback(url):
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "postgres-flags.py")],
-                          env={**os.environ, "DATABASE_URL": "postgres://r:s@127.0.0.1:abc/r"},
+                          env={**os.environ, "DATABASE_URL": url},
                           capture_output=True, text=True, timeout=10)
 
     assert done.returncode == 1
-    assert done.stderr.startswith("DATABASE_URL cannot be read: Port could not be cast")
+    assert done.stderr.startswith("DATABASE_URL cannot be read: its port is no number")
     assert "Traceback" not in done.stderr
+    assert "cret" not in done.stderr  # urllib's message quoted a part of the password
 
 
 def test_a_database_url_without_its_password_stops_the_server_at_once(postgres, tmp_path):
