@@ -309,4 +309,9 @@ def test_openapi_document_and_docs_page(offline):
     page = offline.get("/docs")
     assert page.status_code == 200
     assert "swagger-ui" in page.text
-    assert offline.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+    script = offline.get("/docs/assets/swagger-ui-bundle.js")
+    assert script.status_code == 200
+    for answer in (page, script):  # no other site frames the page (clickjacking)
+        assert answer.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+        assert answer.headers["X-Frame-Options"] == "DENY"
+    assert "X-Frame-Options" not in offline.get("/openapi.json").headers

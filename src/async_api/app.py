@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_PATH=docs.PAGE.lstrip("/"),
         OPENAPI_SWAGGER_UI_URL=docs.ASSETS_URL,
         API_SPEC_OPTIONS=auth.spec_options(settings),
     )
@@ -141,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in API_BLUEPRINTS:
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.blp)
+    docs.install(app)
     app.register_blueprint(ui.blp)
     webhooks.install(app)  # signatures first, then bodies
     body.install(app)
