@@ -160,7 +160,8 @@ def post_worker_init(worker: object) -> None:
 
     - gunicorn's own early error answers (414, 431, 400 on malformed HTTP) become JSON too,
       and an answer of one piece leaves with its head in one send (async_api.gunicorn_wire);
-    - in same-process mode (EMBEDDED_WORKER_GROUPS) this process also serves worker groups;
+    - in same-process mode (EMBEDDED_WORKER_GROUPS) this process also serves worker groups,
+      and drains them from the SIGTERM on;
     - on SIGTERM, held long-polls answer at once with the job as it is (see below);
     - what start-up built is frozen out of the garbage collector's sight (gc.freeze): it lives
       as long as the process, and each full collection that walked it under load paused every
@@ -180,6 +181,7 @@ def post_worker_init(worker: object) -> None:
         from workers import embedded
 
         embedded.start()
+        _drain_embedded_workers_on_sigterm(worker)
     gc.freeze()
 
 
@@ -188,14 +190,28 @@ def _answer_long_polls_on_sigterm(worker: object) -> None:
     timeout: without this, a deploy would wait for every held request and then cut them. The
     engine's waits end instead, and the requests answer (pending) before the worker exits."""
     engine = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("async_api.engine")
-    if engine is None:
-        return
+    if engine is not None:
+        _on_sigterm(engine.stop_waiting)
+
+
+def _drain_embedded_workers_on_sigterm(worker: Any) -> None:
+    """Same-process mode: the worker groups stop taking tasks at the SIGTERM and drain while
+    the requests in flight finish, within the graceful timeout (workers/embedded.py says why);
+    worker_exit waits for that drain."""
+    from workers import embedded
+
+    _on_sigterm(embedded.stop, worker.cfg.graceful_timeout)
+
+
+def _on_sigterm(action: Any, *args: Any) -> None:
+    """At SIGTERM, `action(*args)` starts on a greenlet of its own, then gunicorn's handler
+    (or the one set before) runs."""
     original = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum: int, frame: object) -> None:
         import gevent  # the worker class; a signal handler may not block, so spawn
 
-        gevent.spawn(engine.stop_waiting)
+        gevent.spawn(action, *args)
         if callable(original):
             original(signum, frame)
 
@@ -205,11 +221,11 @@ def _answer_long_polls_on_sigterm(worker: object) -> None:
     signal.siginterrupt(signal.SIGTERM, False)
 
 
-def worker_exit(server: object, worker: object) -> None:
+def worker_exit(server: object, worker: Any) -> None:
     if os.environ.get("EMBEDDED_WORKER_GROUPS"):
         from workers import embedded
 
-        embedded.stop()
+        embedded.stop(worker.cfg.graceful_timeout)
 
 
 def post_request(worker: object, req: object, environ: object, resp: object) -> None:

@@ -9,6 +9,8 @@ import signal
 import pytest
 
 from tests.support.http import assert_error
+from tests.support.processes import wait_until
+from tests.support.slow_clients import SlowClients
 from tests.support.stack import Stack
 
 
@@ -61,3 +63,34 @@ def test_sigterm_drains_the_embedded_workers_before_the_gateway_exits(embedded, 
     assert embedded.ran([body], "foo:started").total() == 1
     assert "draining 1 task(s)" in gateway.log()
     assert "stopped (drained)" in gateway.log()
+
+
+def test_sigterm_drains_at_once_and_within_the_graceful_timeout_while_a_request_lingers(
+        make_stack, nonce):
+    """The drain begins at the SIGTERM, not once the requests in flight have ended (a slow
+    client held them the whole graceful timeout), and ends before the master's SIGKILL."""
+    stack = make_stack()
+    stack.engine.start()
+    env = {"EMBEDDED_WORKER_GROUPS": "worker", "GUNICORN_GRACEFUL_TIMEOUT": "4"}
+    gateway = stack.start_gateway(env, workers=1)
+    held_id, held = f"embedded-held-{nonce}", {"work": 8, "nonce": nonce}
+    late_id, late = f"embedded-late-{nonce}", {"sleep": 3, "nonce": nonce}
+    stack.begin_held_job(held_id, held)
+    assert stack.begin(late_id, late).status_code == 202
+    wait_until(lambda: any(line.get("job_id") == late_id and line.get("outcome") == "suspended"
+                           for line in gateway.json_lines()), 10, "the late job to sleep")
+
+    with SlowClients(gateway.url, 1, "body") as slow:  # a request in flight until it is cut
+        wait_until(lambda: slow.rounds >= 2 and slow.waiting() == 1, 5, "the request to linger")
+        gateway.stop()
+
+    log = gateway.log()
+    assert "stopping: draining 1 task(s)" in log
+    assert "stopped (tasks handed back)" in log  # said before the master's SIGKILL
+    assert stack.ran([late]).total() == 0  # its wake-up, after the SIGTERM, was not taken
+    successor = stack.start_gateway(env, workers=1)
+    stack.gateway_url = successor.url
+    assert stack.wait_settled(late_id)["status"] == "resolved"
+    assert stack.wait_settled(held_id, timeout=60)["status"] == "resolved"
+    assert stack.ran([held]).total() == 1
+    assert stack.worker_pids("foo", [late, held]) <= set(successor.children())
