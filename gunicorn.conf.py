@@ -95,6 +95,10 @@ def on_starting(server: Any) -> None:
     directory, removed on exit (or, once its gateway was killed, by the next one to start)."""
     try:
         settings = Settings.from_env()
+        if settings.embedded_worker_groups:  # as `python -m workers` checks it (ledger.check)
+            from workers import ledger  # stdlib only
+
+            ledger.check()
     except SettingError as exc:
         server.log.error("%s", exc)
         sys.exit(2)

@@ -91,13 +91,18 @@ def test_a_worker_group_from_the_environment_is_checked_like_the_option():
     assert "WORKER_GROUP must be one of" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_ledger_no_step_could_write_stops_the_worker_at_start(tmp_path):
+@pytest.mark.parametrize(("command", "env"), [
+    ([str(BIN / "python"), "-m", "workers", "--group", "worker"], {}),
+    ([str(BIN / "gunicorn"), "wsgi:app", "--bind", "127.0.0.1:0"],  # same-process mode
+     {"EMBEDDED_WORKER_GROUPS": "worker"}),
+], ids=["worker", "embedded"])
+def test_a_ledger_no_step_could_write_stops_the_worker_at_start(tmp_path, command, env):
     """Each step failed on it, and the SDK retried the step for ever: the job stayed pending."""
     blocked = tmp_path / "a-file"
     blocked.write_text("")
-    done = subprocess.run([str(BIN / "python"), "-m", "workers", "--group", "worker"], cwd=ROOT,
-                          env={**os.environ, "LEDGER_PATH": str(blocked / "ledger.sqlite")},
-                          capture_output=True, text=True, timeout=30)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=30,
+                          env={**os.environ, **env,
+                               "LEDGER_PATH": str(blocked / "ledger.sqlite")})
 
     assert done.returncode == 2, done.stderr
     assert "LEDGER_PATH: cannot open" in done.stderr and "Traceback" not in done.stderr
