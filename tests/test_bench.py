@@ -3,18 +3,23 @@ rounds as the full benchmark makes three. So must `make bench-ceiling` (bench/ce
 
 No timing is asserted (speed is measured by the benchmark itself, not by tests): only that it
 ran, printed its table with the expected rows, and lost no job; and, on made-up figures, that
-the table sums losses and takes each ratio as the median of the rounds' ratios.
+the table sums losses and takes each ratio as the median of the rounds' ratios. A benchmark
+stopped by SIGTERM stops the processes it started.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
-from bench import ceiling
+from bench import ceiling, procs
 from bench.load import Jobs, Run
 from bench.report import Result, main_table
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, wait_until
 
 ROWS = [
     "POST /begin", "GET /wait, settled id", "jobs done during /begin runs + drain",
@@ -87,3 +92,38 @@ def test_the_ceiling_counts_the_cores_a_target_rate_would_take():
         in text, text
     assert "at this service's gateway's 1000 us and the server's 400 us a create: 0.84" in text
     assert "0.50x" in text.splitlines()[2]  # /begin over the raw server's creates
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie its parent has yet to reap."""
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def test_make_bench_scale_stopped_by_sigterm_stops_its_stack(tmp_path):
+    """`make bench-scale` stopped by SIGTERM (a timeout, a CI job canceled) left its server,
+    worker and gateway running, each in a session of its own."""
+    log = open(tmp_path / "scale.log", "wb")  # noqa: SIM115 - the child owns it
+    bench = subprocess.Popen([sys.executable, "-m", "bench.scale", "--sizes", "0"], cwd=ROOT,
+                             stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    started: list[int] = []
+    try:
+        # server, worker and gunicorn master, with gunicorn's workers under it
+        wait_until(lambda: len(procs.descendants(bench.pid)) >= 5, 60, "the stack to start")
+        time.sleep(1)
+        started = procs.descendants(bench.pid)
+        bench.terminate()
+        bench.wait(60)
+        wait_until(lambda: not [pid for pid in started if _alive(pid)], 30,
+                   f"the stack to stop after SIGTERM: {(tmp_path / 'scale.log').read_text()}")
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait(10)
+        for pid in started:  # what the benchmark left, so that no test after it meets it
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
