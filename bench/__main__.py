@@ -39,7 +39,6 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -179,7 +178,7 @@ def run(plan: Plan) -> dict[str, list[Result]]:
 
 def main() -> None:
     # On SIGTERM, as on Ctrl-C, the `finally`s still stop every process the benchmark started.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    procs.exit_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="this service only, tiny sizes, Python clients (for the tests)")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -158,7 +157,7 @@ def report(rows: dict[str, Row]) -> str:
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    procs.exit_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m bench.ceiling",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)

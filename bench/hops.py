@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -185,7 +184,7 @@ def measure(config: str, reps: int, idle_seconds: float) -> dict:
 
 def main() -> None:
     # SIGTERM (e.g. a timeout) must still run the `finally` that stops the processes.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    procs.exit_on_sigterm(1)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--reps", type=int, default=10, help="samples of each latency per round")

@@ -33,7 +33,6 @@ import argparse
 import math
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -278,7 +277,7 @@ def table(results: list[Overload], plan: Plan) -> str:
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the finally's stop the stack
+    procs.exit_on_sigterm()  # the finally's stop the stack
     parser = argparse.ArgumentParser(prog="python -m bench.overload",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (for the tests)")

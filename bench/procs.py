@@ -10,6 +10,8 @@ child dies in between.
 from __future__ import annotations
 
 import os
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -98,3 +100,15 @@ def wait_quiet(roots: dict[str, int], timeout: float = 20) -> None:
         busy = sum(seconds for seconds, _ in used(before, snapshot(roots)).values())
         if 100 * busy / QUIET_WINDOW_SECONDS < QUIET_PERCENT:
             return
+
+
+def exit_on_sigterm(code: int = 143) -> None:
+    """SIGTERM, as Ctrl-C, exits through the `finally`s that stop what the benchmark started.
+    Once: a SIGTERM to make's process group comes twice (make passes its own on to its child),
+    and a second exit inside those `finally`s cut them short, leaving processes running."""
+
+    def exit_once(*_: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        sys.exit(code)
+
+    signal.signal(signal.SIGTERM, exit_once)

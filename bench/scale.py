@@ -21,10 +21,8 @@ scans of the store cost.
 from __future__ import annotations
 
 import argparse
-import signal
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -144,7 +142,7 @@ def measure(size: int, directory: Path, cluster: PostgresCluster | None) -> dict
 def main() -> None:
     # On SIGTERM, as on Ctrl-C, the `finally`s stop the stack and the cluster (they were left
     # running, each process in a session of its own).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    procs.exit_on_sigterm()
     parser = argparse.ArgumentParser(prog="python -m bench.scale",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="0,100000,1000000")

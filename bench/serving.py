@@ -24,10 +24,8 @@ import argparse
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -35,6 +33,7 @@ from pathlib import Path
 
 import requests
 
+from bench import procs
 from tests.support.processes import Process
 from tests.support.slow_clients import SlowClients
 from tests.support.stack import Stack
@@ -141,7 +140,7 @@ def _slow_cell(samples: list[list[float | None]]) -> str:
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    procs.exit_on_sigterm(1)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
