@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.support.processes import wait_until
+from tests.support.processes import Process, wait_until
 from tests.support.stack import Stack
 from workers import ledger
 from workers.functions import canonical
@@ -123,19 +123,28 @@ def test_a_step_queued_when_its_claim_is_lost_never_starts(make_stack, nonce):
     assert frozen.alive()
 
 
+def fan_out_inside_its_squares(make_stack, nonce: str, count: int,
+                               step_pause: float) -> tuple[Stack, Process, str]:
+    """A stack whose one worker, with one scheduler loop, holds a fan-out of `count` squares,
+    suspended, and is inside every square's step (each `step_pause` s long)."""
+    stack = make_stack()
+    stack.engine.start()
+    worker = stack.start_worker("worker", {"STEP_PAUSE_SECONDS": str(step_pause),
+                                           "WORKER_SCHEDULERS": "1"})
+    stack.start_gateway()
+    job_id = f"fan-{nonce}"
+    assert stack.post(f"/fan-out-workflow?id={job_id}", {"count": count}).status_code == 202
+    wait_until(lambda: all(ledger.count("square:started", str(n), stack.ledger_path)
+                           for n in range(count)), 15, "the squares to be inside their steps")
+    return stack, worker, job_id
+
+
 def test_a_fan_out_resumes_after_its_squares_were_dropped(make_stack, nonce):
     """One scheduler loop holds the fan-out, suspended, and runs its squares. The engine goes
     down past the squares' claims, so their runs are dropped here, and their awaits with them;
     replayed, they finish, and the fan-out's resume must replay it rather than resume nothing
     (it then held its task for good) or invoke it again over its coroutine (an error)."""
-    stack = make_stack()
-    stack.engine.start()
-    worker = stack.start_worker("worker", {"STEP_PAUSE_SECONDS": "3", "WORKER_SCHEDULERS": "1"})
-    stack.start_gateway()
-    job_id = f"fan-{nonce}"
-    assert stack.post(f"/fan-out-workflow?id={job_id}", {"count": 3}).status_code == 202
-    wait_until(lambda: all(ledger.count("square:started", str(n), stack.ledger_path)
-                           for n in range(3)), 15, "the squares to be inside their steps")
+    stack, worker, job_id = fan_out_inside_its_squares(make_stack, nonce, 3, step_pause=3)
     stack.engine.kill()
     time.sleep(8)  # past a claim's ttl (5 s)
     stack.engine.start()
@@ -151,14 +160,7 @@ def test_a_fan_out_resumed_while_its_square_runs_stale_here(make_stack, nonce):
     offered to A, which holds it in memory. A wakes with the stale square still running: the
     resume must replay the fan-out, not set B's result on A's unfinished square (the SDK's
     assertion dropped the fan-out, whose task then waited out its claim)."""
-    stack = make_stack()
-    stack.engine.start()
-    frozen = stack.start_worker("worker", {"STEP_PAUSE_SECONDS": "20", "WORKER_SCHEDULERS": "1"})
-    stack.start_gateway()
-    job_id = f"fan-{nonce}"
-    assert stack.post(f"/fan-out-workflow?id={job_id}", {"count": 1}).status_code == 202
-    wait_until(lambda: ledger.count("square:started", "0", stack.ledger_path), 15,
-               "the square to be inside its step")
+    stack, frozen, job_id = fan_out_inside_its_squares(make_stack, nonce, 1, step_pause=20)
     stack.start_worker("worker", {"WORKER_SCHEDULERS": "1"})
     os.kill(frozen.pid, signal.SIGSTOP)
     try:
