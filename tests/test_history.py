@@ -229,6 +229,25 @@ def test_an_id_holding_underscores_reads_a_bounded_number_of_pages_for_its_steps
     assert engine_searches(stack) - before <= MAX_STEP_PAGES
 
 
+@SHARED_STACK_ON_SQLITE
+def test_an_id_holding_underscores_keeps_its_progress_among_look_alikes(stack, nonce):
+    """The progress of `order:P_<tag>` is searched with a pattern the reports of
+    `order:P-<tag>`, `order:PA<tag>`... match too: once more than a page of them came after
+    its own, every view of the job lost its progress (its steps still listed it)."""
+    tag = nonce[:8]
+    job_id = f"order:P_{tag}"
+    stack.post("/jobs", {"order_id": f"P_{tag}", "items": ["x"]})
+    stack.job_settled(job_id)
+    for look_alike in "-ABCD":  # three reports each: more than the first page holds
+        stack.post("/jobs", {"order_id": f"P{look_alike}{tag}", "items": ["x"]})
+        stack.job_settled(f"order:P{look_alike}{tag}")
+
+    assert stack.get(f"/jobs/{job_id}").json()["progress"]["message"] == "ship done"
+    assert stack.get(f"/jobs/{job_id}/operation").json()["percentComplete"] == 100
+    metadata = stack.get(f"/v1/operations/{job_id}").json()["metadata"]["value"]
+    assert (metadata["progressPercent"], metadata["progressMessage"]) == (100, "ship done")
+
+
 def test_a_failed_job_is_retried_once_per_attempt_and_linked_both_ways(stack, nonce):
     job_id = f"retry-{nonce}"
     body = {"fail": "not today", "nonce": nonce}

@@ -17,8 +17,9 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -233,6 +234,9 @@ STEP_PAGE_SIZE = 100
 # by the children found only, one GET /jobs/a___.../steps read every promise of that shape in
 # the store, 100 a call, on one request.
 MAX_STEP_PAGES = MAX_STEPS // STEP_PAGE_SIZE
+# A job's last progress report is the first its search finds: a small page, read on every
+# view of a running job (a listing's too), and a next one only when other jobs' fill it.
+PROGRESS_PAGE_SIZE = 10
 
 
 def _is_child(promise_id: str, parent_id: str) -> bool:
@@ -647,19 +651,28 @@ class Engine:
     def steps(self, job_id: str) -> list[Promise]:
         """The job's workflow steps and child calls (its direct children), oldest first; at
         most MAX_STEPS, from at most MAX_STEP_PAGES pages of the server's search."""
-        found: list[Promise] = []
-        cursor: str | None = None
-        for _ in range(MAX_STEP_PAGES):
-            page, cursor = self._search(f"{job_id}.*", None, {}, STEP_PAGE_SIZE, cursor)
-            found += [p for p in page if _is_child(p.id, job_id)]
-            if cursor is None or len(found) >= MAX_STEPS:
-                break
-        return sorted(found, key=lambda p: (p.created_on or 0, p.id))[:MAX_STEPS]
+        found = islice(self._children(job_id, None, {}, STEP_PAGE_SIZE), MAX_STEPS)
+        return sorted(found, key=lambda p: (p.created_on or 0, p.id))
 
     def progress(self, job_id: str) -> Progress | None:
-        """The job's last progress report, or None if its workflow reported none yet."""
-        page, _ = self._search(f"{job_id}.*", RESOLVED, {STEP_TAG: PROGRESS_STEP}, 10, None)
-        return next((_progress(p) for p in page if _is_child(p.id, job_id)), None)
+        """The job's last progress report, or None if its workflow reported none yet. Read
+        past the pages of other jobs' reports its id pattern matches: with only the first,
+        the reports of `a-b` and `aXb` hid those of `a_b` from every view of it."""
+        report = next(self._children(job_id, RESOLVED, {STEP_TAG: PROGRESS_STEP},
+                                     PROGRESS_PAGE_SIZE), None)
+        return None if report is None else _progress(report)
+
+    def _children(
+        self, job_id: str, state: str | None, tags: dict[str, str], page_size: int,
+    ) -> Iterator[Promise]:
+        """The job's direct children with `state` and `tags`, newest first, from at most
+        MAX_STEP_PAGES pages of the server's search (a page is read only when asked for)."""
+        cursor: str | None = None
+        for _ in range(MAX_STEP_PAGES):
+            page, cursor = self._search(f"{job_id}.*", state, tags, page_size, cursor)
+            yield from (p for p in page if _is_child(p.id, job_id))
+            if cursor is None:
+                return
 
     def _search(
         self, id_pattern: str, state: str | None, tags: dict[str, str], limit: int,
