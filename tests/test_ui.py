@@ -26,7 +26,7 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from async_api.resources.ui import UI_DIR
 from tests.support.in_process import offline_gateway
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, wait_until
 from tests.support.stack import Stack
 
 CHROMIUM = Path("/usr/bin/chromium")  # scripts/ensure-chromium installs it (make test)
@@ -261,6 +261,26 @@ def test_a_running_job_is_canceled_with_its_button_and_its_sleep_abandoned(gatew
     [step] = gateway.request("GET", f"/jobs/{held}/steps")["steps"]
     assert step["status"] == "pending"
     page.wait_for_timeout(REFRESH_MS + 500)  # a clock still running to now has moved on
+    expect(sleep.locator(".step-duration")).to_have_text(
+        duration_shown(step["created_at"], job["completed_at"]))
+
+
+def test_a_canceled_jobs_sleep_stays_abandoned_once_its_timer_fires(gateway, page, nonce):
+    """The engine resolves a sleep at its time, its job canceled or not: the page showed the
+    canceled job's sleep succeeded, ending after the job, once that time had passed."""
+    held = f"ui-woken-{nonce}"
+    gateway.begin(held, {"sleep": 2, "nonce": nonce})
+
+    def steps() -> list[dict]:
+        return gateway.request("GET", f"/jobs/{held}/steps")["steps"]
+    wait_until(steps, 20, "the sleep to begin")
+    job = gateway.request("POST", f"/jobs/{held}/cancel")
+    [step] = wait_until(lambda: [s for s in steps() if s["status"] == "resolved"], 20,
+                        "the sleep's timer to fire")
+    assert step["completed_at"] > job["completed_at"]
+    open_dashboard(page, gateway, at=f"#/jobs/{held}")
+    sleep = page.locator("#timeline li")
+    expect(sleep).to_have_attribute("data-status", "abandoned")
     expect(sleep.locator(".step-duration")).to_have_text(
         duration_shown(step["created_at"], job["completed_at"]))
 

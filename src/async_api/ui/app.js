@@ -292,8 +292,12 @@ function stepItem(step) {
 
 // A job that ended (canceled, timed out) leaves the steps it was in stored as pending: they
 // will never go on, so they are shown abandoned, timed to the job's end rather than to now.
+// So is one that ended only after the job did: a canceled job's sleep, whose timer the engine
+// still fires, or its approval, timed out or decided for a retry, did nothing for this job.
 function asEnded(step, job) {
-  if (step.status !== "pending" || RUNNING.has(job.status)) return step;
+  if (RUNNING.has(job.status)) return step;
+  const endedAfterJob = step.completed_at !== null && step.completed_at > job.completed_at;
+  if (step.status !== "pending" && !endedAfterJob) return step;
   return {...step, status: "abandoned", completed_at: job.completed_at};
 }
 
