@@ -235,8 +235,10 @@ STEP_PAGE_SIZE = 100
 # the store, 100 a call, on one request.
 MAX_STEP_PAGES = MAX_STEPS // STEP_PAGE_SIZE
 # A job's last progress report is the first its search finds: a small page, read on every
-# view of a running job (a listing's too), and a next one only when other jobs' fill it.
+# view of a running job (a listing's too), and a next one only when other jobs' fill it; at
+# most PROGRESS_PAGES, since a listing of 100 running jobs reads one search for each.
 PROGRESS_PAGE_SIZE = 10
+PROGRESS_PAGES = 3
 
 
 def _is_child(promise_id: str, parent_id: str) -> bool:
@@ -651,7 +653,8 @@ class Engine:
     def steps(self, job_id: str) -> list[Promise]:
         """The job's workflow steps and child calls (its direct children), oldest first; at
         most MAX_STEPS, from at most MAX_STEP_PAGES pages of the server's search."""
-        found = islice(self._children(job_id, None, {}, STEP_PAGE_SIZE), MAX_STEPS)
+        found = islice(self._children(job_id, None, {}, STEP_PAGE_SIZE, MAX_STEP_PAGES),
+                       MAX_STEPS)
         return sorted(found, key=lambda p: (p.created_on or 0, p.id))
 
     def progress(self, job_id: str) -> Progress | None:
@@ -659,16 +662,17 @@ class Engine:
         past the pages of other jobs' reports its id pattern matches: with only the first,
         the reports of `a-b` and `aXb` hid those of `a_b` from every view of it."""
         report = next(self._children(job_id, RESOLVED, {STEP_TAG: PROGRESS_STEP},
-                                     PROGRESS_PAGE_SIZE), None)
+                                     PROGRESS_PAGE_SIZE, PROGRESS_PAGES), None)
         return None if report is None else _progress(report)
 
     def _children(
         self, job_id: str, state: str | None, tags: dict[str, str], page_size: int,
+        pages: int,
     ) -> Iterator[Promise]:
         """The job's direct children with `state` and `tags`, newest first, from at most
-        MAX_STEP_PAGES pages of the server's search (a page is read only when asked for)."""
+        `pages` pages of the server's search (a page is read only when asked for)."""
         cursor: str | None = None
-        for _ in range(MAX_STEP_PAGES):
+        for _ in range(pages):
             page, cursor = self._search(f"{job_id}.*", state, tags, page_size, cursor)
             yield from (p for p in page if _is_child(p.id, job_id))
             if cursor is None:
