@@ -2,8 +2,9 @@
 
 Too slow and it answers 202 with the job's status monitor (Operation-Location), as every route
 that starts work does: a 504 would read as a failure to clients and proxies, and be retried. The
-work goes on, and the same request later returns the stored result at once. A quote that was
-canceled or timed out is not the answer for good: the same request runs its next attempt.
+work goes on, and the same request later returns the stored result at once. A quote that
+failed, was canceled or timed out is not the answer for good (a pricing step may fail for a
+while): the same request runs its next attempt.
 """
 
 from flask import Response, jsonify
@@ -32,7 +33,7 @@ def price_quote(request: dict) -> dict | Response:
     promise = start_job(contract.COMPUTE_QUOTE,
                         contract.quote_job_id(request["sku"], request["qty"]),
                         [request["sku"], request["qty"]], shared=True)
-    while promise.state in jobs.RETRYABLE:  # a quote canceled or timed out is no price
+    while promise.state in jobs.RETRYABLE:  # a quote failed, canceled or timed out is no price
         promise = jobs.retry(engine(), settings(), promise)  # its next attempt, found or new
     promise = settled_within(promise, settings().quote_timeout_seconds)
     if promise.state == RESOLVED and isinstance(promise.value, dict):
