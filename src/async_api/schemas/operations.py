@@ -22,10 +22,8 @@ class ListOperationsQuerySchema(QuerySchema):
         """Google's HTTP transcoding reads a query parameter by its proto name too
         (`page_size`, as AIP-158 writes it): ignored, it listed 50 for `page_size=2`."""
         aliases = {"page_size": "pageSize", "page_token": "pageToken"}
-        if not any(name in data for name in aliases):
-            return data
-        read = {aliases.get(name, name): data[name] for name in data}
-        return {**read, **{name: data[name] for name in data if name not in aliases}}
+        proto = {camel: data[name] for name, camel in aliases.items() if name in data}
+        return {**proto, **data} if proto else data  # the JSON name wins when both are sent
 
 
 class WaitOperationSchema(Schema):
