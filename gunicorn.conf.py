@@ -164,6 +164,8 @@ def post_worker_init(worker: object) -> None:
 
     - gunicorn's own early error answers (414, 431, 400 on malformed HTTP) become JSON too,
       and an answer of one piece leaves with its head in one send (async_api.gunicorn_wire);
+    - while the admission gate of the process is full, a plain request is refused from its
+      bytes, before gunicorn parses it (async_api.early_refusal; under gevent);
     - in same-process mode (EMBEDDED_WORKER_GROUPS) this process also serves worker groups,
       and drains them from the SIGTERM on;
     - on SIGTERM, held long-polls answer at once with the job as it is (see below);
@@ -177,9 +179,14 @@ def post_worker_init(worker: object) -> None:
     gunicorn_wire.install()
     gevent = sys.modules.get("gevent")
     if gevent is not None and gevent.monkey.is_module_patched("socket"):  # not under gthread
+        from async_api import early_refusal
+        from async_api.admission import Admission
         from async_api.turns import Turns
 
         _turns.append(Turns())
+        gate = getattr(getattr(worker, "wsgi", None), "wsgi_app", None)
+        if isinstance(gate, Admission):
+            early_refusal.install(gate, worker)
     _answer_long_polls_on_sigterm(worker)
     if os.environ.get("EMBEDDED_WORKER_GROUPS"):
         from workers import embedded

@@ -90,13 +90,14 @@ class _Refusal(list[bytes]):
         self._gate = gate
 
     def close(self) -> None:
-        started = time.monotonic()
-        time.sleep(REFUSED_PAUSE_SECONDS)
-        self._gate.paused(time.monotonic() - started - REFUSED_PAUSE_SECONDS)
+        self._gate.pause()
 
 
 class Admission:
     """WSGI middleware counting the requests at work in this process; `limit` 0 turns it off."""
+
+    EXEMPT = EXEMPT
+    REFUSED_STATUS = "503 SERVICE UNAVAILABLE"
 
     def __init__(self, app: WsgiApp, limit: int, retry_after_seconds: int,
                  max_body_bytes: int) -> None:
@@ -112,7 +113,7 @@ class Admission:
         if self.limit <= 0 or environ.get("PATH_INFO") in EXEMPT or not _read_body(
                 environ, self.max_body_bytes):
             return self.app(environ, start_response)
-        limit = self.narrowed_limit if time.monotonic() < self.narrowed_until else self.limit
+        limit = self._current_limit()
         with self._lock:
             admitted = self.in_flight < limit
             if admitted:
@@ -125,9 +126,22 @@ class Admission:
         finally:
             ticket.release()
 
+    def _current_limit(self) -> int:
+        return self.narrowed_limit if time.monotonic() < self.narrowed_until else self.limit
+
+    def full(self) -> bool:
+        """The next request would be refused (early_refusal.py asks before it reads one)."""
+        return self.limit > 0 and self.in_flight >= self._current_limit()
+
     def _leave(self) -> None:
         with self._lock:
             self.in_flight -= 1
+
+    def pause(self) -> None:
+        """A refused connection's pause (see _Refusal), and how late it ended."""
+        started = time.monotonic()
+        time.sleep(REFUSED_PAUSE_SECONDS)
+        self.paused(time.monotonic() - started - REFUSED_PAUSE_SECONDS)
 
     def paused(self, late: float) -> None:
         """A refused connection's pause ended `late` seconds after it should have."""
@@ -138,17 +152,24 @@ class Admission:
             self.narrowed_until = now + NARROWED_SECONDS
 
     def _refuse(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
-        """503 overloaded, as the app's JSON errors are, with the request and trace ids every
-        answer carries (telemetry.py); no log line, which would cost more than the refusal."""
-        metrics.ADMISSION_REFUSED.inc()
-        _, traceparent = logs.new_span(environ.get("HTTP_TRACEPARENT"))
-        body = _GOOGLE_BODY if environ.get("PATH_INFO", "").startswith(GOOGLE_API_PREFIX) else _BODY
-        start_response("503 SERVICE UNAVAILABLE", [
-            ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-            ("Retry-After", self.retry_after),
-            (logs.REQUEST_ID_HEADER, logs.request_id(environ.get("HTTP_X_REQUEST_ID"))),
-            (logs.TRACEPARENT_HEADER, traceparent)])
+        body, headers = self.refusal(environ.get("PATH_INFO", ""),
+                                     environ.get("HTTP_X_REQUEST_ID"),
+                                     environ.get("HTTP_TRACEPARENT"))
+        start_response(self.REFUSED_STATUS, headers)
         return _Refusal(self, body)
+
+    def refusal(self, path: str, request_id: str | None,
+                traceparent: str | None) -> tuple[bytes, list[tuple[str, str]]]:
+        """503 overloaded (body, headers), as the app's JSON errors are, with the request and
+        trace ids every answer carries (telemetry.py); no log line, which would cost more than
+        the refusal."""
+        metrics.ADMISSION_REFUSED.inc()
+        _, traceparent = logs.new_span(traceparent)
+        body = _GOOGLE_BODY if path.startswith(GOOGLE_API_PREFIX) else _BODY
+        return body, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                      ("Retry-After", self.retry_after),
+                      (logs.REQUEST_ID_HEADER, logs.request_id(request_id)),
+                      (logs.TRACEPARENT_HEADER, traceparent)]
 
 
 def _read_body(environ: dict[str, Any], limit: int) -> bool:

@@ -1,0 +1,130 @@
+"""The admission gate's refusal, answered from the request's bytes before gunicorn parses them.
+
+Under overload nine answers in ten are refusals, and most of a refusal's CPU went to gunicorn:
+parsing the request (22 % of the gateway's CPU under `make bench-overload`, py-spy), the WSGI
+environment (6 %), the app's gate (6 %). While the gate of its process is full, a connection's
+next request is looked at here first. When its bytes are one complete, plain HTTP/1.1 request
+(a body of a known length; no `Expect`, `Transfer-Encoding` or `Upgrade`; `Connection` only as
+`keep-alive`; not a probe, not HEAD), the refusal goes out with no parsing beyond two regular
+expressions, and the request's bytes are taken off the socket. Any other request, or a gate
+with room by the time its bytes came, goes gunicorn's way, where the gate (admission.py)
+decides as before: this module answers only what the gate would refuse, with the same bytes
+(tests/test_early_refusal.py). It halved the gateway's CPU per answer under overload
+(PERFORMANCE.md, "Overload").
+
+`plain_request` and `refusal` are pure; `RefusingParser` is the socket side.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import socket
+import time
+from typing import Any, NamedTuple
+
+import gunicorn.http
+from gunicorn import SERVER, util
+from gunicorn.http.parser import RequestParser
+
+from async_api import metrics
+from async_api.admission import Admission
+
+# What one read looks at: a refusable request fits, or it goes gunicorn's way.
+PEEK_BYTES = 8192
+_TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+# Linear: no two parts of a line can match the same bytes (a field's blanks are stripped after).
+_HEAD = re.compile(rb"([A-Z]+) (/[!-~]*) HTTP/1\.1\r\n((?:" + _TOKEN + rb":[ -~]*\r\n)*)\r\n")
+_FIELD = re.compile(rb"(" + _TOKEN + rb"):([ -~]*)\r\n")
+# Fields that make a request anything but plain: its framing or its answer would differ.
+_NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
+_READ = frozenset({b"content-length", b"x-request-id", b"traceparent", b"connection"})
+
+
+class PlainRequest(NamedTuple):
+    size: int  # bytes of the request, head and body
+    path: str
+    request_id: str | None
+    traceparent: str | None
+
+
+def plain_request(data: bytes, max_body_bytes: int, max_line: int = 4094,
+                  max_fields: int = 100) -> PlainRequest | None:
+    """The request at the start of `data` when it is complete and plain, else None. The
+    limits are gunicorn's (limit_request_line, limit_request_fields): past them it answers."""
+    head = _HEAD.match(data)
+    if (head is None or head.group(1) == b"HEAD" or b"%" in head.group(2)  # a path to decode
+            or data.index(b"\r\n") > max_line):
+        return None
+    fields: dict[bytes, bytes] = {}
+    for count, field in enumerate(_FIELD.finditer(head.group(3)), 1):
+        name = field.group(1).lower()
+        if count > max_fields or name in _NOT_PLAIN or (name in _READ and name in fields):
+            return None
+        fields[name] = field.group(2).strip(b" \t")
+    if fields.get(b"connection", b"keep-alive").lower() != b"keep-alive":  # close, upgrade, ...
+        return None
+    length = fields.get(b"content-length", b"0")
+    if not length.isdigit() or int(length) > max_body_bytes:  # over the limit: the app's 413
+        return None
+    size = head.end() + int(length)
+    if size > len(data):
+        return None
+    request_id, traceparent = fields.get(b"x-request-id"), fields.get(b"traceparent")
+    return PlainRequest(size, head.group(2).partition(b"?")[0].decode("ascii"),
+                        request_id and request_id.decode("latin-1"),
+                        traceparent and traceparent.decode("latin-1"))
+
+
+def refusal(request: PlainRequest, gate: Admission) -> bytes:
+    """The bytes gunicorn sends for the gate's refusal of `request` (Admission._refuse)."""
+    body, headers = gate.refusal(request.path, request.request_id, request.traceparent)
+    head = [f"HTTP/1.1 {Admission.REFUSED_STATUS}\r\n", f"Server: {SERVER}\r\n",
+            f"Date: {util.http_date()}\r\n", "Connection: keep-alive\r\n",
+            *(f"{name}: {value}\r\n" for name, value in headers), "\r\n"]
+    return "".join(head).encode("latin-1") + body
+
+
+class RefusingParser(RequestParser):
+    """gunicorn's parser, refusing early while its process's gate is full."""
+
+    gate: Admission
+    worker: Any  # gunicorn's: once it is shutting down, gunicorn answers (and closes)
+
+    def __next__(self) -> Any:
+        if self.mesg and self.mesg.should_close():
+            raise StopIteration()
+        if not self.finish_body():
+            raise StopIteration()
+        # gunicorn waits for a request for at most `keepalive` seconds, this included: refuse
+        # for half of it, then let gunicorn read, so that its timeout never falls between a
+        # request and its refusal
+        until = time.monotonic() + self.cfg.keepalive / 2
+        while self.gate.full() and time.monotonic() < until and self._refused_early():
+            pass
+        return super().__next__()
+
+    def _refused_early(self) -> bool:
+        if self.unreader.buf.seek(0, io.SEEK_END) or not self.worker.alive:  # bytes read ahead
+            return False
+        sock = self.unreader.sock
+        data = sock.recv(PEEK_BYTES, socket.MSG_PEEK)  # waits for a request, takes nothing
+        request = plain_request(data, self.gate.max_body_bytes, self.cfg.limit_request_line,
+                                self.cfg.limit_request_fields) if data else None
+        if not request or request.path in Admission.EXEMPT or not self.gate.full():
+            return False
+        answer = refusal(request, self.gate)
+        metrics.ADMISSION_REFUSED_EARLY.inc()
+        sock.recv(request.size)  # all of it is there: the peek saw it
+        sock.sendall(answer)
+        self.gate.pause()
+        return True
+
+
+def install(gate: Admission, worker: Any) -> None:
+    """Under gunicorn's gevent worker, whose connections get their parser from
+    gunicorn.http.get_parser; not without keep-alive, where a connection answers once, nor
+    with gunicorn's TLS, whose sockets cannot peek."""
+    if worker.cfg.keepalive and not worker.cfg.is_ssl:
+        RefusingParser.gate, RefusingParser.worker = gate, worker
+        gunicorn.http.RequestParser = RefusingParser  # type: ignore[misc]
