@@ -9,8 +9,8 @@ next request is looked at here first. When its bytes are one complete, plain HTT
 expressions, and the request's bytes are taken off the socket. Any other request, or a gate
 with room by the time its bytes came, goes gunicorn's way, where the gate (admission.py)
 decides as before: this module answers only what the gate would refuse, with the same bytes
-(tests/test_early_refusal.py). It halved the gateway's CPU per answer under overload
-(PERFORMANCE.md, "Overload").
+(tests/test_early_refusal.py). Under overload the gateway's CPU per answer went from 0.56 to
+0.22 ms, refusals p99 from 134 to 70 ms (PERFORMANCE.md, "Overload").
 
 `plain_request` and `refusal` are pure; `RefusingParser` is the socket side.
 """

@@ -54,7 +54,7 @@ ADMISSION_REFUSED = Counter(
 ADMISSION_REFUSED_EARLY = Counter(
     "async_api_admission_refused_early",
     "Of those refusals, the ones answered from the request's bytes before gunicorn parsed "
-    "them, a fifth of the CPU (async_api.early_refusal).")
+    "them, at about a third of the CPU (async_api.early_refusal).")
 ADMISSION_NARROWED = Counter(
     "async_api_admission_narrowed",
     "Times the admission gate went down to a quarter of its places because a refused "
