@@ -158,6 +158,16 @@ def on_exit(server: Any) -> None:
 _turns: list[Any] = []  # the worker process's async_api.turns.Turns, under gevent
 
 
+def post_fork(server: object, worker: object) -> None:
+    """A worker forked with the master's signal handlers, which only queue a signal for the
+    master's loop: a SIGTERM that came before the worker installed its own (during gevent's
+    patching and the app's import) was lost, and the booting worker ran on until gunicorn
+    SIGKILLed it at the graceful timeout, 20 s later (tests/test_settings.py). Until then the
+    default action applies: a worker that has served nothing just ends."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def post_worker_init(worker: object) -> None:
     """In each worker, after gevent has patched it and the app is loaded (importing the app
     here, not at the top, keeps the master from importing `requests` and friends unpatched):

@@ -139,7 +139,10 @@ def test_a_gateway_open_beyond_this_machine_without_tokens_says_so(host, warned)
         while "Booting worker" not in said and gateway.poll() is None:
             said += gateway.stderr.readline()
     finally:
-        gateway.terminate()
+        gateway.terminate()  # while its workers boot
         said += gateway.communicate(timeout=30)[1]
 
     assert ("API_TOKENS is empty: auth is off" in said) == warned, said
+    # a worker still booting ends at the SIGTERM (gunicorn.conf.py post_fork), where it ran on
+    # until gunicorn SIGKILLed it 20 s later
+    assert "was sent SIGKILL" not in said, said
