@@ -38,6 +38,7 @@ from async_api.errors import GOOGLE_API_PREFIX, OVERLOADED, OVERLOADED_MESSAGE, 
 
 # Answered whatever the load: liveness, readiness and the metrics of an overloaded gateway.
 EXEMPT = frozenset({"/healthz", "/readyz", "/metrics"})
+REFUSED_STATUS = "503 SERVICE UNAVAILABLE"
 _BODY = json.dumps({"error": {"code": OVERLOADED, "message": OVERLOADED_MESSAGE}}).encode()
 # Under /v1/ (Google's API conventions) every error is a google.rpc.Status, this one too.
 _GOOGLE_BODY = json.dumps(google_status(503, OVERLOADED, OVERLOADED_MESSAGE),
@@ -96,9 +97,6 @@ class _Refusal(list[bytes]):
 class Admission:
     """WSGI middleware counting the requests at work in this process; `limit` 0 turns it off."""
 
-    EXEMPT = EXEMPT
-    REFUSED_STATUS = "503 SERVICE UNAVAILABLE"
-
     def __init__(self, app: WsgiApp, limit: int, retry_after_seconds: int,
                  max_body_bytes: int) -> None:
         self.app, self.limit = app, limit
@@ -155,7 +153,7 @@ class Admission:
         body, headers = self.refusal(environ.get("PATH_INFO", ""),
                                      environ.get("HTTP_X_REQUEST_ID"),
                                      environ.get("HTTP_TRACEPARENT"))
-        start_response(self.REFUSED_STATUS, headers)
+        start_response(REFUSED_STATUS, headers)
         return _Refusal(self, body)
 
     def refusal(self, path: str, request_id: str | None,

@@ -28,7 +28,7 @@ from gunicorn import SERVER, util
 from gunicorn.http.parser import RequestParser
 
 from async_api import metrics
-from async_api.admission import Admission
+from async_api.admission import EXEMPT, REFUSED_STATUS, Admission
 
 # What one read looks at: a refusable request fits, or it goes gunicorn's way.
 PEEK_BYTES = 8192
@@ -79,7 +79,7 @@ def plain_request(data: bytes, max_body_bytes: int, max_line: int = 4094,
 def refusal(request: PlainRequest, gate: Admission) -> bytes:
     """The bytes gunicorn sends for the gate's refusal of `request` (Admission._refuse)."""
     body, headers = gate.refusal(request.path, request.request_id, request.traceparent)
-    head = [f"HTTP/1.1 {Admission.REFUSED_STATUS}\r\n", f"Server: {SERVER}\r\n",
+    head = [f"HTTP/1.1 {REFUSED_STATUS}\r\n", f"Server: {SERVER}\r\n",
             f"Date: {util.http_date()}\r\n", "Connection: keep-alive\r\n",
             *(f"{name}: {value}\r\n" for name, value in headers), "\r\n"]
     return "".join(head).encode("latin-1") + body
@@ -111,7 +111,7 @@ class RefusingParser(RequestParser):
         data = sock.recv(PEEK_BYTES, socket.MSG_PEEK)  # waits for a request, takes nothing
         request = plain_request(data, self.gate.max_body_bytes, self.cfg.limit_request_line,
                                 self.cfg.limit_request_fields) if data else None
-        if not request or request.path in Admission.EXEMPT or not self.gate.full():
+        if not request or request.path in EXEMPT or not self.gate.full():
             return False
         answer = refusal(request, self.gate)
         metrics.ADMISSION_REFUSED_EARLY.inc()
