@@ -39,6 +39,15 @@ def test_a_plain_request_is_read_from_its_bytes():
     assert plain_request(b"GET /wait HTTP/1.1\r\nConnection: Keep-Alive\r\n\r\n", MAX_BODY)
 
 
+@pytest.mark.parametrize("target", [b"/healthz#x", b"/healthz#?x", b"/healthz?x#y"])
+def test_the_path_is_the_one_gunicorn_gives_the_app(target):
+    """gunicorn's PATH_INFO ends at the query or the fragment (urllib.parse.urlsplit): a probe
+    with either is still a probe, which the gate answers."""
+    request = plain_request(b"GET " + target + b" HTTP/1.1\r\n\r\n", MAX_BODY)
+
+    assert request and request.path == "/healthz" and request.path in Admission.EXEMPT
+
+
 NOT_PLAIN = {
     "incomplete head": BEGIN,
     "incomplete body": BEGIN + b"\r\n{",

@@ -39,6 +39,8 @@ _FIELD = re.compile(rb"(" + _TOKEN + rb"):([ -~]*)\r\n")
 # Fields that make a request anything but plain: its framing or its answer would differ.
 _NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
 _READ = frozenset({b"content-length", b"x-request-id", b"traceparent", b"connection"})
+# Where gunicorn's path ends (urllib.parse.urlsplit): at the query or at the fragment.
+_PATH_END = re.compile(rb"[?#]")
 
 
 class PlainRequest(NamedTuple):
@@ -71,7 +73,7 @@ def plain_request(data: bytes, max_body_bytes: int, max_line: int = 4094,
     if size > len(data):
         return None
     request_id, traceparent = fields.get(b"x-request-id"), fields.get(b"traceparent")
-    return PlainRequest(size, head.group(2).partition(b"?")[0].decode("ascii"),
+    return PlainRequest(size, _PATH_END.split(head.group(2), 1)[0].decode("ascii"),
                         request_id and request_id.decode("latin-1"),
                         traceparent and traceparent.decode("latin-1"))
 
