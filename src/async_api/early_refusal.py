@@ -4,13 +4,14 @@ Under overload nine answers in ten are refusals, and most of a refusal's CPU wen
 parsing the request (22 % of the gateway's CPU under `make bench-overload`, py-spy), the WSGI
 environment (6 %), the app's gate (6 %). While the gate of its process is full, a connection's
 next request is looked at here first. When its bytes are one complete, plain HTTP/1.1 request
-(a body of a known length; no `Expect`, `Transfer-Encoding` or `Upgrade`; `Connection` only as
-`keep-alive`; not a probe, not HEAD), the refusal goes out with no parsing beyond two regular
-expressions, and the request's bytes are taken off the socket. Any other request, or a gate
-with room by the time its bytes came, goes gunicorn's way, where the gate (admission.py)
-decides as before: this module answers only what the gate would refuse, with the same bytes
-(tests/test_early_refusal.py). Under overload the gateway's CPU per answer went from 0.56 to
-0.22 ms, refusals p99 from 134 to 70 ms (PERFORMANCE.md, "Overload").
+(a usual method, not HEAD nor CONNECT; a body of a known length; no `Expect`,
+`Transfer-Encoding` or `Upgrade`; `Connection` only as `keep-alive`; not a probe), the refusal
+goes out with no parsing beyond two regular expressions, and the request's bytes are taken off
+the socket. Any other request, or a gate with room by the time its bytes came, goes gunicorn's
+way, where the gate (admission.py) decides as before: this module answers only what the gate
+would refuse, with the same bytes (tests/test_early_refusal.py). Under overload the gateway's
+CPU per answer went from 0.56 to 0.22 ms, refusals p99 from 134 to 70 ms (PERFORMANCE.md,
+"Overload").
 
 `plain_request` and `refusal` are pure; `RefusingParser` is the socket side.
 """
@@ -34,7 +35,10 @@ from async_api.admission import EXEMPT, REFUSED_STATUS, Admission
 PEEK_BYTES = 8192
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 # Linear: no two parts of a line can match the same bytes (a field's blanks are stripped after).
-_HEAD = re.compile(rb"([A-Z]+) (/[!-~]*) HTTP/1\.1\r\n((?:" + _TOKEN + rb":[ -~]*\r\n)*)\r\n")
+# The usual methods only: gunicorn refuses some others (400: under 3 or over 20 letters), answers
+# HEAD without a body, and closes the connection after a CONNECT (its bytes are a tunnel's).
+_METHOD = rb"(?:GET|POST|PUT|PATCH|DELETE|OPTIONS)"
+_HEAD = re.compile(_METHOD + rb" (/[!-~]*) HTTP/1\.1\r\n((?:" + _TOKEN + rb":[ -~]*\r\n)*)\r\n")
 _FIELD = re.compile(rb"(" + _TOKEN + rb"):([ -~]*)\r\n")
 # Fields that make a request anything but plain: its framing or its answer would differ.
 _NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
@@ -55,11 +59,11 @@ def plain_request(data: bytes, max_body_bytes: int, max_line: int = 4094,
     """The request at the start of `data` when it is complete and plain, else None. The
     limits are gunicorn's (limit_request_line, limit_request_fields): past them it answers."""
     head = _HEAD.match(data)
-    if (head is None or head.group(1) == b"HEAD" or b"%" in head.group(2)  # a path to decode
+    if (head is None or b"%" in head.group(1)  # a path to decode
             or data.index(b"\r\n") > max_line):
         return None
     fields: dict[bytes, bytes] = {}
-    for count, field in enumerate(_FIELD.finditer(head.group(3)), 1):
+    for count, field in enumerate(_FIELD.finditer(head.group(2)), 1):
         name = field.group(1).lower()
         if count > max_fields or name in _NOT_PLAIN or (name in _READ and name in fields):
             return None
@@ -73,7 +77,7 @@ def plain_request(data: bytes, max_body_bytes: int, max_line: int = 4094,
     if size > len(data):
         return None
     request_id, traceparent = fields.get(b"x-request-id"), fields.get(b"traceparent")
-    return PlainRequest(size, _PATH_END.split(head.group(2), 1)[0].decode("ascii"),
+    return PlainRequest(size, _PATH_END.split(head.group(1), 1)[0].decode("ascii"),
                         request_id and request_id.decode("latin-1"),
                         traceparent and traceparent.decode("latin-1"))
 
