@@ -65,6 +65,8 @@ NOT_PLAIN = {
     "a method too long for gunicorn (400)": b"ABCDEFGHIJKLMNOPQRSTU /wait HTTP/1.1\r\n\r\n",
     "CONNECT, after which gunicorn closes": b"CONNECT /wait HTTP/1.1\r\n\r\n",
     "two lengths": BEGIN + b"Content-Length: 2\r\n\r\n{}",
+    "two hosts (gunicorn's 400)": b"GET /wait HTTP/1.1\r\nHost: x\r\nhost: y\r\n\r\n",
+    "two content types (gunicorn's 400)": BEGIN + b"Content-Type: a\r\nContent-Type: b\r\n\r\n{}",
     "two request ids": b"GET /wait HTTP/1.1\r\nX-Request-ID: a\r\nx-request-id: b\r\n\r\n",
     "a length that is not a number": b"POST /begin HTTP/1.1\r\nContent-Length: -2\r\n\r\n{}",
     "a body over the limit (the app's 413)": (

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import gunicorn.http
 from gunicorn import SERVER, util
+from gunicorn.http.message import RFC9110_5_3_SINGLETON_FIELDS
 from gunicorn.http.parser import RequestParser
 
 from async_api import metrics
@@ -43,6 +44,8 @@ _FIELD = re.compile(rb"(" + _TOKEN + rb"):([ -~]*)\r\n")
 # Fields that make a request anything but plain: its framing or its answer would differ.
 _NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
 _READ = frozenset({b"content-length", b"x-request-id", b"traceparent", b"connection"})
+# Fields a request may have once: those read here, and those gunicorn refuses twice (400).
+_ONCE = _READ | {name.lower().encode() for name in RFC9110_5_3_SINGLETON_FIELDS}
 # Where gunicorn's path ends (urllib.parse.urlsplit): at the query or at the fragment.
 _PATH_END = re.compile(rb"[?#]")
 
@@ -65,7 +68,7 @@ def plain_request(data: bytes, max_body_bytes: int, max_line: int = 4094,
     fields: dict[bytes, bytes] = {}
     for count, field in enumerate(_FIELD.finditer(head.group(2)), 1):
         name = field.group(1).lower()
-        if count > max_fields or name in _NOT_PLAIN or (name in _READ and name in fields):
+        if count > max_fields or name in _NOT_PLAIN or (name in _ONCE and name in fields):
             return None
         fields[name] = field.group(2).strip(b" \t")
     if fields.get(b"connection", b"keep-alive").lower() != b"keep-alive":  # close, upgrade, ...
