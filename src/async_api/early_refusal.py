@@ -3,7 +3,9 @@
 Under overload nine answers in ten are refusals, and most of a refusal's CPU went to gunicorn:
 parsing the request (22 % of the gateway's CPU under `make bench-overload`, py-spy), the WSGI
 environment (6 %), the app's gate (6 %). While the gate of its process is full, a connection's
-next request is looked at here first. When its bytes are one complete, plain HTTP/1.1 request
+next request, when it is already there (a client that asks again at once, as wrk does, sends
+it during the refused connection's pause), is looked at here first; waiting for one stays
+gunicorn's. When its bytes are one complete, plain HTTP/1.1 request
 (a usual method, not HEAD nor CONNECT; a body of a known length; no `Expect`,
 `Transfer-Encoding` or `Upgrade`; `Connection` only as `keep-alive`; not a probe), the refusal
 goes out with no parsing beyond two regular expressions, and the request's bytes are taken off
@@ -34,6 +36,8 @@ from async_api.admission import EXEMPT, REFUSED_STATUS, Admission
 
 # What one read looks at: a refusable request fits, or it goes gunicorn's way.
 PEEK_BYTES = 8192
+# The share of gunicorn's keep-alive wait that one connection's early refusals may take in a row.
+KEEPALIVE_SHARE = 0.1
 _TOKEN = rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
 # Linear: no two parts of a line can match the same bytes (a field's blanks are stripped after).
 # The usual methods only: gunicorn refuses some others (400: under 3 or over 20 letters), answers
@@ -58,9 +62,10 @@ class PlainRequest(NamedTuple):
 
 
 def plain_request(data: bytes, max_body_bytes: int, max_line: int = 4094,
-                  max_fields: int = 100) -> PlainRequest | None:
+                  max_fields: int = 100, max_field: int = 8190) -> PlainRequest | None:
     """The request at the start of `data` when it is complete and plain, else None. The
-    limits are gunicorn's (limit_request_line, limit_request_fields): past them it answers."""
+    limits are gunicorn's (limit_request_line, limit_request_fields, limit_request_field_size
+    counting a field's CRLF): past them it answers."""
     head = _HEAD.match(data)
     if (head is None or b"%" in head.group(1)  # a path to decode
             or data.index(b"\r\n") > max_line):
@@ -68,7 +73,8 @@ def plain_request(data: bytes, max_body_bytes: int, max_line: int = 4094,
     fields: dict[bytes, bytes] = {}
     for count, field in enumerate(_FIELD.finditer(head.group(2)), 1):
         name = field.group(1).lower()
-        if count > max_fields or name in _NOT_PLAIN or (name in _ONCE and name in fields):
+        if (count > max_fields or len(field.group(0)) > max_field or name in _NOT_PLAIN
+                or (name in _ONCE and name in fields)):
             return None
         fields[name] = field.group(2).strip(b" \t")
     if fields.get(b"connection", b"keep-alive").lower() != b"keep-alive":  # close, upgrade, ...
@@ -105,21 +111,31 @@ class RefusingParser(RequestParser):
             raise StopIteration()
         if not self.finish_body():
             raise StopIteration()
-        # gunicorn waits for a request for at most `keepalive` seconds, this included: refuse
-        # for half of it, then let gunicorn read, so that its timeout never falls between a
-        # request and its refusal
-        until = time.monotonic() + self.cfg.keepalive / 2
+        # gunicorn's keep-alive timer (its timeout_ctx) started before this call and runs until
+        # a request is parsed: refusals of requests already there take a tenth of it at most,
+        # so that gunicorn's own wait for the next one keeps nine tenths
+        until = time.monotonic() + self.cfg.keepalive * KEEPALIVE_SHARE
         while self.gate.full() and time.monotonic() < until and self._refused_early():
             pass
         return super().__next__()
 
     def _refused_early(self) -> bool:
+        """Refuses a request that is already there; never waits for one: that wait is
+        gunicorn's, and a request that comes once the worker stops is gunicorn's to close."""
         if self.unreader.buf.seek(0, io.SEEK_END) or not self.worker.alive:  # bytes read ahead
             return False
         sock = self.unreader.sock
-        data = sock.recv(PEEK_BYTES, socket.MSG_PEEK)  # waits for a request, takes nothing
+        timeout = sock.gettimeout()
+        sock.settimeout(0.0)  # gevent's recv raises, rather than waits, when nothing is there
+        try:
+            data = sock.recv(PEEK_BYTES, socket.MSG_PEEK)  # takes nothing off the socket
+        except BlockingIOError:
+            return False
+        finally:
+            sock.settimeout(timeout)
         request = plain_request(data, self.gate.max_body_bytes, self.cfg.limit_request_line,
-                                self.cfg.limit_request_fields) if data else None
+                                self.cfg.limit_request_fields,
+                                self.cfg.limit_request_field_size) if data else None
         if not request or request.path in EXEMPT or not self.gate.full():
             return False
         answer = refusal(request, self.gate)
