@@ -134,6 +134,23 @@ def test_the_trace_follows_a_workflow_into_other_groups_and_the_jobs_it_starts(l
     assert child_started["function"] == "build_report"
 
 
+def test_a_resume_of_a_canceled_job_is_said_in_its_trace(logged, nonce):
+    """The task that would resume a job canceled while it slept is completed unrun: the line
+    that says so is one of the job's, found by its trace id like the others."""
+    trace_id, sent = new_trace()
+    job_id = f"canceled-asleep-{nonce}"
+    assert logged.post("/begin", {"sleep": 1, "nonce": nonce}, params={"id": job_id},
+                       headers={"traceparent": sent}).status_code == 202
+    worker_lines(logged, job_id, tasks=1)  # suspended in its sleep
+    assert logged.post(f"/jobs/{job_id}/cancel").status_code == 200
+
+    def unrun() -> list[dict]:
+        return [line for worker in logged.workers for line in lines_about(worker, job_id)
+                if "completed without running" in line["msg"]]
+    (line,) = wait_until(unrun, 15, f"the resume of {job_id} completed unrun")
+    assert line["trace_id"] == trace_id
+
+
 # --- in the test's process ------------------------------------------------------------------------
 
 

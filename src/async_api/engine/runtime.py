@@ -37,7 +37,7 @@ from resonate.options import Options
 from resonate.record import Record
 from resonate.result import Ok
 from resonate.scheduler.scheduler import Scheduler
-from resonate.stores.record import InvokeMsg, ResumeMsg, TaskRecord
+from resonate.stores.record import DurablePromiseRecord, InvokeMsg, ResumeMsg, TaskRecord
 
 from async_api import logs, metrics
 from async_api.engine.client import CANCELED, SERVER_STATES, TIMEDOUT, TRACEPARENT_TAG
@@ -198,7 +198,7 @@ class _Scheduler(Scheduler):
             return []
         root_id = message.root_durable_promise.id
         if message.root_durable_promise.is_completed():
-            self._complete_unrun(task, root_id, message.root_durable_promise.state)
+            self._complete_unrun(task, message.root_durable_promise)
             return []
         if isinstance(message, ResumeMsg):
             self._drop_stale_run(message.leaf_durable_promise.id)
@@ -244,19 +244,20 @@ class _Scheduler(Scheduler):
         return any(record is not None and record.root().id == root_id
                    for record in map(self._records.get, self._awaiting_rfi.get(promise_id, ())))
 
-    def _complete_unrun(self, task: TaskRecord, root_id: str, state: str) -> None:
+    def _complete_unrun(self, task: TaskRecord, job: DurablePromiseRecord) -> None:
         """Completes a task whose job was settled before the task was made (the approval of an
         order canceled while it waited): nothing is left to run. The job's settle completed the
         tasks it had (patch 0006), not this one; run, the workflow's result would be refused
         and the task left claimed, sent again and held here for good (tests/test_workflows.py::
-        test_an_order_canceled_while_it_waits_is_not_resumed_by_its_approval)."""
+        test_an_order_canceled_while_it_waits_is_not_resumed_by_its_approval). Its line is
+        the job's, in the job's trace (tests/test_logs.py)."""
         self._store.tasks.complete(task_id=task.task_id, counter=task.counter)
-        root = self._records.get(root_id)
+        root = self._records.get(job.id)
         if root is None or not root.has_task():  # a run still under way here ends as it would
-            self._forget(root_id)
+            self._forget(job.id)
         _log.info("task %s completed without running: its job is already %s", task.task_id,
-                  SERVER_STATES.get(state, state),
-                  extra=logs.fields(job_id=root_id, task_id=task.task_id))
+                  SERVER_STATES.get(job.state, job.state),
+                  extra=logs.fields(**job_fields(job.id, job), task_id=task.task_id))
 
     def _handle_complete(self, complete: Complete) -> list[Command]:
         self._finishing = complete  # a task completed meanwhile ends with this result if its own
@@ -292,7 +293,8 @@ class _Scheduler(Scheduler):
 
     def _task_started(self, root_id: str, task_id: str) -> None:
         root = self._records[root_id]
-        run = self._runs[root_id] = _Run(function_of(root), job_fields(root),
+        run = self._runs[root_id] = _Run(function_of(root),
+                                         job_fields(root_id, root.durable_promise),
                                          time.perf_counter())
         metrics.TASKS_CLAIMED.labels(run.function).inc()
         _log.info("task started", extra=logs.fields(**run.fields, function=run.function,

@@ -56,12 +56,13 @@ def function_of(record: Any) -> str:
     return step_name(getattr(getattr(record.invocation, "unit", None), "fn", "unknown"))
 
 
-def job_fields(root: Any) -> dict[str, Any]:
-    """The log fields of the job a root record runs: its id and the trace it belongs to, from
-    the traceparent jobs.start tagged it with (or the scheduler gave a child it created)."""
-    tags = (root.durable_promise.tags if root.durable_promise is not None else None) or {}
+def job_fields(job_id: str, promise: Any) -> dict[str, Any]:
+    """The log fields of the job `job_id`, whose durable promise (if known) is `promise`: its
+    id and the trace it belongs to, from the traceparent jobs.start tagged it with (or the
+    scheduler gave a child it created)."""
+    tags = (promise.tags if promise is not None else None) or {}
     traceparent = tags.get(TRACEPARENT_TAG)
-    return {"job_id": root.id, "trace_id": logs.trace_id_of(traceparent),
+    return {"job_id": job_id, "trace_id": logs.trace_id_of(traceparent),
             "traceparent": traceparent}
 
 
@@ -512,7 +513,8 @@ class BindingProcessor(Processor):
                 # The scheduler drops the run (or discards this for a dropped one).
                 cmd_queue.put(Bound(Complete(sqe.id, Err(ClaimLost(root.id))), record))
                 continue
-            with logs.bound(**(job_fields(root) if root is not None else {})):
+            with logs.bound(**(job_fields(root.id, root.durable_promise)
+                                 if root is not None else {})):
                 started = time.perf_counter()
                 try:
                     result = Ok(sqe.thunk())
