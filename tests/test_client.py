@@ -439,6 +439,23 @@ def test_a_wait_timeout_that_is_no_number_of_seconds_is_a_usage_error(monkeypatc
     assert "Invalid value for '--timeout'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("url", ["127.0.0.1:5001", "localhost:5001", "http://", "ftp://host"])
+@pytest.mark.parametrize("command", [("status", "x"), ("begin", "{}")])
+def test_a_url_that_is_no_http_url_is_a_usage_error(monkeypatch, capsys, url, command):
+    """Sent nowhere, it was said as `cannot reach` (exit 3, a gateway down to whoever reads it)
+    and, for begin, followed by an offer to resend a job that was never sent."""
+    monkeypatch.setattr(Client, "_call", lambda *args, **kwargs: pytest.fail("called the API"))
+    monkeypatch.setenv("ASYNC_API_URL", url)
+    monkeypatch.setattr(sys, "argv", ["async-api", *command])
+    monkeypatch.setattr(signal, "signal", lambda *_: None)
+    with pytest.raises(SystemExit) as exited:
+        cli_main()
+
+    assert exited.value.code == 64
+    said = capsys.readouterr().err
+    assert "Invalid value for '--url'" in said and "cannot reach" not in said
+
+
 def test_a_failed_begin_says_the_id_it_sent(monkeypatch, capsys):
     """Without --id the client mints one: a begin whose answer was lost (a 503 after the
     engine stored it, no answer at all) ran a job the user could neither find nor resend."""

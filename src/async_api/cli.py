@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -47,9 +48,18 @@ json_option = click.option("--json", "as_json", is_flag=True,
 job_id_argument = click.argument("job_id", metavar="ID")
 
 
+def http_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A URL without its scheme (`127.0.0.1:5001`) was sent nowhere, yet said as `cannot reach`
+    (exit 3): a gateway down, to whoever read it."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise click.BadParameter(f"{value!r} is not an http:// or https:// URL.", ctx, param)
+    return value
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--url", envvar="ASYNC_API_URL", default=DEFAULT_URL, show_default=True,
-              show_envvar=True, help="The gateway's base URL.")
+              show_envvar=True, callback=http_url, help="The gateway's base URL.")
 @click.option("--token", envvar="ASYNC_API_TOKEN", show_envvar=True,
               help="Bearer token, when the gateway has API_TOKENS set.")
 @click.pass_context
