@@ -99,13 +99,17 @@ def _check_host() -> None:
         raise ApiError(400, "bad_host", "The Host header does not name a valid host.")
 
 
-def _refuse_encoded_slash() -> None:
-    """A path holding "%2F" is a 404, like any path no route has. The server decodes it before
-    routing, so `/jobs/ID%2Fsteps` (a client quoting an id that holds "/") was answered as
-    `/jobs/ID/steps`: another route's answer, for an id no job can have."""
+def _refuse_disguised_paths() -> None:
+    """A path holding "%2F", or starting with "//", is a 404, like any path no route has. The
+    server decodes "%2F" before routing, so `/jobs/ID%2Fsteps` (a client quoting an id that
+    holds "/") was answered as `/jobs/ID/steps`: another route's answer, for an id no job can
+    have. werkzeug matches a path with its leading "/"s stripped, so `//begin` started a job and
+    `//metrics` passed a proxy's rule for `/metrics` (a "//" further in is a 404 already)."""
     raw_path = request.environ.get("RAW_URI", "").partition("?")[0]
     if "%2f" in raw_path.lower():
         raise ApiError(404, "not_found", "No route has this path: it holds an encoded \"/\".")
+    if raw_path.startswith("//"):
+        raise ApiError(404, "not_found", "No route has this path: it starts with \"//\".")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -133,7 +137,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                                                 settings.engine_max_calls,
                                                 poll_url=settings.resonate_poll_url)
     auth.install(app, settings)
-    app.before_request(_refuse_encoded_slash)  # after auth: an unknown path is a 401 first
+    app.before_request(_refuse_disguised_paths)  # after auth: an unknown path is a 401 first
     app.url_map.converters.update(id=ids.IdConverter, new_id=ids.NewIdConverter)
     api = DocumentedApi(app, spec_kwargs={"extra_plugins": [auth.SecurityDoc(settings)]})
     api.register_converter(ids.IdConverter, lambda _: {"type": "string", **ID_RULES})
