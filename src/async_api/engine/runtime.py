@@ -35,7 +35,8 @@ from resonate.dependencies import Dependencies
 from resonate.errors import ResonateError
 from resonate.options import Options
 from resonate.record import Record
-from resonate.result import Ok
+from resonate.result import Err, Ok
+from resonate.retry_policy import never
 from resonate.scheduler.scheduler import Scheduler
 from resonate.stores.record import DurablePromiseRecord, InvokeMsg, ResumeMsg, TaskRecord
 
@@ -48,8 +49,10 @@ from async_api.engine.sdk_fixes import (
     Bound,
     ClaimLost,
     FencedStore,
+    NotJson,
     Offers,
     ReconnectingPoller,
+    StrictEncoder,
     function_of,
     job_fields,
 )
@@ -91,6 +94,7 @@ class _Scheduler(Scheduler):
         self._runs: dict[str, _Run] = {}  # by workflow: the task held for it
         self._first_runs: set[str] = set()  # workflows whose first task this is, first claim
         self._finishing: Complete | None = None  # the Complete being handled, if any
+        self._encoder = StrictEncoder()
         self._store.promises.current_root = lambda: self._current_root
 
     # --- one command at a time, never fatal ----------------------------------------------
@@ -260,6 +264,15 @@ class _Scheduler(Scheduler):
                   extra=logs.fields(**job_fields(job.id, job), task_id=task.task_id))
 
     def _handle_complete(self, complete: Complete) -> list[Command]:
+        try:
+            return self._complete_with(complete)
+        except NotJson as exc:
+            # No retry: the same value would fail again, after running the step's effect again.
+            record = self._records[self._settled_by(complete)]
+            record.retry_policy = never()
+            return self._complete_with(Complete(complete.id, Err(exc)))
+
+    def _complete_with(self, complete: Complete) -> list[Command]:
         self._finishing = complete  # a task completed meanwhile ends with this result if its own
         try:
             return super()._handle_complete(complete)

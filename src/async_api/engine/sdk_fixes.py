@@ -235,6 +235,28 @@ def as_seen_by_workflow(record: DurablePromiseRecord) -> DurablePromiseRecord:
     )
 
 
+class NotJson(TypeError):
+    """What a durable function or step returned (or raised) holds a value JSON cannot: a
+    datetime, bytes, a set. It becomes the promise's rejection, with a message saying so."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class StrictEncoder(JsonEncoder):
+    """The SDK's encoder, but a value JSON cannot hold raises NotJson, which the scheduler
+    stores as the rejection instead. SDK 0.4.10's TypeError dropped the run: its replay ran
+    every step again, once a claim ttl, and the job stayed pending until its deadline
+    (tests/test_function_values.py)."""
+
+    def encode(self, data: Any) -> str:
+        try:
+            return super().encode(data)
+        except (TypeError, ValueError) as exc:
+            raise NotJson(f"the result is not JSON: {exc}") from exc
+
+
 class ClaimLost(Exception):
     """The worker's claim on the task it is writing for has expired: the write must not go."""
 
