@@ -21,8 +21,12 @@ GROUP = "values"
 runs: list[str] = []  # the effects of the steps below, one entry per run
 
 
-def _effect(ctx: Any, key: str) -> datetime.datetime:
+def _record(ctx: Any, key: str) -> None:
     runs.append(key)
+
+
+def _effect(ctx: Any, key: str) -> datetime.datetime:
+    _record(ctx, key)
     return datetime.datetime.now(datetime.UTC)
 
 
@@ -36,11 +40,17 @@ def steps_to_a_datetime(ctx: Any, key: str) -> Any:
     return {"at": str(when)}
 
 
+def raises_value_error(ctx: Any, key: str) -> Any:
+    yield engine.step(ctx, _record, key)
+    raise ValueError(f"no invoice for {key}")
+
+
 @pytest.fixture
 def worker_engine(make_stack: Callable[..., Stack]) -> Iterator[Engine]:
     """A server, and this process serving GROUP with the functions above."""
     server = make_stack().engine.start()
-    nodes = engine.run_worker(GROUP, [returns_a_datetime, steps_to_a_datetime], server.url,
+    nodes = engine.run_worker(GROUP, [returns_a_datetime, steps_to_a_datetime,
+                                                raises_value_error], server.url,
                               server.poll_url, claim_ttl_seconds=2, heartbeat_seconds=0.5)
     try:
         yield Engine(server.url, 5)
@@ -65,3 +75,11 @@ def test_a_value_json_cannot_hold_rejects_the_job_once(worker_engine, function):
     assert "datetime is not JSON serializable" in job.value["message"]
     time.sleep(3)  # more than a claim ttl: a dropped run would have run its step again
     assert runs.count(key) == 1
+
+
+def test_an_exception_keeps_its_message(worker_engine):
+    """The SDK stores an exception's __dict__ alone: ValueError("why") was {"message": ""}."""
+    key = uuid.uuid4().hex
+    job = settled(worker_engine, "raises_value_error", key)
+    assert job.state == "rejected"
+    assert job.value == {"type": "ValueError", "message": f"no invoice for {key}"}

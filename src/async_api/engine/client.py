@@ -168,7 +168,7 @@ def _describe_error(value: Any) -> Any:
         attributes = value.get("attributes") or {}
         return {
             "type": str(value["__type"]).rsplit(".", 1)[-1],
-            "message": attributes.get("message", ""),
+            "message": attributes.get("message", value.get("message", "")),
             **{k: v for k, v in attributes.items() if k != "message"},
         }
     return value

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import socket
 import threading
@@ -21,7 +22,7 @@ from typing import Any
 import requests
 from resonate.cmd_queue import Claim, CommandQ, Complete, Invoke
 from resonate.delay_queue import DelayQueue
-from resonate.encoders import JsonEncoder
+from resonate.encoders import JsonEncoder, _classname
 from resonate.errors import ResonateError
 from resonate.processor.processor import Processor
 from resonate.result import Err, Ok, Result
@@ -252,6 +253,11 @@ class StrictEncoder(JsonEncoder):
 
     def encode(self, data: Any) -> str:
         try:
+            if isinstance(data, Exception) and "message" not in data.__dict__:
+                # SDK 0.4.10 keeps only __dict__: ValueError("why") lost its "why". Beside
+                # "attributes", which the SDK's decoding passes to the class, not into it.
+                return json.dumps({"__type": _classname(data), "attributes": data.__dict__,
+                                   "message": str(data)})
             return super().encode(data)
         except (TypeError, ValueError) as exc:
             raise NotJson(f"the result is not JSON: {exc}") from exc
