@@ -45,12 +45,25 @@ def raises_value_error(ctx: Any, key: str) -> Any:
     raise ValueError(f"no invoice for {key}")
 
 
+class Declined(Exception):
+    """An error with an attribute JSON can hold and one it cannot (as an HTTP error's response)."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.code, self.response = 402, object()
+
+
+def raises_with_a_response(ctx: Any, key: str) -> Any:
+    yield engine.step(ctx, _record, key)
+    raise Declined(f"card declined for {key}")
+
+
 @pytest.fixture
 def worker_engine(make_stack: Callable[..., Stack]) -> Iterator[Engine]:
     """A server, and this process serving GROUP with the functions above."""
     server = make_stack().engine.start()
     nodes = engine.run_worker(GROUP, [returns_a_datetime, steps_to_a_datetime,
-                                                raises_value_error], server.url,
+                                      raises_value_error, raises_with_a_response], server.url,
                               server.poll_url, claim_ttl_seconds=2, heartbeat_seconds=0.5)
     try:
         yield Engine(server.url, 5)
@@ -83,3 +96,12 @@ def test_an_exception_keeps_its_message(worker_engine):
     job = settled(worker_engine, "raises_value_error", key)
     assert job.state == "rejected"
     assert job.value == {"type": "ValueError", "message": f"no invoice for {key}"}
+
+
+def test_an_exception_keeps_what_json_can_hold_of_it(worker_engine):
+    """One attribute JSON cannot hold failed the whole error: the job ended NotJson."""
+    key = uuid.uuid4().hex
+    job = settled(worker_engine, "raises_with_a_response", key)
+    assert job.state == "rejected"
+    assert job.value == {"type": "Declined", "message": f"card declined for {key}", "code": 402}
+    assert runs.count(key) == 1

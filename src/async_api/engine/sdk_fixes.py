@@ -252,15 +252,27 @@ class StrictEncoder(JsonEncoder):
     (tests/test_function_values.py)."""
 
     def encode(self, data: Any) -> str:
+        if isinstance(data, Exception):
+            # SDK 0.4.10 keeps only __dict__ (ValueError("why") lost its "why"), and one
+            # attribute JSON cannot hold (an HTTP error's response) failed the whole error: the
+            # message goes beside "attributes" (which the SDK's decoding passes to the class),
+            # and such attributes are left out
+            return json.dumps({"__type": _classname(data),
+                               "attributes": {name: value for name, value in vars(data).items()
+                                              if _holds_json(value)},
+                               "message": str(data)})
         try:
-            if isinstance(data, Exception) and "message" not in data.__dict__:
-                # SDK 0.4.10 keeps only __dict__: ValueError("why") lost its "why". Beside
-                # "attributes", which the SDK's decoding passes to the class, not into it.
-                return json.dumps({"__type": _classname(data), "attributes": data.__dict__,
-                                   "message": str(data)})
             return super().encode(data)
         except (TypeError, ValueError) as exc:
             raise NotJson(f"the result is not JSON: {exc}") from exc
+
+
+def _holds_json(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 class ClaimLost(Exception):
