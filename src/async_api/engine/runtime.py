@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from inspect import isgeneratorfunction
 from typing import Any
 from urllib.parse import quote
 
@@ -52,6 +53,7 @@ from async_api.engine.sdk_fixes import (
     NotJson,
     Offers,
     ReconnectingPoller,
+    RecoveringCoro,
     StrictEncoder,
     function_of,
     job_fields,
@@ -153,6 +155,16 @@ class _Scheduler(Scheduler):
         if isinstance(command, Invoke | Resume | Complete):
             return Bound(command, self._records.get(command.id))
         return command
+
+    def _handle_invoke(self, invoke: Invoke) -> list[Command]:
+        """The SDK's, but a workflow runs as a RecoveringCoro (sdk_fixes says why)."""
+        record = self._records[invoke.id]
+        unit = record.invocation.unit
+        if not (isinstance(unit, Invocation) and isgeneratorfunction(unit.fn)):
+            return super()._handle_invoke(invoke)
+        assert not record.done()
+        record.add_coro(RecoveringCoro(record, unit.fn(record.ctx, *unit.args, **unit.kwargs)))
+        return self._handle_continue(record.id, next_value=None)
 
     def _process_lfc(self, record: Any, lfc: LFC) -> list[Command]:
         """The SDK's, with the step's promise tagged by its function, and written once it

@@ -21,6 +21,7 @@ from typing import Any
 
 import requests
 from resonate.cmd_queue import Claim, CommandQ, Complete, Invoke
+from resonate.dataclasses import ResonateCoro
 from resonate.delay_queue import DelayQueue
 from resonate.encoders import JsonEncoder, _classname
 from resonate.errors import ResonateError
@@ -273,6 +274,23 @@ def _holds_json(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+class RecoveringCoro(ResonateCoro):
+    """The SDK's workflow coroutine, but a workflow that catches the error of what it awaited
+    and returns from its except block resolves with what it returned: SDK 0.4.10's _throw
+    replaced that with the error caught, and the job ended rejected
+    (tests/test_workflow_errors.py::test_a_workflow_returning_from_except_resolves)."""
+
+    def _throw(self, error: Exception) -> Any:
+        if not self._coro_active:  # an error after the workflow returned: the SDK's rule
+            return super()._throw(error)
+        try:
+            return self._coro.throw(error)
+        except StopIteration as returned:
+            self._final_value = Ok(returned.value)
+            self._coro_active = False
+        return self._send(None)  # it returned: ends as a return does (after awaiting children)
 
 
 class ClaimLost(Exception):
