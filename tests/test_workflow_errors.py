@@ -3,6 +3,7 @@ this test's own functions (run_worker, in this process) on a real Resonate serve
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,13 +33,44 @@ class NoInvoice(Exception):
         self.message = message
 
 
+class Unbuildable(Exception):
+    """Its class cannot be rebuilt from its stored attributes: Unbuildable(code=402) fails."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.code = 402
+
+
+class Foreign(Exception):
+    """Defined in a module the calling workflow's worker does not have."""
+
+
+Foreign.__module__ = "billing_only.errors"
+
+
 def raises_no_invoice(ctx: Any, key: str) -> Any:
     yield engine.step(ctx, _record, f"{key}:child")
     raise NoInvoice(f"no invoice for {key}")
 
 
+def raises_value_error(ctx: Any, key: str) -> Any:
+    yield engine.step(ctx, _record, f"{key}:child")
+    raise ValueError(f"no price for {key}")
+
+
+def raises_unbuildable(ctx: Any, key: str) -> Any:
+    yield engine.step(ctx, _record, f"{key}:child")
+    raise Unbuildable(f"card declined for {key}")
+
+
+def raises_foreign(ctx: Any, key: str) -> Any:
+    yield engine.step(ctx, _record, f"{key}:child")
+    raise Foreign(f"unknown account {key}")
+
+
 CHILDREN = {function.__name__: DurableFunction(function.__name__, GROUP)
-            for function in (raises_no_invoice,)}
+            for function in (raises_no_invoice, raises_value_error, raises_unbuildable,
+                         raises_foreign)}
 
 
 def returns_from_except(ctx: Any, key: str, child: str) -> Any:
@@ -66,13 +98,19 @@ def raises_another_in_except(ctx: Any, key: str, child: str) -> Any:
         raise RuntimeError(f"wrapped: {exc}") from exc
 
 
+def does_not_catch(ctx: Any, key: str, child: str) -> Any:
+    yield engine.call(ctx, CHILDREN[child], key)
+    return {"unreachable": True}
+
+
 @pytest.fixture
 def worker_engine(make_stack: Callable[..., Stack]) -> Iterator[Engine]:
     """A server, and this process serving GROUP with the functions above."""
     server = make_stack().engine.start()
-    nodes = engine.run_worker(GROUP, [raises_no_invoice,
+    nodes = engine.run_worker(GROUP, [raises_no_invoice, raises_value_error, raises_unbuildable,
+                                      raises_foreign,
                                       returns_from_except, steps_in_except,
-                                      raises_another_in_except],
+                                      raises_another_in_except, does_not_catch],
                               server.url, server.poll_url, claim_ttl_seconds=2,
                               heartbeat_seconds=0.5)
     try:
@@ -115,3 +153,49 @@ def test_a_workflow_raising_in_except_rejects_with_its_own_error(worker_engine):
     assert job.state == "rejected"
     assert job.value == {"type": "RuntimeError", "message": f"wrapped: no invoice for {key}"}
 
+
+# --- bug B: an error the caller's worker cannot rebuild as stored ------------------------------
+
+
+def test_a_caught_error_keeps_its_message(worker_engine):
+    """The SDK rebuilt ValueError("why") from its __dict__ alone: the caller saw ValueError()."""
+    key = uuid.uuid4().hex
+    job = settled(worker_engine, "returns_from_except", key, "raises_value_error")
+    assert job.state == "resolved", job.value
+    assert job.value == {"recovered": "ValueError", "message": f"no price for {key}",
+                         "code": None}
+
+
+def test_an_error_not_rebuildable_from_its_attributes_is_caught_as_itself(worker_engine):
+    """SDK 0.4.10 decodes an error as cls(**attributes): Unbuildable(code=402) raised TypeError
+    in the caller's worker, which dropped the run at every claim; the job stayed pending."""
+    key = uuid.uuid4().hex
+    job = settled(worker_engine, "returns_from_except", key, "raises_unbuildable")
+    assert job.state == "resolved", job.value
+    assert job.value == {"recovered": "Unbuildable", "message": f"card declined for {key}",
+                         "code": 402}
+
+
+def test_an_error_not_rebuildable_from_its_attributes_rejects_the_caller(worker_engine):
+    key = uuid.uuid4().hex
+    job = settled(worker_engine, "does_not_catch", key, "raises_unbuildable")
+    assert job.state == "rejected"
+    assert job.value == {"type": "Unbuildable", "message": f"card declined for {key}",
+                         "code": 402}
+    time.sleep(3)  # more than a claim ttl: a dropped run would have replayed (its child's step too)
+    assert runs.count(f"{key}:child") == 1
+
+
+def test_an_error_of_a_class_the_caller_cannot_import_is_caught_as_child_failed(worker_engine):
+    key = uuid.uuid4().hex
+    job = settled(worker_engine, "returns_from_except", key, "raises_foreign")
+    assert job.state == "resolved", job.value
+    assert job.value == {"recovered": "ChildFailed", "message": f"unknown account {key}",
+                         "code": None}
+
+
+def test_an_error_of_a_class_the_caller_cannot_import_rejects_the_caller_as_it(worker_engine):
+    key = uuid.uuid4().hex
+    job = settled(worker_engine, "does_not_catch", key, "raises_foreign")
+    assert job.state == "rejected"
+    assert job.value == {"type": "Foreign", "message": f"unknown account {key}"}

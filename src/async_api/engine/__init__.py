@@ -39,6 +39,7 @@ from async_api.engine.client import (
 )
 from async_api.engine.runtime import Worker, run_worker
 from async_api.engine.workflow import (
+    ChildFailed,
     JobSettledElsewhere,
     call,
     progress,
@@ -51,9 +52,9 @@ from async_api.engine.workflow import (
 
 __all__ = [
     "CANCELED", "INVOKE_TAG", "JOB_TAG", "PENDING", "PROGRESS_STEP", "REJECTED", "RESERVED_KEY",
-    "RESOLVED", "SLEEP_TAG", "STEP_TAG", "TIMEDOUT", "TRACEPARENT_TAG", "Engine", "EngineBusy",
-    "EngineError", "EngineRejected", "EngineUnavailable", "JobSettledElsewhere", "Progress",
-    "Promise", "PromiseAlreadySettled", "PromiseConflict", "PromiseNotFound", "ReservedKey",
-    "Worker", "call", "check_value", "message_of", "progress", "run_worker",
+    "RESOLVED", "SLEEP_TAG", "STEP_TAG", "TIMEDOUT", "TRACEPARENT_TAG", "ChildFailed", "Engine",
+    "EngineBusy", "EngineError", "EngineRejected", "EngineUnavailable", "JobSettledElsewhere",
+    "Progress", "Promise", "PromiseAlreadySettled", "PromiseConflict", "PromiseNotFound",
+    "ReservedKey", "Worker", "call", "check_value", "message_of", "progress", "run_worker",
     "running_job_id", "signal", "sleep", "start", "step",
 ]

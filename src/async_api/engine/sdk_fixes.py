@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import json
 import logging
 import socket
@@ -47,7 +48,7 @@ from resonate.task_sources.poller import Poller
 from async_api import logs, metrics
 from async_api.engine.client import SERVER_STATES, STEP_TAG, TRACEPARENT_TAG
 from async_api.engine.transport import Answer, Transport, Unreachable
-from async_api.engine.workflow import JobSettledElsewhere, step_name
+from async_api.engine.workflow import ChildFailed, JobSettledElsewhere, step_name
 
 _log = logging.getLogger(__name__)
 
@@ -253,6 +254,9 @@ class StrictEncoder(JsonEncoder):
     (tests/test_function_values.py)."""
 
     def encode(self, data: Any) -> str:
+        if isinstance(data, ChildFailed):  # rejects as the error it stands for
+            return json.dumps({"__type": data.type, "attributes": data.attributes,
+                               "message": data.message})
         if isinstance(data, Exception):
             # SDK 0.4.10 keeps only __dict__ (ValueError("why") lost its "why"), and one
             # attribute JSON cannot hold (an HTTP error's response) failed the whole error: the
@@ -266,6 +270,36 @@ class StrictEncoder(JsonEncoder):
             return super().encode(data)
         except (TypeError, ValueError) as exc:
             raise NotJson(f"the result is not JSON: {exc}") from exc
+
+
+    def decode(self, data: str) -> Any:
+        """The SDK's decoding rebuilt an error as cls(**attributes): a class whose __init__
+        takes other arguments (or one not importable here) raised in the caller's worker, which
+        dropped its run at every claim until its deadline
+        (tests/test_workflow_errors.py::test_an_error_not_rebuildable_from_its_attributes_*)."""
+        return json.loads(data, object_hook=_rebuilt)
+
+
+def _rebuilt(stored: dict[str, Any]) -> Any:
+    """A stored error as its own class, with its message and attributes, or else ChildFailed."""
+    if "__type" not in stored:
+        return stored
+    qualified, attributes = str(stored["__type"]), stored.get("attributes") or {}
+    message = stored.get("message", attributes.get("message", ""))
+    try:
+        module, name = qualified.rsplit(".", 1)
+        cls = getattr(importlib.import_module(module), name)
+        if not (isinstance(cls, type) and issubclass(cls, Exception)):
+            raise TypeError(f"{qualified} is not an exception class")
+        try:
+            error = cls(**attributes)  # the SDK's way
+        except Exception:  # as pickle would: no __init__, and its state set back
+            error = cls.__new__(cls)
+            error.__dict__.update(attributes)
+        error.args = (message,)  # the SDK kept __dict__ only: ValueError("why") lost its "why"
+    except Exception:  # whatever failed, the caller gets an error it can catch
+        return ChildFailed(qualified, str(message), attributes)
+    return error
 
 
 def _holds_json(value: Any) -> bool:

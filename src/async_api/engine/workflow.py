@@ -29,6 +29,17 @@ class JobSettledElsewhere(Exception):
         self.message = message
 
 
+class ChildFailed(Exception):
+    """What a workflow sees for an error of a function it called that its worker cannot rebuild
+    (its class is not importable here, or not from what was stored): the class's qualified
+    name (`type`, as stored), its message, and its attributes. Uncaught, it rejects the
+    workflow as the original error would (sdk_fixes.StrictEncoder)."""
+
+    def __init__(self, type: str, message: str, attributes: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.type, self.message, self.attributes = type, message, attributes
+
+
 def call(ctx: Any, function: DurableFunction, *args: Any) -> Any:
     """Yield this to run `function` on a worker of its group and wait for its result."""
     return ctx.rfc(function.name, *args).options(send_to=poll(function.group))
