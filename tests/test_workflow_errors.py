@@ -48,34 +48,26 @@ class Foreign(Exception):
 Foreign.__module__ = "billing_only.errors"
 
 
-def raises_no_invoice(ctx: Any, key: str) -> Any:
-    yield engine.step(ctx, _record, f"{key}:child")
-    raise NoInvoice(f"no invoice for {key}")
+def raising(error: type[Exception], message: str) -> Callable[..., Any]:
+    """A durable function that runs a step, then raises `error(message)` ({key} filled in)."""
+    def child(ctx: Any, key: str) -> Any:
+        yield engine.step(ctx, _record, f"{key}:child")
+        raise error(message.format(key=key))
+    return child
 
 
-def raises_value_error(ctx: Any, key: str) -> Any:
-    yield engine.step(ctx, _record, f"{key}:child")
-    raise ValueError(f"no price for {key}")
-
-
-def raises_unbuildable(ctx: Any, key: str) -> Any:
-    yield engine.step(ctx, _record, f"{key}:child")
-    raise Unbuildable(f"card declined for {key}")
-
-
-def raises_foreign(ctx: Any, key: str) -> Any:
-    yield engine.step(ctx, _record, f"{key}:child")
-    raise Foreign(f"unknown account {key}")
-
-
-CHILDREN = {function.__name__: DurableFunction(function.__name__, GROUP)
-            for function in (raises_no_invoice, raises_value_error, raises_unbuildable,
-                         raises_foreign)}
+CHILDREN = {"raises_no_invoice": raising(NoInvoice, "no invoice for {key}"),
+            "raises_value_error": raising(ValueError, "no price for {key}"),
+            "raises_unbuildable": raising(Unbuildable, "card declined for {key}"),
+            "raises_foreign": raising(Foreign, "unknown account {key}")}
+for name, child in CHILDREN.items():  # the worker registers a function by its name
+    child.__name__ = child.__qualname__ = name
+CALLED = {name: DurableFunction(name, GROUP) for name in CHILDREN}
 
 
 def returns_from_except(ctx: Any, key: str, child: str) -> Any:
     try:
-        yield engine.call(ctx, CHILDREN[child], key)
+        yield engine.call(ctx, CALLED[child], key)
     except Exception as exc:  # what the workflow saw is its result
         return {"recovered": type(exc).__name__, "message": str(exc),
                 "code": getattr(exc, "code", None)}
@@ -84,7 +76,7 @@ def returns_from_except(ctx: Any, key: str, child: str) -> Any:
 
 def steps_in_except(ctx: Any, key: str, child: str) -> Any:
     try:
-        yield engine.call(ctx, CHILDREN[child], key)
+        yield engine.call(ctx, CALLED[child], key)
     except NoInvoice as exc:
         done = yield engine.step(ctx, _record, f"{key}:fallback")
         return {"fallback": done, "message": str(exc)}
@@ -93,13 +85,13 @@ def steps_in_except(ctx: Any, key: str, child: str) -> Any:
 
 def raises_another_in_except(ctx: Any, key: str, child: str) -> Any:
     try:
-        yield engine.call(ctx, CHILDREN[child], key)
+        yield engine.call(ctx, CALLED[child], key)
     except NoInvoice as exc:
         raise RuntimeError(f"wrapped: {exc}") from exc
 
 
 def does_not_catch(ctx: Any, key: str, child: str) -> Any:
-    yield engine.call(ctx, CHILDREN[child], key)
+    yield engine.call(ctx, CALLED[child], key)
     return {"unreachable": True}
 
 
@@ -107,9 +99,7 @@ def does_not_catch(ctx: Any, key: str, child: str) -> Any:
 def worker_engine(make_stack: Callable[..., Stack]) -> Iterator[Engine]:
     """A server, and this process serving GROUP with the functions above."""
     server = make_stack().engine.start()
-    nodes = engine.run_worker(GROUP, [raises_no_invoice, raises_value_error, raises_unbuildable,
-                                      raises_foreign,
-                                      returns_from_except, steps_in_except,
+    nodes = engine.run_worker(GROUP, [*CHILDREN.values(), returns_from_except, steps_in_except,
                                       raises_another_in_except, does_not_catch],
                               server.url, server.poll_url, claim_ttl_seconds=2,
                               heartbeat_seconds=0.5)
@@ -126,17 +116,42 @@ def settled(client: Engine, function: str, key: str, child: str) -> Promise:
                       f"{function} to settle")
 
 
-# --- bug A: a workflow that catches a child's error recovers ---------------------------------
+# What a workflow ends with, by (workflow, the child it calls): the key is the job's id.
+OUTCOMES = {
+    # SDK 0.4.10's ResonateCoro._throw replaced what the generator returned from its except
+    # block with the error it had caught: the job ended rejected with the child's error
+    "returning from except resolves": ("returns_from_except", "raises_no_invoice", "resolved",
+                                       lambda key: {"recovered": "NoInvoice", "code": None,
+                                                    "message": f"no invoice for {key}"}),
+    "raising in except rejects with its own error": (
+        "raises_another_in_except", "raises_no_invoice", "rejected",
+        lambda key: {"type": "RuntimeError", "message": f"wrapped: no invoice for {key}"}),
+    # the SDK rebuilt ValueError("why") from its __dict__ alone: the caller saw ValueError()
+    "a caught error keeps its message": ("returns_from_except", "raises_value_error", "resolved",
+                                         lambda key: {"recovered": "ValueError", "code": None,
+                                                      "message": f"no price for {key}"}),
+    # SDK 0.4.10 decodes an error as cls(**attributes): Unbuildable(code=402) raised TypeError
+    # in the caller's worker, which dropped the run at every claim; the job stayed pending
+    "an error not rebuildable from its attributes is caught as itself": (
+        "returns_from_except", "raises_unbuildable", "resolved",
+        lambda key: {"recovered": "Unbuildable", "message": f"card declined for {key}",
+                     "code": 402}),
+    "an error of a class the caller cannot import is caught as ChildFailed": (
+        "returns_from_except", "raises_foreign", "resolved",
+        lambda key: {"recovered": "ChildFailed", "message": f"unknown account {key}",
+                     "code": None}),
+    "an error of a class the caller cannot import rejects the caller as it": (
+        "does_not_catch", "raises_foreign", "rejected",
+        lambda key: {"type": "Foreign", "message": f"unknown account {key}"}),
+}
 
 
-def test_a_workflow_returning_from_except_resolves(worker_engine):
-    """SDK 0.4.10's ResonateCoro._throw replaced what the generator returned from its except
-    block with the error it had caught: the job ended rejected with the child's error."""
+@pytest.mark.parametrize("case", OUTCOMES)
+def test_a_workflow_ends_with_what_it_made_of_its_childs_error(worker_engine, case):
+    function, child, state, value = OUTCOMES[case]
     key = uuid.uuid4().hex
-    job = settled(worker_engine, "returns_from_except", key, "raises_no_invoice")
-    assert job.state == "resolved", job.value
-    assert job.value == {"recovered": "NoInvoice", "message": f"no invoice for {key}",
-                         "code": None}
+    job = settled(worker_engine, function, key, child)
+    assert (job.state, job.value) == (state, value(key))
 
 
 def test_a_workflow_stepping_in_except_resolves(worker_engine):
@@ -147,36 +162,7 @@ def test_a_workflow_stepping_in_except_resolves(worker_engine):
     assert runs.count(f"{key}:fallback") == 1
 
 
-def test_a_workflow_raising_in_except_rejects_with_its_own_error(worker_engine):
-    key = uuid.uuid4().hex
-    job = settled(worker_engine, "raises_another_in_except", key, "raises_no_invoice")
-    assert job.state == "rejected"
-    assert job.value == {"type": "RuntimeError", "message": f"wrapped: no invoice for {key}"}
-
-
-# --- bug B: an error the caller's worker cannot rebuild as stored ------------------------------
-
-
-def test_a_caught_error_keeps_its_message(worker_engine):
-    """The SDK rebuilt ValueError("why") from its __dict__ alone: the caller saw ValueError()."""
-    key = uuid.uuid4().hex
-    job = settled(worker_engine, "returns_from_except", key, "raises_value_error")
-    assert job.state == "resolved", job.value
-    assert job.value == {"recovered": "ValueError", "message": f"no price for {key}",
-                         "code": None}
-
-
-def test_an_error_not_rebuildable_from_its_attributes_is_caught_as_itself(worker_engine):
-    """SDK 0.4.10 decodes an error as cls(**attributes): Unbuildable(code=402) raised TypeError
-    in the caller's worker, which dropped the run at every claim; the job stayed pending."""
-    key = uuid.uuid4().hex
-    job = settled(worker_engine, "returns_from_except", key, "raises_unbuildable")
-    assert job.state == "resolved", job.value
-    assert job.value == {"recovered": "Unbuildable", "message": f"card declined for {key}",
-                         "code": 402}
-
-
-def test_an_error_not_rebuildable_from_its_attributes_rejects_the_caller(worker_engine):
+def test_an_error_not_rebuildable_from_its_attributes_rejects_the_caller_once(worker_engine):
     key = uuid.uuid4().hex
     job = settled(worker_engine, "does_not_catch", key, "raises_unbuildable")
     assert job.state == "rejected"
@@ -184,18 +170,3 @@ def test_an_error_not_rebuildable_from_its_attributes_rejects_the_caller(worker_
                          "code": 402}
     time.sleep(3)  # more than a claim ttl: a dropped run would have replayed (its child's step too)
     assert runs.count(f"{key}:child") == 1
-
-
-def test_an_error_of_a_class_the_caller_cannot_import_is_caught_as_child_failed(worker_engine):
-    key = uuid.uuid4().hex
-    job = settled(worker_engine, "returns_from_except", key, "raises_foreign")
-    assert job.state == "resolved", job.value
-    assert job.value == {"recovered": "ChildFailed", "message": f"unknown account {key}",
-                         "code": None}
-
-
-def test_an_error_of_a_class_the_caller_cannot_import_rejects_the_caller_as_it(worker_engine):
-    key = uuid.uuid4().hex
-    job = settled(worker_engine, "does_not_catch", key, "raises_foreign")
-    assert job.state == "rejected"
-    assert job.value == {"type": "Foreign", "message": f"unknown account {key}"}

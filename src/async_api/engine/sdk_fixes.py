@@ -276,7 +276,7 @@ class StrictEncoder(JsonEncoder):
         """The SDK's decoding rebuilt an error as cls(**attributes): a class whose __init__
         takes other arguments (or one not importable here) raised in the caller's worker, which
         dropped its run at every claim until its deadline
-        (tests/test_workflow_errors.py::test_an_error_not_rebuildable_from_its_attributes_*)."""
+        (tests/test_workflow_errors.py, its Unbuildable and Foreign cases)."""
         return json.loads(data, object_hook=_rebuilt)
 
 
@@ -314,7 +314,7 @@ class RecoveringCoro(ResonateCoro):
     """The SDK's workflow coroutine, but a workflow that catches the error of what it awaited
     and returns from its except block resolves with what it returned: SDK 0.4.10's _throw
     replaced that with the error caught, and the job ended rejected
-    (tests/test_workflow_errors.py::test_a_workflow_returning_from_except_resolves)."""
+    (tests/test_workflow_errors.py, "returning from except resolves")."""
 
     def _throw(self, error: Exception) -> Any:
         if not self._coro_active:  # an error after the workflow returned: the SDK's rule
