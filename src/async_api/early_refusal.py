@@ -111,12 +111,13 @@ class RefusingParser(RequestParser):
             raise StopIteration()
         if not self.finish_body():
             raise StopIteration()
-        # gunicorn's keep-alive timer (its timeout_ctx) started before this call and runs until
-        # a request is parsed: refusals of requests already there take a tenth of it at most,
-        # so that gunicorn's own wait for the next one keeps nine tenths
-        until = time.monotonic() + self.cfg.keepalive * KEEPALIVE_SHARE
-        while self.gate.full() and time.monotonic() < until and self._refused_early():
-            pass
+        if self.gate.full():  # asked first: a gate with room costs a request nothing more
+            # gunicorn's keep-alive timer (its timeout_ctx) started before this call and runs
+            # until a request is parsed: refusals of requests already there take a tenth of it
+            # at most, so that gunicorn's own wait for the next one keeps nine tenths
+            until = time.monotonic() + self.cfg.keepalive * KEEPALIVE_SHARE
+            while self._refused_early() and time.monotonic() < until and self.gate.full():
+                pass
         return super().__next__()
 
     def _refused_early(self) -> bool:
