@@ -254,23 +254,22 @@ class StrictEncoder(JsonEncoder):
     (tests/test_function_values.py)."""
 
     def encode(self, data: Any) -> str:
-        if isinstance(data, ChildFailed):  # rejects as the error it stands for
-            return json.dumps({"__type": data.type, "attributes": data.attributes,
-                               "message": data.message})
         if isinstance(data, Exception):
             # SDK 0.4.10 keeps only __dict__ (ValueError("why") lost its "why"), and one
             # attribute JSON cannot hold (an HTTP error's response) failed the whole error: the
             # message goes beside "attributes" (which the SDK's decoding passes to the class),
-            # and such attributes are left out
-            return json.dumps({"__type": _classname(data),
-                               "attributes": {name: value for name, value in vars(data).items()
-                                              if _holds_json(value)},
-                               "message": str(data)})
+            # and such attributes are left out. A ChildFailed is stored as the error it stands for.
+            if isinstance(data, ChildFailed):
+                kind, attributes = data.type, data.attributes
+            else:
+                kind = _classname(data)
+                attributes = {name: value for name, value in vars(data).items()
+                              if _holds_json(value)}
+            return json.dumps({"__type": kind, "attributes": attributes, "message": str(data)})
         try:
             return super().encode(data)
         except (TypeError, ValueError) as exc:
             raise NotJson(f"the result is not JSON: {exc}") from exc
-
 
     def decode(self, data: str) -> Any:
         """The SDK's decoding rebuilt an error as cls(**attributes): a class whose __init__
