@@ -25,6 +25,7 @@ from async_api.early_refusal import PlainRequest, plain_request, refusal
 from tests.conftest import SHARED_STACK_ON_SQLITE
 from tests.support.processes import wait_until
 from tests.support.slow_engine import slowly_answering
+from tests.test_metrics import scrape, value
 
 MAX_BODY = 1000
 BEGIN = b"POST /begin?id=a-1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
@@ -150,12 +151,6 @@ class OneFile:
         return response.status, dict(response.getheaders()), response.read()
 
 
-def metric(gateway_url: str, name: str) -> float:
-    text = requests.get(f"{gateway_url}/metrics", timeout=10).text
-    found = [line.split()[1] for line in text.splitlines() if line.startswith(f"{name} ")]
-    return float(found[0]) if found else 0.0
-
-
 def begin(name: str, nonce: str) -> bytes:
     """A plain begin, as a client sends it."""
     return (f"POST /begin?id={name}-{nonce} HTTP/1.1\r\nHost: x\r\nX-Request-ID: {name}\r\n"
@@ -217,8 +212,9 @@ def test_a_full_gate_refuses_plain_requests_early_and_keeps_the_connection_in_st
                 assert headers["Retry-After"] == "1"
                 assert headers["Connection"] == "keep-alive"
                 assert b'"code": "overloaded"' in body
-        refused = metric(gateway.url, "async_api_admission_refused_total")
-        early = metric(gateway.url, "async_api_admission_refused_early_total")
+        scraped = scrape(f"{gateway.url}/metrics")
+        refused = value(scraped, "async_api_admission_refused_total")
+        early = value(scraped, "async_api_admission_refused_early_total")
         assert held.result().status_code == 202
 
         sock.sendall(begin("after", nonce))
