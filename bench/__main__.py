@@ -1,5 +1,7 @@
 """`make bench`: this service side by side with the raw Resonate server (the ceiling) and a
 Flask + Celery + Redis peer with the same HTTP contract (bench/celery_peer), on this machine.
+A fourth stack, the server with a worker sent a begin's creates straight (bench/stacks.py's
+RawJobCreates), has the /begin run only: what a begin costs before any gateway.
 
 Each stack is started on free loopback ports, measured, and stopped before the next one starts
 (bench/stacks.py), so no stack's idle CPU weighs on another's numbers. That is one round. The
@@ -49,7 +51,7 @@ from pathlib import Path
 
 from bench import load, procs
 from bench.report import Result, client_table, main_table, process_table
-from bench.stacks import CeleryPeer, RawServer, Service
+from bench.stacks import CeleryPeer, RawJobCreates, RawServer, Service
 
 ONE_CLIENT_POLL_SECONDS = 0.005
 BURST_POLL_SECONDS = 0.02
@@ -70,7 +72,8 @@ class Plan:
     idle_seconds: float
 
 
-FULL = Plan(stacks={"raw": RawServer, "service": Service, "peer": CeleryPeer}, load=load.wrk,
+FULL = Plan(stacks={"raw": RawServer, "rawjobs": RawJobCreates, "service": Service,
+                    "peer": CeleryPeer}, load=load.wrk,
             rounds=3, seconds=3, latency_jobs=100, burst_jobs=500, idle_seconds=10)
 QUICK = Plan(stacks={"service": Service}, load=load.python_load,
              rounds=1, seconds=1, latency_jobs=10, burst_jobs=40, idle_seconds=2)
@@ -166,13 +169,15 @@ def run(plan: Plan) -> dict[str, list[Result]]:
                 kind, name = plan.stacks[key], f"{key}-{number}"
                 result = Result(kind.title)
                 results[key].append(result)
-                say(f"round {number + 1} of {plan.rounds}, {kind.title}: starting")
-                with started(kind, Path(tmp) / name) as stack:
-                    measure(stack, plan, f"{prefix}{name}", result, idle=number == 0)
+                first = number == 0 and not kind.begin_only
+                if not kind.begin_only:
+                    say(f"round {number + 1} of {plan.rounds}, {kind.title}: starting")
+                    with started(kind, Path(tmp) / name) as stack:
+                        measure(stack, plan, f"{prefix}{name}", result, idle=first)
                 say(f"{kind.title}: POST run on a fresh stack"
                     + (f", then up to {DRAIN_SECONDS} s of drain" if kind.jobs else ""))
                 with started(kind, Path(tmp) / f"{name}-begin") as stack:
-                    begin_run(stack, plan, f"{prefix}{name}-begin", result, idle=number == 0)
+                    begin_run(stack, plan, f"{prefix}{name}-begin", result, idle=first)
     return results
 
 

@@ -7,6 +7,9 @@ Each row gets a fresh stack, measured once it has finished starting, with wrk (o
 every other round, and each figure is the median of the rounds':
 
   raw server        POST /promises on the server as this project runs it (make bench's raw row)
+  raw job creates   POST /promises of what a begin creates (a promise that starts a `foo` job),
+                    straight to the server, its worker running the jobs as they come: a begin's
+                    work without the gateway (make bench's "raw server, job creates")
   published server  POST /promises on the Resonate server v0.7.0 as published, on its default
                     sqlite settings (rollback journal) and 10 ms tick (built on demand to
                     .resonate/bin/resonate-upstream, as bench/hops.py does)
@@ -37,7 +40,7 @@ import requests
 from bench import load, procs
 from bench.hops import ensure_binary
 from bench.report import across, grid
-from bench.stacks import WEB_ENV, RawServer, Service
+from bench.stacks import WEB_ENV, RawJobCreates, RawServer, Service
 from tests.support.processes import BIN, Process, free_port, wait_until
 
 CONNECTIONS = 8  # as `make bench`
@@ -105,7 +108,7 @@ class GunicornFloor(OneProcess):
         return requests.post(f"{self.url}/begin", timeout=1).status_code == 202
 
 
-Target = RawServer | PublishedServer | GunicornFloor | Service  # what answers the POSTs
+Target = RawServer | RawJobCreates | PublishedServer | GunicornFloor | Service  # what answers
 
 
 @dataclass
@@ -153,6 +156,11 @@ def report(rows: dict[str, Row]) -> str:
             f"{TARGET_SHARE:.0%} of the raw server's creates, {target:.0f} begins/s, at "
             f"{title}'s {gateway_us:.0f} us and the server's {create_us:.0f} us a create: "
             f"{target * (gateway_us + create_us) / 1e6:.2f} of {cores} cores, before any job runs")
+    job_creates = across(rows["raw job creates"].rates)
+    lines.append(
+        f"The server and its worker, sent the creates that start jobs with no gateway between, "
+        f"make {job_creates:.0f} a second: {job_creates / across(raw.rates):.0%} of the raw "
+        f"server's creates; /begin makes {service / job_creates:.0%} of them")
     return "\n".join(lines)
 
 
@@ -165,7 +173,8 @@ def main() -> None:
                         help="one round of 1 s, Python clients, no published server")
     args = parser.parse_args()
     kinds: dict[str, Callable[[Path], Target]] = {
-        "raw server": RawServer, "published server": PublishedServer,
+        "raw server": RawServer, "raw job creates": RawJobCreates,
+        "published server": PublishedServer,
         "gunicorn floor": GunicornFloor, "this service": Service}
     rounds, seconds, run_load = args.rounds, 3, load.wrk
     if args.quick:

@@ -24,11 +24,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from async_api import contract
+from async_api.engine import TRACEPARENT_TAG, job_tags
+
 WRK_SCRIPT = Path(__file__).with_name("wrk") / "jobs.lua"
 JOB_BODY = {"foo": "bar"}
 # What the gateway stores for a /begin job; the raw create rows store the same bytes.
 PROMISE_DATA = base64.b64encode(
     json.dumps({"func": "foo", "args": [JOB_BODY], "kwargs": {}}).encode()).decode()
+# The tags of a raw create, by wrk mode: "create" none, "createjob" those of a begin's promise
+# (a job of `foo`, with a trace context), so that the server makes its task and the worker runs it.
+CREATE_TAGS = {"create": {}, "createjob": {
+    **job_tags(contract.FOO.group),
+    TRACEPARENT_TAG: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}}
 # A client thread at or above this share of a core was probably the limit (one wrk thread, or
 # Python threads under one GIL).
 SATURATED_PERCENT = 90.0
@@ -45,6 +53,12 @@ def percentile(values: list[float], percent: float) -> float:
 def expiry_ms() -> int:
     """A promise timeout far beyond the benchmark (one hour from now)."""
     return int(time.time() * 1000) + 3_600_000
+
+
+def promise_create(promise_id: str, mode: str = "create") -> dict[str, Any]:
+    """The body of a raw create in `mode` (CREATE_TAGS), as bench/wrk/jobs.lua sends it."""
+    return {"id": promise_id, "timeout": expiry_ms(),
+            "param": {"headers": {}, "data": PROMISE_DATA}, "tags": CREATE_TAGS[mode]}
 
 
 class Http:
@@ -117,8 +131,9 @@ def wrk(base_url: str, mode: str, path: str, prefix: str, seconds: float,
     The client CPU is wrk's own utime + stime, as the kernel hands it to its parent on exit
     (the same counters as /proc/<pid>/stat)."""
     args = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
-            "-s", str(WRK_SCRIPT), f"{base_url}{path}", "--", mode, prefix,
-            str(expiry_ms()), PROMISE_DATA, *(["by-status"] if by_status else [])]
+            "-s", str(WRK_SCRIPT), f"{base_url}{path}", "--",
+            "create" if mode in CREATE_TAGS else mode, prefix, str(expiry_ms()), PROMISE_DATA,
+            json.dumps(CREATE_TAGS.get(mode, {})), *(["by-status"] if by_status else [])]
     # A file, not a pipe: nobody reads while wrk runs, and by-status prints a line per answer.
     with tempfile.TemporaryFile(mode="w+") as output_file:
         process = subprocess.Popen(args, stdout=output_file, stderr=subprocess.STDOUT, text=True)
@@ -169,11 +184,9 @@ def python_load(base_url: str, mode: str, path: str, prefix: str, seconds: float
                 job_id = f"{prefix}-{number}-{counts[number][0] + 1}"
                 if mode == "begin":
                     code, _ = http.request("POST", f"{path}?id={job_id}", JOB_BODY)
-                elif mode == "create":
-                    code, _ = http.request(
-                        "POST", path, {"id": job_id, "timeout": expiry_ms(),
-                                       "param": {"headers": {}, "data": PROMISE_DATA}},
-                        {"Idempotency-Key": job_id, "Strict": "false"})
+                elif mode in CREATE_TAGS:
+                    code, _ = http.request("POST", path, promise_create(job_id, mode),
+                                           {"Idempotency-Key": job_id, "Strict": "false"})
                 else:
                     code, _ = http.request("GET", path)
                 counts[number][0] += 1

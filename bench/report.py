@@ -147,14 +147,15 @@ def _times(ratio: float) -> str:
 
 
 def main_table(results: dict[str, list[Result]]) -> str:
-    service, peer, raw = (results.get(key) for key in ("service", "peer", "raw"))
-    present = [rounds for rounds in (raw, service, peer) if rounds]
+    service, peer, raw, raw_jobs = (results.get(key)
+                                    for key in ("service", "peer", "raw", "rawjobs"))
+    present = [rounds for rounds in (raw, raw_jobs, service, peer) if rounds]
     by_round = bool(service and peer and len(service) > 1)
     header = ["metric", "unit", "better", *(rounds[0].title for rounds in present)]
-    if service and peer:
-        header.append("service/peer")
-    if service and raw:
-        header.append("service/raw")
+    sides = [(side, title) for side, title in ((peer, "service/peer"), (raw, "service/raw"),
+                                               (raw_jobs, "service/raw job creates"))
+             if service and side]
+    header += [title for _, title in sides]
     if by_round:
         header.append("service/peer by round")
     rows = []
@@ -163,7 +164,7 @@ def main_table(results: dict[str, list[Result]]) -> str:
                *(_number(across([value(result) for result in rounds], label in SUMMED))
                  for rounds in present)]
         ratios = [_ratios(service, side, value) if ratio else []
-                  for side in (peer, raw) if service and side]  # per round; peer first
+                  for side, _ in sides]  # per round; peer first
         row += [_times(across(each)) if ratio else "" for each in ratios]
         if by_round:
             row.append(" ".join(f"{each:.2f}" for each in ratios[0]))

@@ -1,7 +1,10 @@
-"""The three stacks the benchmark runs, one at a time, on free loopback ports.
+"""The stacks the benchmark runs, one at a time, on free loopback ports.
 
 - RawServer: the Resonate server alone (scripts/resonate-serve, as `make run` starts it): the
   ceiling for any client of it.
+- RawJobCreates: the server and one worker, sent the promises a begin creates (each starts a
+  `foo` job, which the worker runs) straight to the server: what a begin costs before any
+  gateway, its POST run only.
 - Service: this project (tests/support/stack.py's Stack): the server, one `python -m workers --group
   worker` process and the gateway under gunicorn (gunicorn.conf.py: 2 gevent workers).
 - CeleryPeer: bench/celery_peer (Flask + Celery + Redis) with the same HTTP contract, from its
@@ -21,7 +24,7 @@ from pathlib import Path
 import requests
 
 from bench import procs
-from bench.load import Http, expiry_ms
+from bench.load import Http, expiry_ms, promise_create
 from tests.support.processes import ROOT, Process, free_port, wait_until
 from tests.support.servers import EngineServer
 from tests.support.stack import Stack
@@ -39,6 +42,7 @@ class RawServer:
 
     title = "raw server"
     jobs = False
+    begin_only = False
     begin = ("create", "/promises")  # wrk mode, path
 
     def __init__(self, tmp: Path) -> None:
@@ -73,6 +77,7 @@ class JobStack:
 
     jobs = True
     begin = ("begin", "/begin")
+    begin_only = False  # only the /begin run (and its drain), no other scenario
     url = ""
     long_poll = False  # a wait that holds the request until the job settles
 
@@ -146,6 +151,32 @@ class Service(JobStack):
 
     def stop(self) -> None:
         self.stack.stop()
+
+
+class RawJobCreates(Service):
+    """The server and its worker sent the creates that start jobs, with no gateway between."""
+
+    title = "raw server, job creates"
+    begin = ("createjob", "/promises")  # wrk mode, path
+    begin_only = True  # a raw create is no HTTP API of a job: nothing to wait for or poll
+
+    def start(self) -> None:
+        self.stack.engine.start()
+        self.stack.start_worker("worker", env={"WORKER_GRACE_SECONDS": "1"})
+        self.url = self.stack.engine.url
+        procs.wait_quiet(self.roots())
+
+    def settled(self, job_id: str, timeout: float = 60) -> str:
+        """The server warmed up with one job its worker ran."""
+        requests.post(f"{self.url}/promises", timeout=10,
+                      json=promise_create(job_id, "createjob")).raise_for_status()
+        wait_until(lambda: requests.get(f"{self.url}/promises/{job_id}", timeout=10).json()
+                   ["state"] == "RESOLVED", timeout, f"{self.title}: job {job_id} to resolve",
+                   interval=0.02)
+        return f"/promises/{job_id}"
+
+    def roots(self) -> dict[str, int]:
+        return {"resonate server": self.stack.engine.pid, "worker": self.stack.workers[0].pid}
 
 
 class CeleryPeer(JobStack):

@@ -67,16 +67,19 @@ def test_the_table_takes_each_ratio_from_its_round_and_shows_a_loss_in_any_round
 
 
 def test_quick_ceiling_benchmark_prints_every_row():
-    """`make bench-ceiling`'s quick mode: the raw server, the gunicorn floor and this service,
-    for real (the published server is left out: it is built from source on demand)."""
+    """`make bench-ceiling`'s quick mode: the raw server, its job creates, the gunicorn floor
+    and this service, for real (the published server is left out: it is built from source on
+    demand)."""
     done = subprocess.run([sys.executable, "-m", "bench.ceiling", "--quick"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     rows = {line.split("  ")[0]: line for line in done.stdout.splitlines()}
-    for title in ("raw server", "gunicorn floor", "this service"):
+    for title in ("raw server", "raw job creates", "gunicorn floor", "this service"):
         assert float(rows[title].split()[len(title.split())]) > 0, done.stdout  # its req/s
     assert rows["this service"].endswith("1.00x"), done.stdout
     assert sum(line.startswith("60% of the raw server's creates") for line in rows) == 2
+    assert any(line.startswith("The server and its worker, sent the creates that start jobs")
+               for line in rows), done.stdout
 
 
 def test_the_ceiling_counts_the_cores_a_target_rate_would_take():
@@ -84,6 +87,7 @@ def test_the_ceiling_counts_the_cores_a_target_rate_would_take():
     1,000 us a begin takes 0.36 or 0.84 of the cores."""
     rows = {
         "raw server": ceiling.Row(ceiling.RawServer, [1000.0], [400.0], [0.0]),
+        "raw job creates": ceiling.Row(ceiling.RawJobCreates, [800.0], [1200.0], [0.0]),
         "gunicorn floor": ceiling.Row(ceiling.GunicornFloor, [5000.0], [200.0], [200.0]),
         "this service": ceiling.Row(ceiling.Service, [500.0], [3000.0], [1000.0]),
     }
@@ -92,6 +96,20 @@ def test_the_ceiling_counts_the_cores_a_target_rate_would_take():
         in text, text
     assert "at this service's gateway's 1000 us and the server's 400 us a create: 0.84" in text
     assert "0.50x" in text.splitlines()[2]  # /begin over the raw server's creates
+    assert "make 800 a second: 80% of the raw server's creates; /begin makes 62% of them" in text
+
+
+def test_the_table_sets_begin_beside_the_raw_job_creates():
+    """The fourth stack has the /begin run only: its column has the POST row, the other rows
+    say "-", and the POST row gets a ratio of its own."""
+    service = [_round("svc", 500, 0)]
+    raw_jobs = [Result("raw server, job creates")]
+    raw_jobs[0].begin = [Run(per_second=1000, requests=1, bad=0, client_cpu=1, client="wrk")]
+    lines = main_table({"service": service, "rawjobs": raw_jobs}).splitlines()
+    assert lines[0].split()[-3:] == ["service/raw", "job", "creates"], lines[0]
+    rows = {line.split("  ")[0]: line.split() for line in lines}
+    assert rows["POST /begin (raw: POST /promises)"][-3:] == ["1000", "500", "0.50x"]
+    assert rows["burst, throughput"][-3:] == ["-", "10", "-"], rows["burst, throughput"]
 
 
 def _alive(pid: int) -> bool:

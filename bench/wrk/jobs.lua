@@ -1,6 +1,7 @@
 -- wrk script for bench/load.py: a unique id on every POST, and one JSON summary line at the end.
 -- Arguments after `--`: mode (begin | create | get), id prefix, promise expiry (ms since the
--- epoch) and promise data (base64), the last two for create, and optionally "by-status".
+-- epoch), promise data (base64) and promise tags (a JSON object), the last three for create,
+-- and optionally "by-status".
 --   begin:  POST <path>?id=<prefix>-<thread>-<n> with the body {"foo": "bar"} (the gateway, the peer)
 --   create: POST <path> with a promise {"id": ...} (the raw Resonate server)
 --   get:    the URL as given, every time
@@ -30,9 +31,9 @@ local function monotonic_clock()
 end
 
 function init(args)
-  mode, prefix, expiry, data = args[1], args[2], args[3], args[4]
+  mode, prefix, expiry, data, tags = args[1], args[2], args[3], args[4], args[5]
   counter = 0
-  if args[5] == "by-status" then
+  if args[6] == "by-status" then
     local clock, sent = monotonic_clock(), {}
     -- "<status> <ms> <id>" per answer, flat: thread:get copies flat tables only (nested ones crash wrk)
     answers = {}
@@ -61,7 +62,7 @@ function request()
     return wrk.format("POST", wrk.path .. "?id=" .. id, headers, '{"foo": "bar"}')
   end
   local body = '{"id": "' .. id .. '", "timeout": ' .. expiry ..
-    ', "param": {"headers": {}, "data": "' .. data .. '"}}'
+    ', "param": {"headers": {}, "data": "' .. data .. '"}, "tags": ' .. tags .. '}'
   return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json",
     ["Idempotency-Key"] = id, ["Strict"] = "false"}, body)
 end

@@ -35,6 +35,7 @@ from async_api.engine.client import (
     PromiseNotFound,
     ReservedKey,
     check_value,
+    job_tags,
     message_of,
 )
 from async_api.engine.runtime import Worker, run_worker
@@ -55,6 +56,6 @@ __all__ = [
     "RESOLVED", "SLEEP_TAG", "STEP_TAG", "TIMEDOUT", "TRACEPARENT_TAG", "ChildFailed", "Engine",
     "EngineBusy", "EngineError", "EngineRejected", "EngineUnavailable", "JobSettledElsewhere",
     "Progress", "Promise", "PromiseAlreadySettled", "PromiseConflict", "PromiseNotFound",
-    "ReservedKey", "Worker", "call", "check_value", "message_of", "progress", "run_worker",
-    "running_job_id", "signal", "sleep", "start", "step",
+    "ReservedKey", "Worker", "call", "check_value", "job_tags", "message_of", "progress",
+    "run_worker", "running_job_id", "signal", "sleep", "start", "step",
 ]

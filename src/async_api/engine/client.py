@@ -70,6 +70,11 @@ SERVER_STATES = {
 }
 
 
+def job_tags(group: str) -> dict[str, str]:
+    """The tags that make a promise a job: listed as one, and run on a worker of `group`."""
+    return {JOB_TAG: "true", INVOKE_TAG: poll(group)}
+
+
 class EngineError(Exception):
     """Base of every error this module raises."""
 
@@ -499,7 +504,7 @@ class Engine:
             headers=None,
             data=self._json.encode({"func": func, "args": args, "kwargs": kwargs}),
             timeout=int(time.time() * 1000) + timeout_seconds * 1000,
-            tags={**(tags or {}), JOB_TAG: "true", INVOKE_TAG: poll(group)},
+            tags={**(tags or {}), **job_tags(group)},
         )
 
     def create_signal(self, promise_id: str, timeout_seconds: int) -> Promise:
