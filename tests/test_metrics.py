@@ -156,21 +156,29 @@ def test_the_worker_serves_its_task_and_step_metrics_on_its_port(observed, nonce
               f"failed-{nonce}": {"fail": "on purpose", "nonce": nonce}}
     for job_id, body in bodies.items():
         assert observed.begin(job_id, body).status_code == 202
+    # A job canceled while it sleeps: the task that would resume it is completed unrun.
+    canceled = f"canceled-{nonce}"
+    assert observed.begin(canceled, {"sleep": 2, "nonce": nonce}).status_code == 202
+    wait_until(lambda: grew(before, scrape(observed.worker_metrics),
+                            "async_api_worker_tasks_completed_total", function="foo",
+                            outcome="suspended") >= 2, 15, f"{canceled} to sleep", interval=0.05)
+    assert observed.post(f"/jobs/{canceled}/cancel").status_code == 200
     for job_id in bodies:
         observed.wait_settled(job_id)
 
     def settled_metrics() -> Scrape | None:
         scraped = worker_idle(observed.worker_metrics)
         done = scraped and grew(before, scraped, "async_api_worker_tasks_claimed_total",
-                                function="foo") >= 4
+                                function="foo") >= 6
         return scraped if done else None
     after = wait_until(settled_metrics, 15, "the worker to count the tasks")
 
     def foo(name: str, **labels: str) -> float:
         return grew(before, after, name, function="foo", **labels)
-    assert foo("async_api_worker_tasks_claimed_total") == 4  # the sleeper's twice
+    assert foo("async_api_worker_tasks_claimed_total") == 6  # each sleeper's twice
     assert foo("async_api_worker_tasks_completed_total", outcome="resolved") == 2
-    assert foo("async_api_worker_tasks_completed_total", outcome="suspended") == 1
+    assert foo("async_api_worker_tasks_completed_total", outcome="suspended") == 2
+    assert foo("async_api_worker_tasks_completed_total", outcome="unrun") == 1
     assert foo("async_api_worker_tasks_completed_total", outcome="rejected") == 1
     assert foo("async_api_worker_tasks_failed_total") == 0
     assert foo("async_api_worker_task_duration_seconds_count", outcome="resolved") == 2

@@ -83,7 +83,8 @@ TASKS_COMPLETED = Counter(
     "async_api_worker_tasks_completed",
     "Tasks completed, by outcome: resolved or rejected (the function returned or raised), "
     "suspended (it waits for a sleep, a signal or another function; a later task resumes it), "
-    "canceled or timedout (its job was settled while it ran).",
+    "canceled or timedout (its job was settled while it ran), unrun (its job was settled "
+    "before the task was claimed: nothing ran).",
     ["function", "outcome"])
 TASKS_FAILED = Counter(
     "async_api_worker_tasks_failed",

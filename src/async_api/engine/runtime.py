@@ -70,8 +70,10 @@ _STALE = object()  # a command for a record that was dropped or replaced
 MAX_TASKS_IN_FLIGHT = 16
 
 # How a task ends: its function returned or raised, or it waits (a sleep, a signal, another
-# function; a later task resumes it), or this process gave the task up (claim lost and the like).
+# function; a later task resumes it), or this process gave the task up (claim lost and the like),
+# or nothing ran: its job was settled before the task was claimed.
 RESOLVED, REJECTED, SUSPENDED, DROPPED = "resolved", "rejected", "suspended", "dropped"
+UNRUN = "unrun"
 
 
 @dataclass
@@ -271,6 +273,9 @@ class _Scheduler(Scheduler):
         root = self._records.get(job.id)
         if root is None or not root.has_task():  # a run still under way here ends as it would
             self._forget(job.id)
+        function = job.invoke_info(self._encoder)["func_name"]
+        metrics.TASKS_CLAIMED.labels(function).inc()  # claimed and completed: the counts add up
+        metrics.TASKS_COMPLETED.labels(function, UNRUN).inc()
         _log.info("task %s completed without running: its job is already %s", task.task_id,
                   SERVER_STATES.get(job.state, job.state),
                   extra=logs.fields(**job_fields(job.id, job), task_id=task.task_id))
