@@ -140,8 +140,14 @@ def test_bench_stopped_by_sigterm_twice_stops_its_stack(tmp_path):
         time.sleep(0.5)  # make's own SIGTERM, while the stack stops
         bench.terminate()
         bench.wait(60)
-        wait_until(lambda: not [pid for pid in started if _alive(pid)], 30,
-                   f"the stack to stop after SIGTERM: {(tmp_path / 'scale.log').read_text()}")
+        try:
+            wait_until(lambda: not [pid for pid in started if _alive(pid)], 30, "the stack")
+        except AssertionError:  # which process it left says where to look
+            survivors = {pid: Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+                         for pid in started if _alive(pid)}
+            raise AssertionError(f"still running 30 s after SIGTERM: {survivors}; the "
+                                 f"benchmark said: {(tmp_path / 'scale.log').read_text()}"
+                                 ) from None
     finally:
         if bench.poll() is None:
             bench.kill()
