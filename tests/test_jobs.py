@@ -249,3 +249,33 @@ def test_a_job_canceled_while_it_runs_ends_its_run_quietly(stack, nonce):
                    if line["msg"].endswith("ended: its job was canceled")
                    and line.get("job_id") == job_id]
     assert claim_ended, lines()
+
+
+
+def test_a_job_canceled_or_timed_out_mid_step_is_said_so_when_its_step_ends_first(make_stack,
+                                                                                  nonce):
+    """The step under way ends before the worker hears of the cancel or the timeout from a
+    heartbeat (one comes every 2 s; here none comes at all): the settle of the job is refused,
+    and that says it. The run ends as one whose heartbeat saw the settle: said and counted
+    `canceled` or `timedout` (both were said `resolved`, a rejected order `rejected`), and its
+    step's checkpoint goes with it (README, "Job history, progress and retry")."""
+    stack = make_stack()
+    worker = stack.start(["worker"], {"CLAIM_TTL_SECONDS": "600", "HEARTBEAT_SECONDS": "300"},
+                         gateway_env={"JOB_TIMEOUT_SECONDS": "3"})["worker"]
+    jobs = {"canceled": (f"canceled-{nonce}", {"work": 4.5, "nonce": nonce}),
+            "timedout": (f"timedout-{nonce}", {"work": 4.5, "nonce": f"{nonce}-2"})}
+    for job_id, body in jobs.values():
+        stack.begin_held_job(job_id, body)
+    assert stack.post(f"/jobs/{jobs['canceled'][0]}/cancel").json()["status"] == "canceled"
+
+    for state, (job_id, body) in jobs.items():
+        (finished,) = wait_until(lambda job_id=job_id: [
+            line for line in worker.json_lines()
+            if line.get("job_id") == job_id and line["msg"] == "task finished"], 15,
+            "its run to end")
+        assert finished["outcome"] == state, finished
+        assert not [line for line in worker.json_lines() if line.get("job_id") == job_id
+                    and line["level"] == "WARNING"]
+        assert stack.ran([body]).total() == 1
+        assert stack.get(f"/jobs/{job_id}/steps").json()["steps"] == []
+        assert stack.poll(job_id).json()["status"] == state

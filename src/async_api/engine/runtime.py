@@ -307,13 +307,18 @@ class _Scheduler(Scheduler):
             # own, one server write less per job
             # (tests/test_stores.py::test_a_settled_job_leaves_no_task_behind).
             record.remove_task()
-            outcome = RESOLVED if isinstance(finishing.result, Ok) else REJECTED
+            # Its settle refused, as the job was canceled or timed out meanwhile, it ends as
+            # _drop says such a run (sdk_fixes' _WorkflowPromiseStore._settle).
+            settled = self._store.promises.settled_elsewhere.pop(id, None)
+            outcome = settled or (RESOLVED if isinstance(finishing.result, Ok) else REJECTED)
         else:
             self._store.promises.write_held(id)  # a step's end is stored before the task's
             super()._complete_task(id)
-            outcome = SUSPENDED  # blocked on remote promises only
+            outcome, settled = SUSPENDED, None  # blocked on remote promises only
         self._leases.release(task_id)
         self._task_ended(id, outcome)
+        if settled is not None:
+            _log.info("workflow %s stops: its job was %s meanwhile", id, settled)
 
     def _settled_by(self, complete: Complete) -> str:
         """The id of the record whose promise `complete` settles (the SDK keeps some records

@@ -369,6 +369,8 @@ class _WorkflowPromiseStore(RemotePromiseStore):
         self.current_root: Callable[[], str | None] = lambda: None  # the scheduler sets its own
         self._unwritten: dict[str, dict[str, Any]] = {}  # step promise id -> its create's kwargs
         self._held: dict[str, _Checkpoint] = {}  # by workflow (root promise id)
+        # promise id -> canceled or timedout: its settle was refused, its job ended so meanwhile
+        self.settled_elsewhere: dict[str, str] = {}
 
     def create(self, **kwargs: Any) -> DurablePromiseRecord:
         self.write_held(self.current_root())
@@ -384,6 +386,7 @@ class _WorkflowPromiseStore(RemotePromiseStore):
         """A dropped run's step, never to end here, or its workflow: nothing of it is written."""
         self._unwritten.pop(promise_id, None)
         self._held.pop(promise_id, None)
+        self.settled_elsewhere.pop(promise_id, None)
 
     def write_held(self, root_id: str | None) -> None:
         """Writes the workflow's held checkpoint, if it has one, on its own."""
@@ -440,8 +443,13 @@ class _WorkflowPromiseStore(RemotePromiseStore):
     def _settle(self, state: str, kwargs: dict[str, Any],
                 held: _Checkpoint | None = None) -> DurablePromiseRecord:
         """The SDK's resolve or reject, with the held checkpoint `held` in the same write. The
-        server writes that only when this call settles the promise (201); otherwise (settled
-        before, e.g. canceled, or this call sent twice) it is written on its own after."""
+        server writes that only when this call settles the promise (201); otherwise (this call
+        sent twice, say) it is written on its own after. A promise canceled or timed out
+        meanwhile (the server answers 403, or a timed-out one as it is) is noted in
+        `settled_elsewhere`, and its held checkpoint goes with the run, as when a heartbeat
+        sees the settle first: SDK 0.4.10 took the refused settle for its own, and the worker
+        said the canceled job `resolved` (tests/test_jobs.py::
+        test_a_job_canceled_or_timed_out_mid_step_is_said_so_when_its_step_ends_first)."""
         body = {"state": state,
                 "value": {"headers": kwargs["headers"], "data": self._encode_data(kwargs["data"])}}
         if held is not None:
@@ -451,16 +459,16 @@ class _WorkflowPromiseStore(RemotePromiseStore):
                 method="patch", url=f"{self.url}/promises/{kwargs['id']}",
                 headers=self._initialize_headers(strict=kwargs["strict"], ikey=kwargs["ikey"]),
                 json=body))
+            found = DurablePromiseRecord.decode(data=answer.json(), encoder=self._encoder)
         except ResonateError as exc:
             if exc.code != "STORE_FORBIDDEN":  # 403: settled already, e.g. canceled
                 raise
-            answer = None
-        if held is not None and (answer is None or answer.status_code != 201):
+            answer, found = None, super().get(id=kwargs["id"])
+        if found.state in ("REJECTED_CANCELED", "REJECTED_TIMEDOUT"):
+            self.settled_elsewhere[kwargs["id"]] = SERVER_STATES[found.state]
+        elif held is not None and (answer is None or answer.status_code != 201):
             self._create_settled(held)
-        if answer is None:
-            return self.get(id=kwargs["id"])
-        return as_seen_by_workflow(
-            DurablePromiseRecord.decode(data=answer.json(), encoder=self._encoder))
+        return as_seen_by_workflow(found)
 
 
 def _unwritten_record(create: dict[str, Any]) -> DurablePromiseRecord:
