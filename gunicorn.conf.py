@@ -158,14 +158,23 @@ def on_exit(server: Any) -> None:
 _turns: list[Any] = []  # the worker process's async_api.turns.Turns, under gevent
 
 
-def post_fork(server: object, worker: object) -> None:
+_STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
+def post_fork(server: Any, worker: object) -> None:
     """A worker forked with the master's signal handlers, which only queue a signal for the
     master's loop: a SIGTERM that came before the worker installed its own (during gevent's
     patching and the app's import) was lost, and the booting worker ran on until gunicorn
     SIGKILLed it at the graceful timeout, 20 s later (tests/test_settings.py). Until then the
-    default action applies: a worker that has served nothing just ends."""
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+    default action applies: a worker that has served nothing just ends. One that came even
+    before this hook, on a busy machine, is in the queue the master's handler left here (a
+    stop the master had queued itself ends this worker too, as the master is stopping)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+    for signum in _STOPS:
         signal.signal(signum, signal.SIG_DFL)
+    for signum in set(_STOPS) & set(server.SIG_QUEUE):
+        os.kill(os.getpid(), signum)  # pending until unblocked, then the default action
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
 
 
 def post_worker_init(worker: object) -> None:

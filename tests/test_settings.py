@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 import requests
@@ -126,6 +127,9 @@ def test_engine_urls_swapped_are_said_not_silent(make_stack):
                "the worker to say why no task comes")
 
 
+GRACEFUL_TIMEOUT_SECONDS = 20  # gunicorn.conf.py's default
+
+
 @pytest.mark.parametrize(("host", "warned"), [("0.0.0.0", True), ("127.0.0.1", False)])
 def test_a_gateway_open_beyond_this_machine_without_tokens_says_so(host, warned):
     """The Procfile binds 0.0.0.0: API_TOKENS left empty (a secret the platform did not set)
@@ -140,9 +144,11 @@ def test_a_gateway_open_beyond_this_machine_without_tokens_says_so(host, warned)
             said += gateway.stderr.readline()
     finally:
         gateway.terminate()  # while its workers boot
+        terminated = time.monotonic()
         said += gateway.communicate(timeout=30)[1]
 
     assert ("API_TOKENS is empty: auth is off" in said) == warned, said
     # a worker still booting ends at the SIGTERM (gunicorn.conf.py post_fork), where it ran on
-    # until gunicorn SIGKILLed it 20 s later
+    # until gunicorn SIGKILLed it at the graceful timeout, 20 s later
+    assert time.monotonic() - terminated < GRACEFUL_TIMEOUT_SECONDS / 2, said
     assert "was sent SIGKILL" not in said, said
