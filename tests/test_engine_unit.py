@@ -145,6 +145,19 @@ def test_a_lease_the_server_forgot_is_lost_and_released_with_its_workflow():
     assert len(leases) == 1 and leases.valid("t2")
 
 
+def test_a_renewal_confirmed_after_the_lease_lapsed_here_does_not_revive_it():
+    """A frozen server answers a heartbeat late; by then it may have handed the task out."""
+    clock = FakeClock()
+    leases = Leases(5.0, clock)
+    leases.hold("t1", 1, "pid.t1.1", "job-1", claimed_at=clock.now)
+
+    sent_at = clock.now + 4.5
+    clock.now += 5.0  # the ttl, counted from the claim: lapsed
+    assert not leases.renewed("pid.t1.1", sent_at)
+    assert not leases.valid("t1")
+    assert leases.claim_pids() == []  # no more heartbeats for it
+
+
 def test_newest_keeps_the_newest_entries_up_to_its_size():
     settled: Newest[str, Promise] = Newest(2)
     for n in range(3):

@@ -43,11 +43,15 @@ def drops(stack: Stack, order_id: str) -> int:
     return sum(len(pattern.findall(worker.log())) for worker in stack.workers)
 
 
-@pytest.mark.parametrize(("store", "outages"), [
-    ("sqlite", (2,)), ("sqlite", (6,)), ("sqlite", (20,)), ("sqlite", (6, 6)),
-    ("postgres", (6,)),  # one outage past the claims' ttl on the other store
-], ids=["2s", "6s", "20s", "two-6s-2s-apart", "postgres-6s"])
-def test_workers_ride_out_an_engine_outage_while_steps_run(make_stack, store, nonce, outages):
+@pytest.mark.parametrize(("store", "outages", "fault"), [
+    ("sqlite", (2,), "kill"), ("sqlite", (6,), "kill"), ("sqlite", (20,), "kill"),
+    ("sqlite", (6, 6), "kill"),
+    ("postgres", (6,), "kill"),  # one outage past the claims' ttl on the other store
+    # Frozen (SIGSTOP), not dead: the workers' calls wait in its sockets, answered at SIGCONT.
+    ("sqlite", (6,), "freeze"),
+], ids=["2s", "6s", "20s", "two-6s-2s-apart", "postgres-6s", "frozen-6s"])
+def test_workers_ride_out_an_engine_outage_while_steps_run(make_stack, store, nonce, outages,
+                                                           fault):
     stack = make_stack(store=store)
     stack.engine.start()
     workers = [stack.start_worker("worker", env={"STEP_PAUSE_SECONDS": STEP_SECONDS})
@@ -64,10 +68,15 @@ def test_workers_ride_out_an_engine_outage_while_steps_run(make_stack, store, no
             time.sleep(2)
         done = {o: checkpointed(stack, o) for o in order_ids}
         snapshots.append((time.time(), done))
-        stack.engine.kill()
-        assert not stack.engine.alive()
-        time.sleep(seconds)
-        stack.engine.start()  # same store, same ports
+        if fault == "freeze":
+            os.kill(stack.engine.pid, signal.SIGSTOP)
+            time.sleep(seconds)
+            os.kill(stack.engine.pid, signal.SIGCONT)
+        else:
+            stack.engine.kill()
+            assert not stack.engine.alive()
+            time.sleep(seconds)
+            stack.engine.start()  # same store, same ports
 
     for order_id in order_ids:
         settled = stack.wait_settled(f"order:{order_id}", timeout=90)

@@ -67,12 +67,26 @@ class Leases:
                 del self._by_task[lease.task_id]
             return gone
 
-    def renewed(self, claim_pid: str, sent_at: float) -> None:
-        """A heartbeat sent at `sent_at` was confirmed by the server."""
+    def renewed(self, claim_pid: str, sent_at: float) -> bool:
+        """A heartbeat sent at `sent_at` was confirmed by the server; False if the lease had
+        lapsed by this clock before the confirmation came, and stays lost.
+
+        Server v0.7.0 renews a claim still marked claimed even past its expiry, and its
+        timeout run reads the expired claims in one transaction and hands them out again in
+        the next: a heartbeat held in a frozen server's socket, answered at SIGCONT between
+        the two, was confirmed while the task went to another worker, and this worker went on
+        writing under it (two steps ran twice for one lost claim;
+        tests/test_outages.py, frozen-6s). A confirmation that comes while the lease is still
+        valid is safe: the server renewed it before it could have expired there."""
         with self._lock:
+            now, lapsed = self._clock(), False
             for lease in self._by_task.values():
                 if lease.claim_pid == claim_pid and not lease.lost:
-                    lease.valid_until = max(lease.valid_until, sent_at + self.ttl)
+                    if now >= lease.valid_until:
+                        lease.lost = lapsed = True
+                    else:
+                        lease.valid_until = max(lease.valid_until, sent_at + self.ttl)
+            return not lapsed
 
     def mark_lost(self, claim_pid: str, settled: str | None = None) -> None:
         """The server no longer knows this claim: it expired and went back to the queue, or

@@ -449,7 +449,9 @@ class _Scheduler(Scheduler):
             if not response.ok:
                 raise Unreachable(f"the server answered {response.status_code}")
             if response.json().get("tasksAffected"):
-                self._leases.renewed(claim_pid, sent_at)
+                if not self._leases.renewed(claim_pid, sent_at):
+                    _log.warning("claim %s lapsed here before the server confirmed its renewal",
+                                 claim_pid)
             elif settled := self._job_settled(transport, claim_pid):
                 _log.info("claim %s ended: its job was %s", claim_pid, settled)
                 self._leases.mark_lost(claim_pid, settled)
