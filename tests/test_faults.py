@@ -223,6 +223,29 @@ def test_heartbeats_keep_a_step_longer_than_the_claim_ttl_on_its_worker(make_sta
     assert stack.worker_pids() == {holder}
 
 
+def test_a_claim_that_ends_with_its_run_is_not_said_to_expire(make_stack, nonce):
+    """Heartbeats every 50 ms race the ends of 150 short jobs (a tenth of them sleep first,
+    so their first task ends suspended). A claim whose task its run completed while a heartbeat
+    was on its way is no expired claim: it was logged as a WARNING "claim ... expired on the
+    server", 12 to 20 times a run, in every deploy's logs, with nothing lost or run twice."""
+    stack = make_stack()
+    worker = stack.start(["worker"], worker_env={"HEARTBEAT_SECONDS": "0.05"})["worker"]
+    jobs = {f"short-{nonce}-{n}": {"nonce": nonce, "n": n, "work": n % 5 * 0.05,
+                                   **({"sleep": 1} if n % 10 == 0 else {})}
+            for n in range(150)}
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda job_id: stack.begin(job_id, jobs[job_id]), jobs))
+
+    assert {answer.status_code for answer in answers} == {202}
+    for job_id in jobs:
+        assert stack.wait_settled(job_id)["status"] == "resolved"
+    assert sorted(stack.ran(jobs.values()).values()) == [1] * len(jobs)
+    said = [line["msg"] for line in worker.json_lines()
+            if "expired on the server" in line["msg"] or line.get("outcome") == "dropped"]
+    assert said == []
+
+
 def test_a_frozen_worker_does_not_hold_up_the_resumes_of_its_jobs(make_stack, nonce):
     """A worker frozen (SIGSTOP: a hung process keeps its connection open) while its jobs wait
     for a durable sleep and an approval: their resume tasks are offered to it first, since it

@@ -25,6 +25,7 @@ class Lease:
     valid_until: float  # by the worker's monotonic clock
     lost: bool = False
     settled: str | None = None  # lost because its job was settled (canceled...) meanwhile
+    completing: bool = False  # its run is completing its task (it suspends)
 
 
 class Leases:
@@ -112,6 +113,20 @@ class Leases:
         """The workflows whose tasks are held now."""
         with self._lock:
             return {lease.root_id for lease in self._by_task.values()}
+
+    def completing(self, task_id: str) -> None:
+        """The run is about to complete this task: from then on the server may no longer
+        have the claim, and that is no loss."""
+        with self._lock:
+            if task_id in self._by_task:
+                self._by_task[task_id].completing = True
+
+    def holds(self, claim_pid: str) -> bool:
+        """Whether a claim is held and not being completed by its run: one released or being
+        completed since a heartbeat read it ends with its run, its task completed."""
+        with self._lock:
+            return any(lease.claim_pid == claim_pid and not lease.completing
+                       for lease in self._by_task.values())
 
     def claim_pids(self) -> list[str]:
         with self._lock:
