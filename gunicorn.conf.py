@@ -4,10 +4,12 @@ The bind address is left to gunicorn: $PORT on all interfaces when set (the Proc
 127.0.0.1:8000 otherwise; supervisord.conf (make run) passes --bind 127.0.0.1:$PORT.
 """
 
+import contextlib
 import gc
 import glob
 import ipaddress
 import os
+import queue
 import shutil
 import signal
 import sys
@@ -172,9 +174,19 @@ def post_fork(server: Any, worker: object) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
     for signum in _STOPS:
         signal.signal(signum, signal.SIG_DFL)
-    for signum in set(_STOPS) & set(server.SIG_QUEUE):
+    for signum in set(_STOPS) & set(_drained(server.SIG_QUEUE)):
         os.kill(os.getpid(), signum)  # pending until unblocked, then the default action
     signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
+
+
+def _drained(signals: queue.SimpleQueue) -> list[int]:
+    """What this process's copy of the master's signal queue holds (taking it changes nothing
+    in the master's)."""
+    taken = []
+    with contextlib.suppress(queue.Empty):
+        while True:
+            taken.append(signals.get_nowait())
+    return taken
 
 
 def post_worker_init(worker: object) -> None:

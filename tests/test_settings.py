@@ -150,5 +150,6 @@ def test_a_gateway_open_beyond_this_machine_without_tokens_says_so(host, warned)
     assert ("API_TOKENS is empty: auth is off" in said) == warned, said
     # a worker still booting ends at the SIGTERM (gunicorn.conf.py post_fork), where it ran on
     # until gunicorn SIGKILLed it at the graceful timeout, 20 s later
+    assert gateway.returncode == 0, said  # 3: its workers failed to boot
     assert time.monotonic() - terminated < GRACEFUL_TIMEOUT_SECONDS / 2, said
     assert "was sent SIGKILL" not in said, said
