@@ -165,6 +165,15 @@ def test_an_engine_outage_under_load_answers_503_and_loses_nothing(make_stack, n
             assert int(answer.headers["Retry-After"]) >= 1
     assert_all_ran_once(stack, jobs)
     assert worker.alive()
+    # each gateway process said the outage once, at WARNING, and its end
+    said: dict[int, list[str]] = {}
+    for line in stack.gateways[0].json_lines():
+        if line["level"] == "WARNING" and "Resonate server at" in line["msg"]:
+            said.setdefault(line["pid"], []).append(
+                "down" if "unavailable" in line["msg"] else "back")
+    assert said, "the outage went unsaid"
+    for pid, turns in said.items():
+        assert turns == ["down", "back"] * (len(turns) // 2) and turns, (pid, turns)
 
 
 def test_two_gateways_and_three_workers_share_the_work(make_stack, nonce):

@@ -437,6 +437,7 @@ class Engine:
         self._settled: Newest[str, Promise] = Newest(SETTLED_CACHE_SIZE)
         self._watch = SettleWatch(self, poll_url) if poll_url else None
         self._stopping = False  # set on shutdown: waits end at once
+        self._down_since: float | None = None  # since when the server has not answered
 
     @property
     def timeout_seconds(self) -> float:
@@ -453,10 +454,15 @@ class Engine:
         try:
             response = self._transport.send(request)
         except Unreachable as exc:
+            self._went_down(str(exc))
             raise EngineUnavailable(f"Resonate server unreachable: {exc}") from exc
         finally:
             if not admitted:
                 self._slots.release()
+        if response.status_code >= 500:
+            self._went_down(f"it answered {response.status_code}")
+        else:
+            self._came_back()
         if response.ok:
             return response
         if response.status_code == 404:
@@ -468,6 +474,19 @@ class Engine:
         if response.status_code < 500:
             raise EngineRejected(f"{response.status_code}: {response.text[:200]}")
         raise EngineUnavailable(f"Resonate server answered {response.status_code}")
+
+    def _went_down(self, why: str) -> None:
+        """Says so once per outage: the requests it fails are only `request` lines with 503,
+        which an operator at LOG_LEVEL=WARNING never sees (tests/test_faults.py)."""
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            _log.warning("Resonate server at %s unavailable (%s): requests that need it "
+                         "answer 503 until it is back", self.url, why)
+
+    def _came_back(self) -> None:
+        if self._down_since is not None:
+            down, self._down_since = time.monotonic() - self._down_since, None
+            _log.warning("Resonate server at %s answers again, after %.1f s", self.url, down)
 
     def _sdk(self, operation: Callable[..., DurablePromiseRecord], **kwargs: Any) -> Promise:
         try:
