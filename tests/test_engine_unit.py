@@ -10,10 +10,12 @@ import pytest
 from resonate.actions import RFI
 from resonate.dataclasses import Invocation
 from resonate.encoders import JsonEncoder
+from resonate.errors import ResonateError
 from resonate.record import Record
 from resonate.stores.record import DurablePromiseRecord, Param, TaskRecord, Value
 
 from async_api.engine import JobSettledElsewhere, Promise
+from async_api.engine.client import SERVER_STATES
 from async_api.engine.leases import Leases
 from async_api.engine.runtime import run_worker
 from async_api.engine.sdk_fixes import (
@@ -295,4 +297,48 @@ def test_a_claim_ended_here_meanwhile_is_not_lost(ended_here, state, warned, cap
         assert warnings == (["claim node.7.1 expired on the server"] if warned else [])
         assert not leases.valid("7")
     finally:
+        worker.drain(0)
+
+
+@pytest.mark.parametrize("state", ["REJECTED_CANCELED", "REJECTED_TIMEDOUT"])
+def test_a_run_that_suspends_after_its_job_was_settled_ends_said_so(state, caplog):
+    """A job canceled or timed out while its step ran, the step ending before a heartbeat saw
+    it, and the workflow then waiting (a fan-out's progress step, then its next square): the
+    settle completed the task (patch 0006), so its own completion is refused (403). The run
+    ends said and counted `canceled` or `timedout`, as when its settle is refused (was
+    `dropped`: a WARNING that the server hands it out again, counted failed and handed back;
+    a heartbeat meanwhile says nothing of a claim being completed)."""
+    (worker,) = run_worker("worker", [], "http://127.0.0.1:1", "http://127.0.0.1:1",
+                           heartbeat_seconds=60)  # its own heartbeat thread stays asleep
+    scheduler = worker.hand_back_held.__self__  # type: ignore[attr-defined]
+    leases = scheduler._leases
+    job = {"id": "job-9", "state": state, "timeout": 1, "param": {}, "value": {},
+           "createdOn": 1, "completedOn": 2, "tags": None}
+
+    class Server:
+        def send(self, request):
+            if request.url.endswith("/tasks/complete"):
+                return Answer(403, b'{"error": "The task is already completed"}')
+            assert request.url.endswith("/promises/job-9"), request.url
+            return Answer(200, json.dumps(job).encode())
+
+    scheduler._store._transport = Server()
+    root = Record("job-9", RFI(Invocation("fan_out_workflow", 2)), None, ctx=None)
+    root.add_task(TaskRecord(task_id="9", counter=1))
+    scheduler._records["job-9"] = root
+    leases.hold("9", 1, "node.9.1", "job-9", leases.now())
+    scheduler._task_started("job-9", "9")
+    scheduler._current_root = "job-9"
+    try:
+        with caplog.at_level("INFO", logger="async_api.engine.runtime"):
+            with pytest.raises(ResonateError):
+                scheduler._complete_task("job-9")
+            scheduler._drop("job-9", "the server refused a write (STORE_FORBIDDEN)")  # _step's
+        finished = [r for r in caplog.records if r.getMessage() == "task finished"]
+        assert [r.fields["outcome"] for r in finished] == [SERVER_STATES[state]]
+        assert not [r for r in caplog.records
+                    if r.levelname == "WARNING" and r.name == "async_api.engine.runtime"]
+        assert leases.handed_back == 0 and len(leases) == 0
+    finally:
+        scheduler._current_root = None
         worker.drain(0)

@@ -314,7 +314,17 @@ class _Scheduler(Scheduler):
         else:
             self._store.promises.write_held(id)  # a step's end is stored before the task's
             self._leases.completing(task_id)
-            super()._complete_task(id)
+            try:
+                super()._complete_task(id)
+            except ResonateError as exc:
+                # 403: the job was canceled or timed out while its step ran, and its settle
+                # completed the task (patch 0006) before a heartbeat saw it (a completing
+                # claim's heartbeat says nothing): _drop ends the run as it says such a one
+                lease = self._leases.get(task_id)
+                if exc.code == "STORE_FORBIDDEN" and lease is not None and (
+                        settled := self._store.promises.settled_as(id)) is not None:
+                    self._leases.mark_lost(lease.claim_pid, settled)
+                raise
             outcome, settled = SUSPENDED, None  # blocked on remote promises only
         self._leases.release(task_id)
         self._task_ended(id, outcome)

@@ -396,6 +396,11 @@ class _WorkflowPromiseStore(RemotePromiseStore):
     def get(self, **kwargs: Any) -> DurablePromiseRecord:
         return as_seen_by_workflow(super().get(**kwargs))
 
+    def settled_as(self, promise_id: str) -> str | None:
+        """`canceled` or `timedout` if the server says the promise was settled so."""
+        state = super().get(id=promise_id).state
+        return SERVER_STATES[state] if state in ("REJECTED_CANCELED", "REJECTED_TIMEDOUT") else None
+
     def resolve(self, **kwargs: Any) -> DurablePromiseRecord:
         return self._complete("RESOLVED", kwargs)
 
