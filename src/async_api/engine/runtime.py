@@ -488,6 +488,8 @@ class _Scheduler(Scheduler):
         it ends or suspends: a heartbeat sent meanwhile was no sign of an expiry, yet it said
         "claim expired on the server", a few times in every hundred short jobs
         (tests/test_faults.py::test_a_claim_that_ends_with_its_run_is_not_said_to_expire)."""
+        if not self._leases.holds(claim_pid):
+            return  # its run ended meanwhile, the common case: no need to ask the server
         root_id = self._leases.root_of(claim_pid)
         state = None
         if root_id is not None:
