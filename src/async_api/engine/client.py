@@ -486,7 +486,8 @@ class Engine:
     def _came_back(self) -> None:
         if self._down_since is not None:
             down, self._down_since = time.monotonic() - self._down_since, None
-            _log.warning("Resonate server at %s answers again, after %.1f s", self.url, down)
+            _log.warning("Resonate server at %s answers again (its first failed call here was "
+                         "%.1f s ago)", self.url, down)
 
     def _sdk(self, operation: Callable[..., DurablePromiseRecord], **kwargs: Any) -> Promise:
         try:
