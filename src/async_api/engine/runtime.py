@@ -307,10 +307,10 @@ class _Scheduler(Scheduler):
             # own, one server write less per job
             # (tests/test_stores.py::test_a_settled_job_leaves_no_task_behind).
             record.remove_task()
-            # Its settle refused, as the job was canceled or timed out meanwhile, it ends as
-            # _drop says such a run (sdk_fixes' _WorkflowPromiseStore._settle).
+            # Its settle refused, as the job was canceled or timed out meanwhile, it stops as
+            # one _drop finds so (_stopped; sdk_fixes' _WorkflowPromiseStore._settle).
             settled = self._store.promises.settled_elsewhere.pop(id, None)
-            outcome = settled or (RESOLVED if isinstance(finishing.result, Ok) else REJECTED)
+            outcome = RESOLVED if isinstance(finishing.result, Ok) else REJECTED
         else:
             self._store.promises.write_held(id)  # a step's end is stored before the task's
             self._leases.completing(task_id)
@@ -327,9 +327,10 @@ class _Scheduler(Scheduler):
                 raise
             outcome, settled = SUSPENDED, None  # blocked on remote promises only
         self._leases.release(task_id)
-        self._task_ended(id, outcome)
         if settled is not None:
-            _log.info("workflow %s stops: its job was %s meanwhile", id, settled)
+            self._stopped(id, settled)
+        else:
+            self._task_ended(id, outcome)
 
     def _settled_by(self, complete: Complete) -> str:
         """The id of the record whose promise `complete` settles (the SDK keeps some records
@@ -392,8 +393,7 @@ class _Scheduler(Scheduler):
         lost = self._leases.release_root(root_id)
         settled = next((lease.settled for lease in lost if lease.settled), None)
         if settled is not None:
-            self._task_ended(root_id, settled)
-            _log.info("workflow %s stops: its job was %s meanwhile", root_id, settled)
+            self._stopped(root_id, settled)
         else:
             self._leases.handed_back += 1
             self._task_ended(root_id, DROPPED)
@@ -401,6 +401,11 @@ class _Scheduler(Scheduler):
                          "again and its replay resumes from the last checkpoint", root_id, why,
                          ", ".join(lease.task_id for lease in lost) or "none")
         self._forget(root_id)
+
+    def _stopped(self, root_id: str, settled: str) -> None:
+        """A run whose job was canceled or timed out meanwhile ends quietly, as `settled`."""
+        self._task_ended(root_id, settled)
+        _log.info("workflow %s stops: its job was %s meanwhile", root_id, settled)
 
     def _forget(self, root_id: str) -> None:
         """Drops a workflow's records and awaits from memory (not remote children that run

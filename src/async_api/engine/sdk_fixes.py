@@ -222,6 +222,14 @@ class Offers:
             return self._newest.get(task.task_id) == task.counter
 
 
+def canceled_or_timedout(record: DurablePromiseRecord) -> str | None:
+    """`canceled` or `timedout` for a promise settled so, by a cancel or its deadline rather
+    than by a run; None for any other."""
+    if record.state in ("REJECTED_CANCELED", "REJECTED_TIMEDOUT"):
+        return SERVER_STATES[record.state]
+    return None
+
+
 def as_seen_by_workflow(record: DurablePromiseRecord) -> DurablePromiseRecord:
     """A canceled or timed-out promise, shown to the SDK as a rejection it can handle.
 
@@ -229,10 +237,10 @@ def as_seen_by_workflow(record: DurablePromiseRecord) -> DurablePromiseRecord:
     (a job canceled from the gateway while its worker ran) ends the worker process
     (tests/test_engine_unit.py, tests/test_jobs.py cancel tests).
     """
-    if record.state not in ("REJECTED_CANCELED", "REJECTED_TIMEDOUT"):
+    settled = canceled_or_timedout(record)
+    if settled is None:
         return record
-    reason = JobSettledElsewhere(
-        f"{record.id} was {SERVER_STATES[record.state]} before it finished")
+    reason = JobSettledElsewhere(f"{record.id} was {settled} before it finished")
     return dataclasses.replace(
         record, state="REJECTED", value=Value(data=JsonEncoder().encode(reason), headers=None)
     )
@@ -398,8 +406,7 @@ class _WorkflowPromiseStore(RemotePromiseStore):
 
     def settled_as(self, promise_id: str) -> str | None:
         """`canceled` or `timedout` if the server says the promise was settled so."""
-        state = super().get(id=promise_id).state
-        return SERVER_STATES[state] if state in ("REJECTED_CANCELED", "REJECTED_TIMEDOUT") else None
+        return canceled_or_timedout(super().get(id=promise_id))
 
     def resolve(self, **kwargs: Any) -> DurablePromiseRecord:
         return self._complete("RESOLVED", kwargs)
@@ -469,8 +476,8 @@ class _WorkflowPromiseStore(RemotePromiseStore):
             if exc.code != "STORE_FORBIDDEN":  # 403: settled already, e.g. canceled
                 raise
             answer, found = None, super().get(id=kwargs["id"])
-        if found.state in ("REJECTED_CANCELED", "REJECTED_TIMEDOUT"):
-            self.settled_elsewhere[kwargs["id"]] = SERVER_STATES[found.state]
+        if (settled := canceled_or_timedout(found)) is not None:
+            self.settled_elsewhere[kwargs["id"]] = settled
         elif held is not None and (answer is None or answer.status_code != 201):
             self._create_settled(held)
         return as_seen_by_workflow(found)
